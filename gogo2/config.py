@@ -1,0 +1,244 @@
+"""Typed configuration, read from ``config.yaml``.
+
+Order of precedence, lowest first:
+
+1. the defaults written in the models below;
+2. ``config.yaml`` in the working directory (or the project root);
+3. an environment overlay: ``config.<env>.yaml`` when ``GOGO2_ENV=<env>`` is set;
+4. the file given with ``--config PATH`` (deep-merged, so it may hold only what differs);
+5. environment variables ``GOGO2__SECTION__KEY=value`` (for example
+   ``GOGO2__BACKTEST__CASH=5000``); values are parsed as YAML scalars.
+
+Secrets (exchange API keys) are never read from files: they come only from the
+environment variables ``GOGO2_API_KEY``, ``GOGO2_API_SECRET`` and ``GOGO2_API_PASSWORD``.
+
+Unknown keys and bad values fail at start with the key, the value and a
+close-match hint.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from gogo2.errors import ConfigError, did_you_mean
+from gogo2.timeframes import normalize
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "GOGO2__"
+SECRET_KEYS = ("api_key", "api_secret", "api_password", "secret", "password", "apikey")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class DataConfig(_Section):
+    """Where candles live and how they are cached."""
+
+    dir: Path = Field(Path("data"), description="Catalog root; relative paths are taken from the working directory.")
+    exchange: str = Field("synthetic", description="Exchange whose candles commands read by default; 'synthetic' is the embedded sample.")
+    recent_cache_ttl: float = Field(3600.0, gt=0, description="Seconds a recent-candle cache entry lives.")
+    sample_seed: int = Field(20230101, ge=0, description="Seed of the embedded synthetic sample.")
+    max_jump: float = Field(0.5, gt=0, description="A close-to-close move larger than this fraction counts as an extreme jump on validation.")
+
+    @property
+    def path(self) -> Path:
+        return self.dir if self.dir.is_absolute() else Path.cwd() / self.dir
+
+
+class BacktestConfig(_Section):
+    """Defaults of ``cli.py backtest``; every one can be overridden by a flag."""
+
+    symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
+    timeframe: str = "1m"
+    strategy: str = "sma_cross"
+    cash: float = Field(10_000.0, gt=0)
+    fee_taker: float = Field(0.001, ge=0, lt=0.1, description="Taker fee rate (0.001 = 0.1 %).")
+    fee_maker: float = Field(0.001, ge=0, lt=0.1, description="Maker fee rate.")
+    slippage_bps: float = Field(2.0, ge=0, lt=1000, description="Adverse slippage on taker fills, basis points.")
+    size_type: Literal["percent", "cash", "units"] = "percent"
+    size: float = Field(0.95, gt=0, description="Order size: fraction of equity, cash amount or units, per size_type.")
+    allow_short: bool = True
+    leverage: float = Field(1.0, ge=1, le=125)
+    min_notional: float = Field(10.0, ge=0, description="Orders below this notional (quote currency) are skipped.")
+    lot_size: float = Field(1e-5, ge=0, description="Order quantities are rounded down to a multiple of this.")
+    report_dir: Path = Path("reports")
+
+    @field_validator("timeframe")
+    @classmethod
+    def _tf(cls, v: str) -> str:
+        return normalize(v)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for s in v:
+            if "/" not in s:
+                raise ValueError(f"symbol {s!r} must be written BASE/QUOTE, for example BTC/USDT")
+        return v
+
+
+class ExchangeConfig(_Section):
+    """The live/paper exchange. Keys come only from the environment."""
+
+    name: str = "binance"
+    sandbox: bool = False
+    rate_limit_ms: int | None = Field(None, ge=0, description="Override ccxt's rateLimit (ms between requests).")
+    timeout_ms: int = Field(10_000, gt=0)
+    retries: int = Field(5, ge=0, le=20)
+    backoff_s: float = Field(1.0, ge=0)
+
+    @property
+    def api_key(self) -> SecretStr | None:
+        v = os.environ.get("GOGO2_API_KEY")
+        return SecretStr(v) if v else None
+
+    @property
+    def api_secret(self) -> SecretStr | None:
+        v = os.environ.get("GOGO2_API_SECRET")
+        return SecretStr(v) if v else None
+
+    @property
+    def api_password(self) -> SecretStr | None:
+        v = os.environ.get("GOGO2_API_PASSWORD")
+        return SecretStr(v) if v else None
+
+
+class Settings(_Section):
+    data: DataConfig = DataConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    exchange: ExchangeConfig = ExchangeConfig()
+    sources: tuple[str, ...] = Field((), exclude=True, description="Files the settings were read from.")
+
+    def ensure_dirs(self) -> None:
+        """Create the data directory on first use."""
+        self.data.path.mkdir(parents=True, exist_ok=True)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}. Check the path given to --config.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}. Fix the syntax at the place shown.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections (data:, backtest:, exchange:), not {type(data).__name__}.")
+    _refuse_secrets(data, str(path))
+    return data
+
+
+def _refuse_secrets(data: dict[str, Any], where: str, prefix: str = "") -> None:
+    for k, v in data.items():
+        if str(k).lower() in SECRET_KEYS:
+            raise ConfigError(
+                f"{where}: key {prefix}{k} holds a secret. Secrets are read only from the environment: "
+                "remove it from the file and set GOGO2_API_KEY / GOGO2_API_SECRET / GOGO2_API_PASSWORD."
+            )
+        if isinstance(v, dict):
+            _refuse_secrets(v, where, f"{prefix}{k}.")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        if not path:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+        node[path[-1]] = value
+    return out
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    m: Any = model
+    for part in loc[:-1]:
+        field = m.model_fields.get(str(part)) if isinstance(m, type) and issubclass(m, BaseModel) else None
+        if field is None:
+            return []
+        m = field.annotation
+    if isinstance(m, type) and issubclass(m, BaseModel):
+        return [k for k in m.model_fields if k != "sources"]
+    return []
+
+
+def _format_errors(err: ValidationError, sources: list[str]) -> str:
+    where = " + ".join(sources) if sources else "defaults"
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        key = ".".join(str(p) for p in loc)
+        if e["type"] == "extra_forbidden":
+            hint = did_you_mean(str(loc[-1]), _known_keys(Settings, loc))
+            known = ", ".join(_known_keys(Settings, loc))
+            lines.append(f"unknown key {key} (value {e['input']!r}).{hint} Known keys here: {known}.")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{key} = {e['input']!r}: {msg}.")
+    return f"invalid configuration ({where}): " + " ".join(lines) + " Fix the value in the file or the GOGO2__ variable."
+
+
+def find_default_config() -> Path | None:
+    for candidate in (Path.cwd() / "config.yaml", PROJECT_ROOT / "config.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read the configuration: defaults < config.yaml < config.<GOGO2_ENV>.yaml < ``path`` < env vars."""
+    environ = dict(os.environ if environ is None else environ)
+    merged: dict[str, Any] = {}
+    sources: list[str] = []
+    base = find_default_config()
+    if base is not None:
+        merged = _merge(merged, _read_yaml(base))
+        sources.append(base.name)
+        env_name = environ.get("GOGO2_ENV")
+        if env_name:
+            overlay = base.with_name(f"config.{env_name}.yaml")
+            if not overlay.is_file():
+                raise ConfigError(f"GOGO2_ENV={env_name!r} but {overlay.name} does not exist next to {base.name}. Create it or unset GOGO2_ENV.")
+            merged = _merge(merged, _read_yaml(overlay))
+            sources.append(overlay.name)
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"--config {path}: no such file. Give the path of a YAML file.")
+        merged = _merge(merged, _read_yaml(p))
+        sources.append(p.name)
+    env = _env_overrides(environ)
+    if env:
+        merged = _merge(merged, env)
+        sources.append("environment")
+    try:
+        return Settings(**merged, sources=tuple(sources))
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, sources)) from None
