@@ -23,7 +23,11 @@ from gogo2.errors import Gogo2Error, UserInputError
 
 COMMANDS = {
     "backtest": ("engine.cli", "backtest", "Replay history through a strategy and write a report."),
-    "check-lookahead": ("strategies.cli", "check_lookahead", "Prove a strategy's past decisions do not change when future data is cut."),
+    "check-lookahead": (
+        "strategies.cli",
+        "check_lookahead",
+        "Prove a strategy's past decisions do not change when future data is cut.",
+    ),
     "data": ("datasets.cli", "data", "Download, import and list market data."),
 }
 

@@ -59,9 +59,17 @@ class Bars:
         """Rows ``start:stop`` (positional), sharing no memory with self."""
         sl = slice(start, stop)
         return Bars(
-            self.timeframe, self.symbols, self.time[sl].copy(),
-            self.open[sl].copy(), self.high[sl].copy(), self.low[sl].copy(),
-            self.close[sl].copy(), self.volume[sl].copy(), self.exchange, self.synthetic, dict(self.meta),
+            self.timeframe,
+            self.symbols,
+            self.time[sl].copy(),
+            self.open[sl].copy(),
+            self.high[sl].copy(),
+            self.low[sl].copy(),
+            self.close[sl].copy(),
+            self.volume[sl].copy(),
+            self.exchange,
+            self.synthetic,
+            dict(self.meta),
         )
 
     def until(self, close_time_ms: int) -> Bars:

@@ -8,7 +8,10 @@ from typing import Any
 import click
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="YAML file deep-merged over config.yaml.",
 )
 
@@ -29,4 +32,6 @@ def parse_number(name: str, value: str | None, kind: Callable[[str], Any] = floa
     try:
         return kind(value)
     except (TypeError, ValueError):
-        raise UserInputError(f"{name} {value!r} is not a number. Write it like 0.001 or 10000.") from None
+        raise UserInputError(
+            f"{name} {value!r} is not a number. Write it like 0.001 or 10000."
+        ) from None

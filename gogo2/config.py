@@ -40,11 +40,23 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where candles live and how they are cached."""
 
-    dir: Path = Field(Path("data"), description="Catalog root; relative paths are taken from the working directory.")
-    exchange: str = Field("synthetic", description="Exchange whose candles commands read by default; 'synthetic' is the embedded sample.")
-    recent_cache_ttl: float = Field(3600.0, gt=0, description="Seconds a recent-candle cache entry lives.")
+    dir: Path = Field(
+        Path("data"),
+        description="Catalog root; relative paths are taken from the working directory.",
+    )
+    exchange: str = Field(
+        "synthetic",
+        description="Exchange whose candles commands read by default; 'synthetic' is the embedded sample.",
+    )
+    recent_cache_ttl: float = Field(
+        3600.0, gt=0, description="Seconds a recent-candle cache entry lives."
+    )
     sample_seed: int = Field(20230101, ge=0, description="Seed of the embedded synthetic sample.")
-    max_jump: float = Field(0.5, gt=0, description="A close-to-close move larger than this fraction counts as an extreme jump on validation.")
+    max_jump: float = Field(
+        0.5,
+        gt=0,
+        description="A close-to-close move larger than this fraction counts as an extreme jump on validation.",
+    )
 
     @property
     def path(self) -> Path:
@@ -60,13 +72,23 @@ class BacktestConfig(_Section):
     cash: float = Field(10_000.0, gt=0)
     fee_taker: float = Field(0.001, ge=0, lt=0.1, description="Taker fee rate (0.001 = 0.1 %).")
     fee_maker: float = Field(0.001, ge=0, lt=0.1, description="Maker fee rate.")
-    slippage_bps: float = Field(2.0, ge=0, lt=1000, description="Adverse slippage on taker fills, basis points.")
+    slippage_bps: float = Field(
+        2.0, ge=0, lt=1000, description="Adverse slippage on taker fills, basis points."
+    )
     size_type: Literal["percent", "cash", "units"] = "percent"
-    size: float = Field(0.95, gt=0, description="Order size: fraction of equity, cash amount or units, per size_type.")
+    size: float = Field(
+        0.95,
+        gt=0,
+        description="Order size: fraction of equity, cash amount or units, per size_type.",
+    )
     allow_short: bool = True
     leverage: float = Field(1.0, ge=1, le=125)
-    min_notional: float = Field(10.0, ge=0, description="Orders below this notional (quote currency) are skipped.")
-    lot_size: float = Field(1e-5, ge=0, description="Order quantities are rounded down to a multiple of this.")
+    min_notional: float = Field(
+        10.0, ge=0, description="Orders below this notional (quote currency) are skipped."
+    )
+    lot_size: float = Field(
+        1e-5, ge=0, description="Order quantities are rounded down to a multiple of this."
+    )
     report_dir: Path = Path("reports")
 
     @field_validator("timeframe")
@@ -88,7 +110,9 @@ class ExchangeConfig(_Section):
 
     name: str = "binance"
     sandbox: bool = False
-    rate_limit_ms: int | None = Field(None, ge=0, description="Override ccxt's rateLimit (ms between requests).")
+    rate_limit_ms: int | None = Field(
+        None, ge=0, description="Override ccxt's rateLimit (ms between requests)."
+    )
     timeout_ms: int = Field(10_000, gt=0)
     retries: int = Field(5, ge=0, le=20)
     backoff_s: float = Field(1.0, ge=0)
@@ -113,7 +137,9 @@ class Settings(_Section):
     data: DataConfig = DataConfig()
     backtest: BacktestConfig = BacktestConfig()
     exchange: ExchangeConfig = ExchangeConfig()
-    sources: tuple[str, ...] = Field((), exclude=True, description="Files the settings were read from.")
+    sources: tuple[str, ...] = Field(
+        (), exclude=True, description="Files the settings were read from."
+    )
 
     def ensure_dirs(self) -> None:
         """Create the data directory on first use."""
@@ -124,15 +150,21 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
     except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}. Check the path given to --config.") from None
+        raise ConfigError(
+            f"cannot read config file {path}: {e.strerror}. Check the path given to --config."
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}. Fix the syntax at the place shown.") from None
+        raise ConfigError(
+            f"config file {path} is not valid YAML: {e}. Fix the syntax at the place shown."
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections (data:, backtest:, exchange:), not {type(data).__name__}.")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of sections (data:, backtest:, exchange:), not {type(data).__name__}."
+        )
     _refuse_secrets(data, str(path))
     return data
 
@@ -163,7 +195,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
         if not path:
             continue
         try:
@@ -180,7 +212,11 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
 def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     m: Any = model
     for part in loc[:-1]:
-        field = m.model_fields.get(str(part)) if isinstance(m, type) and issubclass(m, BaseModel) else None
+        field = (
+            m.model_fields.get(str(part))
+            if isinstance(m, type) and issubclass(m, BaseModel)
+            else None
+        )
         if field is None:
             return []
         m = field.annotation
@@ -198,11 +234,17 @@ def _format_errors(err: ValidationError, sources: list[str]) -> str:
         if e["type"] == "extra_forbidden":
             hint = did_you_mean(str(loc[-1]), _known_keys(Settings, loc))
             known = ", ".join(_known_keys(Settings, loc))
-            lines.append(f"unknown key {key} (value {e['input']!r}).{hint} Known keys here: {known}.")
+            lines.append(
+                f"unknown key {key} (value {e['input']!r}).{hint} Known keys here: {known}."
+            )
         else:
             msg = e["msg"].removeprefix("Value error, ")
             lines.append(f"{key} = {e['input']!r}: {msg}.")
-    return f"invalid configuration ({where}): " + " ".join(lines) + " Fix the value in the file or the GOGO2__ variable."
+    return (
+        f"invalid configuration ({where}): "
+        + " ".join(lines)
+        + " Fix the value in the file or the GOGO2__ variable."
+    )
 
 
 def find_default_config() -> Path | None:
@@ -212,7 +254,9 @@ def find_default_config() -> Path | None:
     return None
 
 
-def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
     """Read the configuration: defaults < config.yaml < config.<GOGO2_ENV>.yaml < ``path`` < env vars."""
     environ = dict(os.environ if environ is None else environ)
     merged: dict[str, Any] = {}
@@ -225,7 +269,9 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         if env_name:
             overlay = base.with_name(f"config.{env_name}.yaml")
             if not overlay.is_file():
-                raise ConfigError(f"GOGO2_ENV={env_name!r} but {overlay.name} does not exist next to {base.name}. Create it or unset GOGO2_ENV.")
+                raise ConfigError(
+                    f"GOGO2_ENV={env_name!r} but {overlay.name} does not exist next to {base.name}. Create it or unset GOGO2_ENV."
+                )
             merged = _merge(merged, _read_yaml(overlay))
             sources.append(overlay.name)
     if path is not None:

@@ -27,7 +27,9 @@ def timeframe_ms(timeframe: str) -> int:
     """
     m = _TF_RE.match(str(timeframe).strip())
     if not m or int(m.group(1)) <= 0:
-        hint = " Months have no fixed length; use 4w or 30d." if str(timeframe).endswith("M") else ""
+        hint = (
+            " Months have no fixed length; use 4w or 30d." if str(timeframe).endswith("M") else ""
+        )
         raise UserInputError(
             f"bad timeframe {timeframe!r}: write a positive number followed by s, m, h, d or w "
             f"(for example {', '.join(STANDARD)}).{hint}"
@@ -46,7 +48,9 @@ def normalize(timeframe: str) -> str:
 
 def is_multiple(coarse: str, fine: str) -> bool:
     """True when one ``coarse`` candle is made of a whole number of ``fine`` candles."""
-    return timeframe_ms(coarse) % timeframe_ms(fine) == 0 and timeframe_ms(coarse) >= timeframe_ms(fine)
+    return timeframe_ms(coarse) % timeframe_ms(fine) == 0 and timeframe_ms(coarse) >= timeframe_ms(
+        fine
+    )
 
 
 def parse_time(value: str | int | datetime | None, name: str = "time") -> int | None:
