@@ -25,7 +25,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from gogo2.errors import ConfigError, did_you_mean
+from gogo2.errors import ConfigError, UserInputError, did_you_mean
 from gogo2.timeframes import normalize
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +94,10 @@ class BacktestConfig(_Section):
     @field_validator("timeframe")
     @classmethod
     def _tf(cls, v: str) -> str:
-        return normalize(v)
+        try:
+            return normalize(v)
+        except UserInputError as e:
+            raise ValueError(str(e).removeprefix(f"bad timeframe {v!r}: ")) from None
 
     @field_validator("symbols")
     @classmethod
@@ -238,7 +241,7 @@ def _format_errors(err: ValidationError, sources: list[str]) -> str:
                 f"unknown key {key} (value {e['input']!r}).{hint} Known keys here: {known}."
             )
         else:
-            msg = e["msg"].removeprefix("Value error, ")
+            msg = e["msg"].removeprefix("Value error, ").rstrip(".")
             lines.append(f"{key} = {e['input']!r}: {msg}.")
     return (
         f"invalid configuration ({where}): "
