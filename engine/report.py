@@ -1,0 +1,222 @@
+"""QuantStats HTML tearsheet of a backtest against buy-and-hold of the same symbols.
+
+The benchmark
+-------------
+``buy_and_hold_equity`` is an equal-weight, never-rebalanced portfolio of the
+backtest's symbols, built from the *same bars' closes* the strategy traded on,
+starting at the same time as the strategy's equity curve: at the close of the
+first bar each symbol gets ``1 / n_symbols`` of the capital (a symbol that has
+no close yet keeps its share in cash until its first close, then buys at it).
+Each share then follows ``close_t / close_at_purchase``; a missing close carries
+the last one. It pays no fee and no slippage: it is the passive yardstick, not a
+tradeable alternative. Both curves are turned into daily returns with the same
+rule (:func:`engine.metrics.daily_returns`), so the report compares like with like.
+
+Quiet by design
+---------------
+quantstats and matplotlib are imported only inside :func:`write_tearsheet`,
+with the Agg backend. Their FutureWarnings/RuntimeWarnings/UserWarnings are
+silenced for that call only, and so is the ``matplotlib.font_manager`` logger
+(quantstats asks for Arial, which most Linux machines lack). The font family is
+set to DejaVu Sans, which matplotlib ships. The HTML is written to a temporary
+file next to the target and moved into place, so an existing report is never
+left half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from engine.metrics import daily_returns
+
+if TYPE_CHECKING:
+    from datasets.bars import Bars
+
+STRATEGY_TITLE = "Strategy"
+BENCHMARK_TITLE = "Buy & hold (equal weight)"
+FONT_FAMILY = "DejaVu Sans"
+
+
+def buy_and_hold_equity(bars: Bars, initial: float = 1.0) -> pd.Series:
+    """Equal-weight buy-and-hold value of ``bars``' symbols after each bar.
+
+    Parameters
+    ----------
+    bars : datasets.bars.Bars
+        The bars the strategy ran on (base timeframe).
+    initial : float
+        Starting capital.
+
+    Returns
+    -------
+    pd.Series
+        Indexed by bar close times (tz-aware UTC), like ``BacktestResult.equity``.
+    """
+    close = np.asarray(bars.close, dtype="float64")
+    if close.ndim == 1:
+        close = close[:, None]
+    n, k = close.shape
+    # carry the last close over holes
+    filled = pd.DataFrame(close).ffill().to_numpy()
+    value = np.empty((n, k))
+    for j in range(k):
+        col = filled[:, j]
+        valid = np.flatnonzero(np.isfinite(col) & (col > 0))
+        if not len(valid):
+            value[:, j] = 1.0
+            continue
+        first = valid[0]
+        value[:first, j] = 1.0
+        value[first:, j] = col[first:] / col[first]
+    total = initial * value.mean(axis=1)
+    index = pd.to_datetime(bars.close_time, unit="ms", utc=True)
+    return pd.Series(total, index=index, name=BENCHMARK_TITLE)
+
+
+def report_title(
+    strategy: str,
+    symbols: Sequence[str],
+    start: str,
+    end: str,
+    synthetic: bool,
+    timeframe: str = "",
+) -> str:
+    """Title naming the strategy, symbols, period (and timeframe), with "synthetic data" if so."""
+    tf = f" {timeframe}" if timeframe else ""
+    title = f"{strategy} on {', '.join(symbols)}{tf}, {start} to {end}"
+    if synthetic:
+        title += " (synthetic data, not market data)"
+    return title
+
+
+@contextlib.contextmanager
+def quiet_plotting() -> Iterator[None]:
+    """Silence quantstats/pandas/matplotlib warnings and font noise inside the block only."""
+    font_logger = logging.getLogger("matplotlib.font_manager")
+    old_level = font_logger.level
+    font_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            for category in (
+                FutureWarning,
+                RuntimeWarning,
+                UserWarning,
+                DeprecationWarning,
+                PendingDeprecationWarning,
+            ):
+                warnings.simplefilter("ignore", category)
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+    finally:
+        font_logger.setLevel(old_level)
+
+
+def write_tearsheet(
+    returns: pd.Series,
+    benchmark: pd.Series | None,
+    path: str | Path,
+    title: str,
+    *,
+    parameters: dict[str, Any] | None = None,
+    strategy_title: str = STRATEGY_TITLE,
+    benchmark_title: str = BENCHMARK_TITLE,
+    figfmt: str = "svg",
+) -> Path:
+    """Write a QuantStats HTML tearsheet of daily ``returns`` against ``benchmark``.
+
+    Parameters
+    ----------
+    returns, benchmark : pd.Series
+        Daily simple returns indexed by day (tz-aware or naive UTC); see
+        :func:`engine.metrics.daily_returns`. ``benchmark`` may be None.
+    path : str or Path
+        Output file; parent folders are created. Written atomically.
+    title : str
+        Shown at the top of the page and in the browser tab (see :func:`report_title`).
+    parameters : dict, optional
+        Shown in the subtitle (e.g. fee, slippage, strategy parameters).
+    figfmt : str
+        "svg" (sharp, larger file) or "png".
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rets = _naive_daily(returns, strategy_title)
+    bench = _naive_daily(benchmark, benchmark_title) if benchmark is not None else None
+    with quiet_plotting():
+        import matplotlib.pyplot as plt
+        import quantstats as qs
+
+        # quantstats sets "Arial" on import; use a family matplotlib always has
+        plt.rcParams["font.family"] = FONT_FAMILY
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            qs.reports.html(
+                rets,
+                benchmark=bench,
+                rf=0.0,
+                title=html.escape(title),
+                output=tmp,
+                periods_per_year=365,
+                compounded=True,
+                figfmt=figfmt,
+                match_dates=False,
+                strategy_title=strategy_title,
+                benchmark_title=benchmark_title,
+                parameters={k: html.escape(str(v)) for k, v in (parameters or {}).items()},
+            )
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        finally:
+            plt.close("all")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    return path
+
+
+def tearsheet_for_result(
+    result: Any,
+    bars: Bars,
+    path: str | Path,
+    title: str,
+    *,
+    parameters: dict[str, Any] | None = None,
+    figfmt: str = "svg",
+) -> Path:
+    """Tearsheet of a ``BacktestResult`` against equal-weight buy-and-hold of ``bars``.
+
+    Both curves are reduced to daily returns by :func:`engine.metrics.daily_returns`
+    from the same initial capital and the same first bar.
+    """
+    cash = float(result.config.cash)
+    strat = daily_returns(result.equity, cash)
+    bench = daily_returns(buy_and_hold_equity(bars, cash), cash)
+    return write_tearsheet(strat, bench, path, title, parameters=parameters, figfmt=figfmt)
+
+
+def _naive_daily(returns: pd.Series, name: str) -> pd.Series:
+    s = returns.astype("float64").copy()
+    if isinstance(s.index, pd.DatetimeIndex) and s.index.tz is not None:
+        s.index = s.index.tz_convert("UTC").tz_localize(None)
+    s.name = name
+    return s

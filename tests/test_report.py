@@ -1,0 +1,127 @@
+"""QuantStats tearsheet against equal-weight buy-and-hold: content, benchmark maths, quietness."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datasets.bars import Bars
+from engine.metrics import daily_returns
+from engine.report import buy_and_hold_equity, report_title, write_tearsheet
+
+ROOT = Path(__file__).resolve().parents[1]
+MIN = 60_000
+
+
+def make_bars(close: np.ndarray, start_ms: int = 1_672_531_200_000) -> Bars:
+    close = np.ascontiguousarray(close, dtype="float64")
+    n, k = close.shape
+    t = start_ms + MIN * np.arange(n, dtype="int64")
+    return Bars(
+        "1m",
+        tuple(f"S{j}/USDT" for j in range(k)),
+        t,
+        close.copy(),
+        close.copy(),
+        close.copy(),
+        close.copy(),
+        np.ones_like(close),
+    )
+
+
+def test_buy_and_hold_is_equal_weight_from_the_first_close() -> None:
+    close = np.array([[100.0, 10.0], [110.0, 10.0], [120.0, 5.0]])
+    eq = buy_and_hold_equity(make_bars(close), initial=1000.0)
+    np.testing.assert_allclose(eq.to_numpy(), [1000.0, 1050.0, 850.0])
+    # indexed by close times, like the engine's equity
+    assert eq.index[0] == pd.Timestamp("2023-01-01 00:01", tz="UTC")
+
+
+def test_buy_and_hold_late_listing_holds_cash_and_gaps_carry() -> None:
+    close = np.array([[100.0, np.nan], [200.0, np.nan], [200.0, 50.0], [np.nan, 100.0]])
+    eq = buy_and_hold_equity(make_bars(close), initial=1.0)
+    # second half stays cash (1.0) until its first close, then follows 50 -> 100
+    np.testing.assert_allclose(eq.to_numpy(), [1.0, 1.5, 1.5, 2.0])
+
+
+def test_title_names_strategy_symbols_period_and_synthetic() -> None:
+    t = report_title("sma_cross", ["BTC/USDT", "ETH/USDT"], "2023-01-01", "2023-01-15", True, "1m")
+    for part in ("sma_cross", "BTC/USDT, ETH/USDT", "2023-01-01", "2023-01-15", "synthetic data"):
+        assert part in t
+    assert "synthetic" not in report_title("x", ["BTC/USDT"], "a", "b", False)
+
+
+def _returns(n: int, seed: int) -> tuple[pd.Series, pd.Series]:
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2023-01-01", periods=n, freq="D", tz="UTC")
+    return (
+        pd.Series(rng.normal(0.001, 0.02, n), idx),
+        pd.Series(rng.normal(0.0005, 0.03, n), idx),
+    )
+
+
+@pytest.mark.parametrize("synthetic", [True, False])
+def test_tearsheet_html_has_title_and_benchmark(tmp_path: Path, synthetic: bool) -> None:
+    strat, bench = _returns(40, seed=11)
+    title = report_title(
+        "sma_cross", ["BTC/USDT", "ETH/USDT"], "2023-01-01", "2023-02-10", synthetic
+    )
+    out = write_tearsheet(strat, bench, tmp_path / "sub" / "r.html", title)
+    assert out.is_file()
+    text = out.read_text(encoding="utf-8")
+    assert "sma_cross on BTC/USDT, ETH/USDT" in text
+    assert ("synthetic data" in text) is synthetic
+    assert "Buy &amp; hold" in text or "Buy & hold" in text
+    assert not list(out.parent.glob("*.tmp"))  # atomic write leaves no temp file
+
+
+def test_tearsheet_replaces_existing_file_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "r.html"
+    target.write_text("old")
+    strat, bench = _returns(20, seed=5)
+    write_tearsheet(strat, bench, target, "t")
+    assert target.read_text(encoding="utf-8").startswith("<!")
+
+
+def test_tearsheet_prints_nothing_to_stderr(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, pandas as pd
+        from engine.report import write_tearsheet
+        rng = np.random.default_rng(1)
+        idx = pd.date_range("2023-01-01", periods=30, freq="D", tz="UTC")
+        s = pd.Series(rng.normal(0, 0.02, 30), idx)
+        b = pd.Series(rng.normal(0, 0.02, 30), idx)
+        s.iloc[:3] = 0.0  # a flat start: divisions by zero inside quantstats
+        write_tearsheet(s, b, {str(tmp_path / "q.html")!r}, "quiet test (synthetic data)")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "PYTHONWARNINGS")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout == ""
+    assert (tmp_path / "q.html").is_file()
+
+
+def test_benchmark_and_strategy_share_the_daily_rule() -> None:
+    close = np.linspace(100, 200, 3 * 1440)[:, None]
+    bars = make_bars(close)
+    bench = daily_returns(buy_and_hold_equity(bars, 1.0), 1.0)
+    assert len(bench) == 3
+    assert float(np.prod(1 + bench) - 1) == pytest.approx(1.0)
