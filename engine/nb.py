@@ -1,0 +1,648 @@
+"""Numba kernels of the event engine.
+
+Conventions: every 2-D array is ``(n_bars, n_symbols)``, C-contiguous; prices are float64
+with NaN where a symbol has no candle; times are int64 ms UTC. Kernels take plain arrays
+and scalars, write into caller-allocated record arrays (``engine.enums.fill_dt``,
+``trade_dt``) and per-bar arrays, and never create Python objects per bar.
+
+The rules the kernel implements are written in ``engine.backtest``'s module docstring;
+``engine.reference`` implements the same rules as a plain Python loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from engine.enums import (
+    C_EXPOSED_BARS,
+    C_FILLS,
+    C_HALTED_BAR,
+    C_REJECTED,
+    C_TRADES,
+    EXIT_END,
+    EXIT_REVERSE,
+    EXIT_SIGNAL,
+    EXIT_STOP_LOSS,
+    EXIT_TAKE_PROFIT,
+    EXIT_TRAILING_STOP,
+    F_ORDER_TYPE,
+    F_PRICE,
+    F_SIZE,
+    F_SL,
+    F_TP,
+    F_TRAIL,
+    KIND_END,
+    KIND_EXIT,
+    KIND_MARKET,
+    KIND_STOP_LOSS,
+    KIND_TAKE_PROFIT,
+    KIND_TRAILING_STOP,
+    LIMIT,
+    MARKET,
+    P_ALLOW_SHORT,
+    P_CASH,
+    P_FEE_MAKER,
+    P_FEE_TAKER,
+    P_LEVERAGE,
+    P_LOT_SIZE,
+    P_MIN_NOTIONAL,
+    P_ORDER_TTL,
+    P_SIZE,
+    P_SIZE_TYPE,
+    P_SLIPPAGE,
+    P_TF_MS,
+    P_WARMUP,
+    SIZE_CASH,
+    SIZE_PERCENT,
+)
+
+# columns of the per-symbol float state
+S_POS = 0  # signed quantity held
+S_ENTRY_PX = 1
+S_ENTRY_FEE = 2
+S_SL = 3  # fractions attached to the open position (NaN = none)
+S_TP = 4
+S_TRAIL = 5
+S_PEAK = 6  # best price since entry: highest for a long, lowest for a short
+S_MARK = 7  # last valid close
+S_P_PRICE = 8  # pending entry order
+S_P_SIZE = 9
+S_P_SL = 10
+S_P_TP = 11
+S_P_TRAIL = 12
+N_FSTATE = 13
+
+# columns of the per-symbol int state
+I_ENTRY_BAR = 0
+I_ENTRY_TIME = 1
+I_P_DIR = 2  # pending entry direction, 0 = none
+I_P_TYPE = 3
+I_P_AGE = 4  # bars a pending limit/stop order has been active without filling
+I_P_EXIT = 5  # 1 = a market exit is pending
+I_FRESH_BAR = 6  # bar at which the position was opened inside the bar (not at the open), else -1
+N_ISTATE = 7
+
+_LOT_EPS = 1e-9
+
+
+@njit(cache=True, nogil=True)
+def taker_price_nb(price: float, side: float, slippage: float, low: float, high: float) -> float:
+    """Move ``price`` adversely by ``slippage`` (a fraction) for ``side`` and clip into [low, high]."""
+    p = price * (1.0 + side * slippage)
+    if p > high:
+        p = high
+    if p < low:
+        p = low
+    return p
+
+
+@njit(cache=True, nogil=True)
+def round_lot_nb(qty: float, lot: float) -> float:
+    """Round ``qty`` down to a multiple of ``lot`` (a value within 1e-9 lots of the next one counts)."""
+    if lot <= 0.0:
+        return qty
+    r = qty / lot
+    k = np.floor(r)
+    if r - k > 1.0 - _LOT_EPS:
+        k += 1.0
+    return k * lot
+
+
+@njit(cache=True, nogil=True)
+def _record_fill(fills, counters, bar, tm, sym, side, kind, price, qty, fee):
+    k = counters[C_FILLS]
+    if k < fills.shape[0]:
+        f = fills[k]
+        f.bar = bar
+        f.time = tm
+        f.symbol = sym
+        f.side = side
+        f.kind = kind
+        f.price = price
+        f.qty = qty
+        f.notional = price * qty
+        f.fee = fee
+    counters[C_FILLS] = k + 1
+
+
+@njit(cache=True, nogil=True)
+def _close(j, bar, tm, px, fee_rate, kind, reason, fs, ist, fills, trades, counters, cash):
+    pos = fs[j, S_POS]
+    qty = abs(pos)
+    fee = qty * px * fee_rate
+    cash += pos * px - fee
+    side = -1 if pos > 0 else 1
+    _record_fill(fills, counters, bar, tm, j, side, kind, px, qty, fee)
+    k = counters[C_TRADES]
+    if k < trades.shape[0]:
+        entry = fs[j, S_ENTRY_PX]
+        pnl = pos * (px - entry) - fs[j, S_ENTRY_FEE] - fee
+        tr = trades[k]
+        tr.symbol = j
+        tr.direction = -side
+        tr.entry_bar = ist[j, I_ENTRY_BAR]
+        tr.entry_time = ist[j, I_ENTRY_TIME]
+        tr.entry_price = entry
+        tr.exit_bar = bar
+        tr.exit_time = tm
+        tr.exit_price = px
+        tr.size = qty
+        tr.pnl = pnl
+        tr.ret = pnl / (qty * entry)
+        tr.fees = fs[j, S_ENTRY_FEE] + fee
+        tr.exit_reason = reason
+    counters[C_TRADES] = k + 1
+    fs[j, S_POS] = 0.0
+    ist[j, I_FRESH_BAR] = -1
+    return cash
+
+
+@njit(cache=True, nogil=True)
+def _open(j, bar, tm, d, px, fee_rate, kind, intrabar, fs, ist, params, fills, counters, cash):
+    """Open a position of direction ``d`` at ``px`` from the pending order's size and exits."""
+    m = fs.shape[0]
+    equity = cash
+    gross_other = 0.0
+    for k in range(m):
+        p = fs[k, S_POS]
+        if p != 0.0:
+            equity += p * fs[k, S_MARK]
+            if k != j:
+                gross_other += abs(p) * fs[k, S_MARK]
+    size = fs[j, S_P_SIZE]
+    if size != size:
+        size = params[P_SIZE]
+    st = params[P_SIZE_TYPE]
+    if st == SIZE_PERCENT:
+        qty = size * equity / px
+    elif st == SIZE_CASH:
+        qty = size / px
+    else:
+        qty = size
+    buying_power = equity * params[P_LEVERAGE] - gross_other
+    qmax = buying_power / (px * (1.0 + fee_rate)) if buying_power > 0.0 else 0.0
+    if qty > qmax:
+        qty = qmax
+    qty = round_lot_nb(qty, params[P_LOT_SIZE])
+    if not (qty > 0.0) or qty * px < params[P_MIN_NOTIONAL]:
+        counters[C_REJECTED] += 1
+        return cash
+    fee = qty * px * fee_rate
+    cash -= d * qty * px + fee
+    fs[j, S_POS] = d * qty
+    fs[j, S_ENTRY_PX] = px
+    fs[j, S_ENTRY_FEE] = fee
+    fs[j, S_SL] = fs[j, S_P_SL]
+    fs[j, S_TP] = fs[j, S_P_TP]
+    fs[j, S_TRAIL] = fs[j, S_P_TRAIL]
+    fs[j, S_PEAK] = px
+    ist[j, I_ENTRY_BAR] = bar
+    ist[j, I_ENTRY_TIME] = tm
+    ist[j, I_FRESH_BAR] = bar if intrabar else -1
+    _record_fill(fills, counters, bar, tm, j, d, kind, px, qty, fee)
+    return cash
+
+
+@njit(cache=True, nogil=True)
+def _stop_level(j, fs):
+    """Protective stop of the open position: (level, kind, reason); level is +-inf when none."""
+    pos = fs[j, S_POS]
+    entry = fs[j, S_ENTRY_PX]
+    sl = fs[j, S_SL]
+    tr = fs[j, S_TRAIL]
+    kind = KIND_STOP_LOSS
+    reason = EXIT_STOP_LOSS
+    if pos > 0.0:
+        level = -np.inf
+        if sl == sl:
+            level = entry * (1.0 - sl)
+        if tr == tr:
+            t = fs[j, S_PEAK] * (1.0 - tr)
+            if t > level:
+                level = t
+                kind = KIND_TRAILING_STOP
+                reason = EXIT_TRAILING_STOP
+    else:
+        level = np.inf
+        if sl == sl:
+            level = entry * (1.0 + sl)
+        if tr == tr:
+            t = fs[j, S_PEAK] * (1.0 + tr)
+            if t < level:
+                level = t
+                kind = KIND_TRAILING_STOP
+                reason = EXIT_TRAILING_STOP
+    return level, kind, reason
+
+
+@njit(cache=True, nogil=True)
+def _tp_level(j, fs):
+    tp = fs[j, S_TP]
+    if tp != tp:
+        return np.inf if fs[j, S_POS] > 0.0 else -np.inf
+    if fs[j, S_POS] > 0.0:
+        return fs[j, S_ENTRY_PX] * (1.0 + tp)
+    return fs[j, S_ENTRY_PX] * (1.0 - tp)
+
+
+@njit(cache=True, nogil=True)
+def _exits_at_open(j, t, tm, o, lo, hi, fs, ist, params, fills, trades, counters, cash):
+    """Attached exits of a held position when the open gaps through them: fill at the open."""
+    long = fs[j, S_POS] > 0.0
+    level, kind, reason = _stop_level(j, fs)
+    if (long and o <= level) or (not long and o >= level):
+        px = taker_price_nb(o, -1.0 if long else 1.0, params[P_SLIPPAGE], lo, hi)
+        return _close(
+            j, t, tm, px, params[P_FEE_TAKER], kind, reason, fs, ist, fills, trades, counters, cash
+        )
+    tp = _tp_level(j, fs)
+    if (long and o >= tp) or (not long and o <= tp):
+        return _close(
+            j,
+            t,
+            tm,
+            o,
+            params[P_FEE_MAKER],
+            KIND_TAKE_PROFIT,
+            EXIT_TAKE_PROFIT,
+            fs,
+            ist,
+            fills,
+            trades,
+            counters,
+            cash,
+        )
+    return cash
+
+
+@njit(cache=True, nogil=True)
+def _exits_in_bar(j, t, tm, lo, hi, with_tp, fs, ist, params, fills, trades, counters, cash):
+    """Attached exits touched inside the bar; the stop is checked before the take-profit."""
+    long = fs[j, S_POS] > 0.0
+    level, kind, reason = _stop_level(j, fs)
+    if (long and lo <= level) or (not long and hi >= level):
+        px = taker_price_nb(level, -1.0 if long else 1.0, params[P_SLIPPAGE], lo, hi)
+        return _close(
+            j, t, tm, px, params[P_FEE_TAKER], kind, reason, fs, ist, fills, trades, counters, cash
+        )
+    if with_tp:
+        tp = _tp_level(j, fs)
+        if (long and hi >= tp) or (not long and lo <= tp):
+            return _close(
+                j,
+                t,
+                tm,
+                tp,
+                params[P_FEE_MAKER],
+                KIND_TAKE_PROFIT,
+                EXIT_TAKE_PROFIT,
+                fs,
+                ist,
+                fills,
+                trades,
+                counters,
+                cash,
+            )
+    return cash
+
+
+@njit(cache=True, nogil=True)
+def _pending_entry(j, t, tm, o, lo, hi, at_open, fs, ist, params, fills, trades, counters, cash):
+    """Try the pending limit/stop entry of symbol ``j`` at the open or inside the bar.
+
+    Returns the new cash; ``ist[j, I_P_DIR]`` is cleared when the order filled or was dropped.
+    """
+    d = ist[j, I_P_DIR]
+    pos = fs[j, S_POS]
+    if (d > 0 and pos > 0.0) or (d < 0 and pos < 0.0):
+        ist[j, I_P_DIR] = 0  # same direction as held: no pyramiding
+        return cash
+    level = fs[j, S_P_PRICE]
+    typ = ist[j, I_P_TYPE]
+    if typ == LIMIT:
+        if at_open:
+            hit = o <= level if d > 0 else o >= level
+            px = o
+        else:
+            hit = lo <= level if d > 0 else hi >= level
+            px = level
+        fee_rate = params[P_FEE_MAKER]
+    else:
+        if at_open:
+            hit = o >= level if d > 0 else o <= level
+            base = o
+        else:
+            hit = hi >= level if d > 0 else lo <= level
+            base = level
+        px = taker_price_nb(base, float(d), params[P_SLIPPAGE], lo, hi)
+        fee_rate = params[P_FEE_TAKER]
+    if not hit:
+        return cash
+    ist[j, I_P_DIR] = 0
+    if pos != 0.0:
+        cash = _close(
+            j, t, tm, px, fee_rate, typ, EXIT_REVERSE, fs, ist, fills, trades, counters, cash
+        )
+    return _open(
+        j, t, tm, float(d), px, fee_rate, typ, not at_open, fs, ist, params, fills, counters, cash
+    )
+
+
+@njit(cache=True, nogil=True)
+def simulate_nb(
+    time,
+    open_,
+    high,
+    low,
+    close,
+    entries,
+    exits,
+    order_type,
+    price,
+    size,
+    sl,
+    tp,
+    trail,
+    flags,
+    params,
+    fills,
+    trades,
+    equity_out,
+    cash_out,
+    positions_out,
+    counters,
+):
+    """Run the event loop over all bars and symbols with one shared cash balance.
+
+    Parameters
+    ----------
+    time : int64 (n,)
+        Bar open times, ms UTC.
+    open_, high, low, close : float64 (n, m)
+        Prices, NaN where a symbol has no candle.
+    entries : int8 (n, m)
+        +1 / -1 / 0 entry intents decided at the close of each row.
+    exits : bool (n, m)
+        Market exit intents.
+    order_type, price, size, sl, tp, trail : (n, m) arrays, or (1, 1) placeholders
+        Optional per-row order details; ``flags[F_*]`` says which are real.
+    flags : int8 (N_FLAGS,)
+    params : float64 (N_PARAMS,)
+        Scalar settings, indexed by ``engine.enums.P_*``.
+    fills, trades : record arrays (fill_dt, trade_dt)
+        Output buffers; counts beyond their length are still counted in ``counters``.
+    equity_out, cash_out : float64 (n,)
+    positions_out : float64 (n, m)
+    counters : int64 (N_COUNTERS,)
+        Output: fills, trades, rejected orders, exposed bars, halted bar.
+    """
+    n, m = open_.shape
+    fs = np.zeros((m, N_FSTATE))
+    ist = np.zeros((m, N_ISTATE), dtype=np.int64)
+    for j in range(m):
+        ist[j, I_FRESH_BAR] = -1
+    counters[:] = 0
+    counters[C_HALTED_BAR] = -1
+    cash = params[P_CASH]
+    slip = params[P_SLIPPAGE]
+    fee_taker = params[P_FEE_TAKER]
+    allow_short = params[P_ALLOW_SHORT] != 0.0
+    ttl = int(params[P_ORDER_TTL])
+    warmup = int(params[P_WARMUP])
+    tf_ms = int(params[P_TF_MS])
+    has_type = flags[F_ORDER_TYPE] != 0
+    has_price = flags[F_PRICE] != 0
+    has_size = flags[F_SIZE] != 0
+    has_sl = flags[F_SL] != 0
+    has_tp = flags[F_TP] != 0
+    has_trail = flags[F_TRAIL] != 0
+    n_open = 0  # positions open after the previous bar's events (fast path when zero)
+    halted = False
+
+    for t in range(n):
+        tm = time[t]
+        if halted:
+            equity_out[t] = cash
+            cash_out[t] = cash
+            for j in range(m):
+                positions_out[t, j] = 0.0
+            continue
+
+        for j in range(m):
+            if fs[j, S_POS] == 0.0 and ist[j, I_P_DIR] == 0 and ist[j, I_P_EXIT] == 0:
+                continue
+            o = open_[t, j]
+            if o != o:
+                continue  # no candle: everything waits for the symbol's next bar
+            hi = high[t, j]
+            lo = low[t, j]
+
+            # --- at the open: market orders, then gaps through resting orders
+            if ist[j, I_P_EXIT] != 0:
+                ist[j, I_P_EXIT] = 0
+                if fs[j, S_POS] != 0.0:
+                    side = -1.0 if fs[j, S_POS] > 0.0 else 1.0
+                    px = taker_price_nb(o, side, slip, lo, hi)
+                    cash = _close(
+                        j,
+                        t,
+                        tm,
+                        px,
+                        fee_taker,
+                        KIND_EXIT,
+                        EXIT_SIGNAL,
+                        fs,
+                        ist,
+                        fills,
+                        trades,
+                        counters,
+                        cash,
+                    )
+            d = ist[j, I_P_DIR]
+            if d != 0 and ist[j, I_P_TYPE] == MARKET:
+                ist[j, I_P_DIR] = 0
+                pos = fs[j, S_POS]
+                if not ((d > 0 and pos > 0.0) or (d < 0 and pos < 0.0)):
+                    px = taker_price_nb(o, float(d), slip, lo, hi)
+                    if pos != 0.0:
+                        cash = _close(
+                            j,
+                            t,
+                            tm,
+                            px,
+                            fee_taker,
+                            KIND_MARKET,
+                            EXIT_REVERSE,
+                            fs,
+                            ist,
+                            fills,
+                            trades,
+                            counters,
+                            cash,
+                        )
+                    cash = _open(
+                        j,
+                        t,
+                        tm,
+                        float(d),
+                        px,
+                        fee_taker,
+                        KIND_MARKET,
+                        False,
+                        fs,
+                        ist,
+                        params,
+                        fills,
+                        counters,
+                        cash,
+                    )
+            if fs[j, S_POS] != 0.0:
+                cash = _exits_at_open(
+                    j, t, tm, o, lo, hi, fs, ist, params, fills, trades, counters, cash
+                )
+            if ist[j, I_P_DIR] != 0:
+                cash = _pending_entry(
+                    j, t, tm, o, lo, hi, True, fs, ist, params, fills, trades, counters, cash
+                )
+
+            # --- inside the bar: held position's exits, then resting entries
+            if fs[j, S_POS] != 0.0:
+                cash = _exits_in_bar(
+                    j, t, tm, lo, hi, True, fs, ist, params, fills, trades, counters, cash
+                )
+            if ist[j, I_P_DIR] != 0:
+                cash = _pending_entry(
+                    j, t, tm, o, lo, hi, False, fs, ist, params, fills, trades, counters, cash
+                )
+                if ist[j, I_FRESH_BAR] == t and fs[j, S_POS] != 0.0:
+                    # opened inside this bar: pessimistically its stop may still be hit,
+                    # its take-profit starts on the next bar
+                    cash = _exits_in_bar(
+                        j, t, tm, lo, hi, False, fs, ist, params, fills, trades, counters, cash
+                    )
+                elif ist[j, I_P_DIR] != 0:
+                    ist[j, I_P_AGE] += 1
+                    if ttl > 0 and ist[j, I_P_AGE] >= ttl:
+                        ist[j, I_P_DIR] = 0
+
+            # --- after the stop checks: trail the best price
+            pos = fs[j, S_POS]
+            if pos > 0.0:
+                best = close[t, j] if ist[j, I_FRESH_BAR] == t else hi
+                if best > fs[j, S_PEAK]:
+                    fs[j, S_PEAK] = best
+            elif pos < 0.0:
+                best = close[t, j] if ist[j, I_FRESH_BAR] == t else lo
+                if best < fs[j, S_PEAK]:
+                    fs[j, S_PEAK] = best
+
+        # --- mark to market at the close
+        eq = cash
+        n_open = 0
+        for j in range(m):
+            c = close[t, j]
+            if c == c:
+                fs[j, S_MARK] = c
+            p = fs[j, S_POS]
+            positions_out[t, j] = p
+            if p != 0.0:
+                eq += p * fs[j, S_MARK]
+                n_open += 1
+        if n_open > 0:
+            counters[C_EXPOSED_BARS] += 1
+
+        # --- intents decided at this bar's close, executed from the next bar
+        if t >= warmup:
+            for j in range(m):
+                e = entries[t, j]
+                x = exits[t, j]
+                if e == 0 and not x:
+                    continue
+                if e < 0 and not allow_short:
+                    x = True
+                    e = 0
+                if x:
+                    ist[j, I_P_EXIT] = 1
+                    ist[j, I_P_DIR] = 0  # an exit cancels a resting entry
+                if e != 0:
+                    ist[j, I_P_DIR] = e
+                    ist[j, I_P_TYPE] = order_type[t, j] if has_type else MARKET
+                    ist[j, I_P_AGE] = 0
+                    fs[j, S_P_PRICE] = price[t, j] if has_price else np.nan
+                    fs[j, S_P_SIZE] = size[t, j] if has_size else np.nan
+                    fs[j, S_P_SL] = sl[t, j] if has_sl else np.nan
+                    fs[j, S_P_TP] = tp[t, j] if has_tp else np.nan
+                    fs[j, S_P_TRAIL] = trail[t, j] if has_trail else np.nan
+
+        # --- out of equity: close everything at this close and stop trading
+        if n_open > 0 and eq <= 0.0:
+            for j in range(m):
+                if fs[j, S_POS] != 0.0:
+                    cash = _close(
+                        j,
+                        t,
+                        tm + tf_ms,
+                        fs[j, S_MARK],
+                        fee_taker,
+                        KIND_END,
+                        EXIT_END,
+                        fs,
+                        ist,
+                        fills,
+                        trades,
+                        counters,
+                        cash,
+                    )
+                positions_out[t, j] = 0.0
+            eq = cash
+            halted = True
+            counters[C_HALTED_BAR] = t
+
+        equity_out[t] = eq
+        cash_out[t] = cash
+
+    # --- end of data: close what is open at the last valid close, taker fee, no slippage
+    if n > 0 and not halted:
+        closed_any = False
+        for j in range(m):
+            if fs[j, S_POS] != 0.0:
+                cash = _close(
+                    j,
+                    n - 1,
+                    time[n - 1] + tf_ms,
+                    fs[j, S_MARK],
+                    fee_taker,
+                    KIND_END,
+                    EXIT_END,
+                    fs,
+                    ist,
+                    fills,
+                    trades,
+                    counters,
+                    cash,
+                )
+                positions_out[n - 1, j] = 0.0
+                closed_any = True
+        if closed_any:
+            equity_out[n - 1] = cash
+            cash_out[n - 1] = cash
+
+
+@njit(cache=True, nogil=True)
+def check_bars_nb(open_, high, low, close):
+    """First (row, col) whose candle is inconsistent (partial NaN or low/high not bounding), else (-1, -1)."""
+    n, m = open_.shape
+    for t in range(n):
+        for j in range(m):
+            o = open_[t, j]
+            h = high[t, j]
+            lo = low[t, j]
+            c = close[t, j]
+            if o != o:
+                if h == h or lo == lo or c == c:
+                    return t, j
+                continue
+            if not (lo <= o and lo <= c and o <= h and c <= h):
+                return t, j
+    return -1, -1
