@@ -702,16 +702,29 @@ class Catalog:
     def _resolve_exchange(self, symbols: list[str], exchange: str | None) -> str:
         if exchange is not None:
             return exchange
-        holders = sorted({m["exchange"] for m in self._stored() if m["symbol"] in set(symbols)})
-        if len(holders) == 1:
-            return holders[0]
-        if not holders:
-            known = self.exchanges()
-            if not known:
-                raise NoDataError(f"the catalog at {self.root} is empty. {_how_to_get_data()}")
-            raise UnknownNameError("symbol", symbols[0], self.symbols(), fix=_how_to_get_data())
+        stored = self._stored()
+        if not stored:
+            raise NoDataError(f"the catalog at {self.root} is empty. {_how_to_get_data()}")
+        held: dict[str, set[str]] = {}
+        for m in stored:
+            held.setdefault(m["exchange"], set()).add(m["symbol"])
+        full = sorted(ex for ex, syms in held.items() if set(symbols) <= syms)
+        if len(full) == 1:
+            return full[0]
+        if not full:
+            missing = [s for s in symbols if not any(s in syms for syms in held.values())]
+            if missing:
+                raise UnknownNameError("symbol", missing[0], self.symbols(), fix=_how_to_get_data())
+            where = "; ".join(
+                f"{s} on {', '.join(sorted(ex for ex, syms in held.items() if s in syms))}"
+                for s in symbols
+            )
+            raise DataError(
+                f"no single exchange holds all of {', '.join(symbols)} ({where}). "
+                "Name the exchange (--exchange) and download the missing symbols there."
+            )
         raise DataError(
-            f"{', '.join(symbols)} is stored on several exchanges ({', '.join(holders)}); "
+            f"{', '.join(symbols)} is stored on several exchanges ({', '.join(full)}); "
             "name the exchange (--exchange)."
         )
 
