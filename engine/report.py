@@ -202,14 +202,16 @@ def tearsheet_for_result(
     *,
     parameters: dict[str, Any] | None = None,
     figfmt: str = "svg",
+    equity: pd.Series | None = None,
 ) -> Path:
     """Tearsheet of a ``BacktestResult`` against equal-weight buy-and-hold of ``bars``.
 
     Both curves are reduced to daily returns by :func:`engine.metrics.daily_returns`
-    from the same initial capital and the same first bar.
+    from the same initial capital and the same first bar. ``equity`` replaces
+    ``result.equity`` (e.g. the curve from ``--from`` on, without the warm-up bars).
     """
     cash = float(result.config.cash)
-    strat = daily_returns(result.equity, cash)
+    strat = daily_returns(result.equity if equity is None else equity, cash)
     bench = daily_returns(buy_and_hold_equity(bars, cash), cash)
     return write_tearsheet(strat, bench, path, title, parameters=parameters, figfmt=figfmt)
 

@@ -1,0 +1,156 @@
+"""``cli.py backtest``: replay history through a strategy and write a report.
+
+Only click and the small ``gogo2`` helpers are imported at module level, so
+``cli.py backtest --help`` stays fast; pandas, numba, duckdb and quantstats
+are imported inside the command body (through :mod:`engine.run`).
+"""
+
+from __future__ import annotations
+
+import click
+
+from gogo2.clikit import config_option, load
+
+EPILOG = """\b
+Examples:
+  python cli.py backtest --from 2023-01-01
+  python cli.py backtest --from 2023-01-01 --to 2023-03-01 --symbols BTC/USDT \\
+      --strategy sma_cross --param fast=20 --param slow=100 --fee 0.0005 --slippage 1
+"""
+
+
+@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--from", "start", required=True, metavar="DATE", help="First day (UTC), e.g. 2023-01-01."
+)
+@click.option(
+    "--to",
+    "end",
+    default=None,
+    metavar="DATE",
+    help="End (UTC, exclusive on candle open time). Default: end of the stored data.",
+)
+@click.option(
+    "--symbols", default=None, metavar="LIST", help="Comma-separated, e.g. BTC/USDT,ETH/USDT."
+)
+@click.option("--timeframe", default=None, help="Base timeframe, e.g. 1m, 5m, 1h.")
+@click.option("--strategy", default=None, help="Strategy name (default from config).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="K=V",
+    help="Strategy parameter; repeat for several.",
+)
+@click.option("--cash", default=None, metavar="AMOUNT", help="Initial cash in quote currency.")
+@click.option(
+    "--fee",
+    default=None,
+    metavar="RATE",
+    help="Fee rate for maker and taker fills, as a fraction (0.001 = 0.1 %).",
+)
+@click.option(
+    "--slippage", default=None, metavar="BPS", help="Adverse slippage in basis points (2 = 0.02 %)."
+)
+@click.option(
+    "--report",
+    "report",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="HTML tearsheet path. Default: <report_dir>/<strategy>_<from>_<to>.html.",
+)
+@click.option("--no-report", is_flag=True, help="Skip the HTML tearsheet (metrics and files only).")
+@click.option(
+    "--exchange",
+    default=None,
+    help="Catalog exchange to read; 'synthetic' is the embedded generated sample.",
+)
+@config_option
+def backtest(
+    start: str,
+    end: str | None,
+    symbols: str | None,
+    timeframe: str | None,
+    strategy: str | None,
+    params: tuple[str, ...],
+    cash: str | None,
+    fee: str | None,
+    slippage: str | None,
+    report: str | None,
+    no_report: bool,
+    exchange: str | None,
+    config_path: str | None,
+) -> None:
+    """Replay history through a strategy, print a summary and write a QuantStats report.
+
+    Decisions use only candles closed at decision time and fill at the next bar or
+    later; fees and slippage are charged. Trades (CSV) and the equity curve
+    (Parquet) are written next to the report.
+    """
+    import sys
+
+    from rich.console import Console
+
+    from engine.metrics import summary_table
+    from engine.run import run_backtest
+
+    settings = load(config_path)
+    console = Console()
+    notices = Console(stderr=True)
+    if report is not None and no_report:
+        from gogo2.errors import UserInputError
+
+        raise UserInputError("--report and --no-report contradict each other; give one of them.")
+
+    def progress(msg: str) -> None:
+        if sys.stderr.isatty():
+            notices.print(f"[dim]{msg} ...[/dim]")
+
+    out = run_backtest(
+        settings,
+        start=start,
+        end=end,
+        symbols=symbols,
+        timeframe=timeframe,
+        strategy=strategy,
+        params=list(params),
+        cash=cash,
+        fee=fee,
+        slippage=slippage,
+        exchange=exchange,
+        report=False if no_report else (report or None),
+        console=notices,
+        progress=progress,
+    )
+    quote = out.request.symbols[0].split("/")[-1] if out.request.symbols else ""
+    title = "Backtest summary" + (" - SYNTHETIC DATA" if out.synthetic else "")
+    console.print(summary_table(out.metrics, out.header_rows(), title=title, quote=quote))
+    if out.synthetic:
+        console.print(
+            "data: SYNTHETIC (generated sample, not market data)", markup=False, soft_wrap=True
+        )
+    if out.report_path is not None:
+        console.print(
+            f"report: {_rel(out.report_path)}", markup=False, highlight=False, soft_wrap=True
+        )
+    if out.trades_path is not None:
+        console.print(
+            f"trades: {_rel(out.trades_path)}", markup=False, highlight=False, soft_wrap=True
+        )
+    if out.equity_path is not None:
+        console.print(
+            f"equity: {_rel(out.equity_path)}", markup=False, highlight=False, soft_wrap=True
+        )
+    phases = ", ".join(f"{k} {v:.2f}s" for k, v in out.timings.items())
+    console.print(f"time: {phases}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _rel(path: object) -> str:
+    import os
+
+    p = str(path)
+    try:
+        rel = os.path.relpath(p)
+    except ValueError:
+        return p
+    return p if rel.startswith("..") else rel

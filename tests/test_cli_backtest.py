@@ -1,0 +1,227 @@
+"""``cli.py backtest``: fast help, one clear message per bad input, end-to-end on the sample."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("numba", "quantstats", "torch", "duckdb", "pandas", "matplotlib", "ccxt", "pyarrow")
+
+
+def test_help_imports_no_heavy_library() -> None:
+    code = f"import sys, engine.cli\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+def test_help_through_the_root_command() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "cli.py", "backtest", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    for flag in (
+        "--from",
+        "--to",
+        "--symbols",
+        "--timeframe",
+        "--strategy",
+        "--param",
+        "--cash",
+        "--fee",
+        "--slippage",
+        "--report",
+        "--config",
+        "--exchange",
+    ):
+        assert flag in proc.stdout
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert not imported & set(HEAVY), imported & set(HEAVY)
+
+
+@pytest.fixture(name="workdir")
+def fixture_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory: data/ and reports/ resolve inside it."""
+    monkeypatch.chdir(tmp_path)
+    for name in [k for k in __import__("os").environ if k.startswith("GOGO2__")]:
+        monkeypatch.delenv(name)
+    return tmp_path
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(["backtest", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+BAD_INPUT = [
+    (["--from", "2023-02-01", "--to", "2023-01-01"], ["--from 2023-02-01", "not before"]),
+    (["--from", "first of may"], ["--from", "first of may", "2023-01-01"]),
+    (["--from", "2023-01-01", "--to", "soon"], ["--to", "soon"]),
+    (["--from", "2023-01-01", "--cash", "abc"], ["--cash", "'abc'", "not a number"]),
+    (["--from", "2023-01-01", "--cash", "-5"], ["--cash", "-5", "positive"]),
+    (["--from", "2023-01-01", "--cash", "nan"], ["--cash", "positive"]),
+    (["--from", "2023-01-01", "--fee", "0.1"], ["--fee", "0.1", "fraction"]),
+    (["--from", "2023-01-01", "--fee", "-0.001"], ["--fee", "-0.001"]),
+    (["--from", "2023-01-01", "--slippage", "x"], ["--slippage", "not a number"]),
+    (["--from", "2023-01-01", "--slippage", "-2"], ["--slippage", "basis points"]),
+    (["--from", "2023-01-01", "--timeframe", "7x"], ["bad timeframe", "'7x'"]),
+    (["--from", "2023-01-01", "--symbols", "BTCUSDT"], ["'BTCUSDT'", "BASE/QUOTE"]),
+    (["--from", "2023-01-01", "--symbols", " , "], ["--symbols", "names no symbol"]),
+    (
+        ["--from", "2023-01-01", "--strategy", "sma_crosss"],
+        ["sma_crosss", "Did you mean 'sma_cross'"],
+    ),
+    (["--from", "2023-01-01", "--param", "fasst=5"], ["fasst", "Did you mean 'fast'"]),
+    (["--from", "2023-01-01", "--param", "fast=abc"], ["fast", "abc", "integer"]),
+    (["--from", "2023-01-01", "--param", "fast"], ["--param 'fast'", "name=value"]),
+    (["--from", "2023-01-01", "--param", "fast=60", "--param", "slow=50"], ["fast", "slow"]),
+    (["--from", "2023-01-01", "--report", "r.html", "--no-report"], ["--no-report"]),
+    (
+        ["--from", "2023-01-01", "--config", "missing.yaml"],
+        ["--config missing.yaml", "no such file"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"), BAD_INPUT, ids=[" ".join(a[2:]) or a[1] for a, _ in BAD_INPUT]
+)
+def test_bad_input_exits_2_with_one_clear_message(
+    args: list[str], needles: list[str], workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(args, capsys)
+    assert code == 2, (out, err)
+    assert err.startswith("error: ")
+    assert len(err.strip().splitlines()) == 1
+    for needle in needles:
+        assert needle in err
+    assert "Traceback" not in err + out
+    # validation happens before any data is touched
+    assert not (workdir / "data").exists()
+    assert not (workdir / "reports").exists()
+
+
+def test_missing_from_is_a_usage_error(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = run_cli([], capsys)
+    assert code == 2
+    assert "--from" in err
+    assert "Traceback" not in err
+
+
+# -- on the embedded sample ------------------------------------------------------------------------
+
+
+@pytest.fixture(name="sample_config", scope="session")
+def fixture_sample_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config whose catalog holds the embedded sample (generated once per test session)."""
+    from datasets.catalog import Catalog
+    from datasets.synthetic import ensure_sample
+    from gogo2.config import Settings
+
+    root = tmp_path_factory.mktemp("sample")
+    data = root / "data"
+    ensure_sample(Catalog(data), Settings().data.sample_seed, console=_NullConsole())
+    cfg = root / "sample.yaml"
+    cfg.write_text(f"data:\n  dir: {data}\n  exchange: synthetic\n")
+    return cfg
+
+
+class _NullConsole:
+    def print(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+DATA_ERRORS = [
+    (["--from", "2030-01-01"], ["2030-01-01", "2023-01-01"]),
+    (["--from", "2023-01-01", "--to", "2023-01-02", "--symbols", "DOGE/USDT"], ["DOGE/USDT"]),
+    (["--from", "2023-01-01", "--to", "2023-01-02", "--exchange", "krakn"], ["krakn"]),
+]
+
+
+@pytest.mark.parametrize(("args", "needles"), DATA_ERRORS, ids=["no-data", "symbol", "exchange"])
+def test_data_errors_exit_2(
+    args: list[str],
+    needles: list[str],
+    sample_config: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run_cli([*args, "--config", str(sample_config)], capsys)
+    assert code == 2, (out, err)
+    assert err.startswith("error: ")
+    for needle in needles:
+        assert needle in err
+    assert "Traceback" not in err + out
+    assert not (workdir / "reports").exists()
+
+
+def test_end_to_end_on_the_sample(
+    sample_config: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "--from",
+        "2023-01-01",
+        "--to",
+        "2023-01-15",
+        "--config",
+        str(sample_config),
+        "--param",
+        "fast=10",
+        "--param",
+        "slow=40",
+        "--fee",
+        "0.0005",
+        "--slippage",
+        "1",
+    ]
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert "Traceback" not in out + err
+    report = workdir / "reports" / "sma_cross_2023-01-01_2023-01-15.html"
+    trades = workdir / "reports" / "sma_cross_2023-01-01_2023-01-15_trades.csv"
+    equity = workdir / "reports" / "sma_cross_2023-01-01_2023-01-15_equity.parquet"
+    for path in (report, trades, equity):
+        assert path.is_file(), path
+        assert str(path.relative_to(workdir)) in out  # the summary says where
+    assert "data: SYNTHETIC (generated sample, not market data)" in out
+    for label in (
+        "sma_cross",
+        "BTC/USDT, ETH/USDT",
+        "Sharpe",
+        "max drawdown",
+        "trades",
+        "fees paid",
+        "2023-01-01 00:00",
+        "2023-01-15 00:00",
+        "20,160",
+    ):
+        assert label in out, label
+    html = report.read_text(encoding="utf-8")
+    assert "synthetic data" in html
+    assert "sma_cross on BTC/USDT, ETH/USDT" in html
+
+    tr = pd.read_csv(trades)
+    assert len(tr) > 0
+    assert {"symbol", "direction", "entry_time", "exit_time", "pnl", "fees"} <= set(tr.columns)
+    eq = pd.read_parquet(equity)
+    assert len(eq) == 14 * 1440
+    assert eq.index.min() == pd.Timestamp("2023-01-01 00:01", tz="UTC")  # close of the first bar
+    assert eq.index.max() == pd.Timestamp("2023-01-15 00:00", tz="UTC")
+    # the fee flag reached the engine: the fees in the trades are 0.05 % of both legs' notional
+    assert tr["fees"].sum() > 0
+    # equity closes where cash + trades' pnl put it (all positions are closed at the end)
+    assert eq["equity"].iloc[-1] == pytest.approx(10_000 + tr["pnl"].sum(), rel=1e-9)
