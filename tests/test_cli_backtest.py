@@ -221,7 +221,60 @@ def test_end_to_end_on_the_sample(
     assert len(eq) == 14 * 1440
     assert eq.index.min() == pd.Timestamp("2023-01-01 00:01", tz="UTC")  # close of the first bar
     assert eq.index.max() == pd.Timestamp("2023-01-15 00:00", tz="UTC")
-    # the fee flag reached the engine: the fees in the trades are 0.05 % of both legs' notional
-    assert tr["fees"].sum() > 0
+    # the fee flag reached the engine: each trade pays 0.05 % of both legs' notional
+    legs = tr["size"] * (tr["entry_price"] + tr["exit_price"])
+    assert tr["fees"].to_numpy() == pytest.approx(0.0005 * legs.to_numpy(), rel=1e-9)
+    assert (pd.to_datetime(tr["entry_time"]) >= pd.Timestamp("2023-01-01", tz="UTC")).all()
+    assert (pd.to_datetime(tr["exit_time"]) <= pd.Timestamp("2023-01-15", tz="UTC")).all()
     # equity closes where cash + trades' pnl put it (all positions are closed at the end)
     assert eq["equity"].iloc[-1] == pytest.approx(10_000 + tr["pnl"].sum(), rel=1e-9)
+
+
+def test_run_backtest_warms_up_before_from_and_reports_from_from(sample_config: Path) -> None:
+    from engine.run import run_backtest
+    from gogo2.config import load_settings
+
+    settings = load_settings(sample_config)
+    kw = dict(end="2023-01-05", params=["fast=5", "slow=30", "band=0.001"], report=False)
+    out = run_backtest(settings, start="2023-01-03", save=False, **kw)
+    assert set(out.timings) == {"load", "signals", "simulate", "metrics"}
+    assert out.synthetic
+    assert out.strategy_warmup == 31
+    assert out.warmup == 31  # exactly the strategy's warm-up is loaded before --from
+    assert out.bars.n == 2 * 1440
+    assert out.equity is not None
+    assert out.equity.index[0] == pd.Timestamp("2023-01-03 00:01", tz="UTC")
+    assert out.metrics.days == 2
+    trades = out.result.trades
+    assert len(trades) > 0
+    # the strategy could act at the first bar of --from: its SMAs were warm
+    assert trades["entry_time"].min() < pd.Timestamp("2023-01-03 12:00", tz="UTC")
+    assert (trades["entry_time"] >= pd.Timestamp("2023-01-03 00:01", tz="UTC")).all()
+    # equity before --from is untouched cash: nothing traded during the warm-up
+    before = out.result.equity.iloc[: out.warmup]
+    assert (before == 10_000.0).all()
+    assert out.metrics.total_return == pytest.approx(out.equity.iloc[-1] / 10_000.0 - 1)
+
+
+def test_cost_flags_reach_the_engine(sample_config: Path) -> None:
+    from engine.run import run_backtest
+    from gogo2.config import load_settings
+
+    settings = load_settings(sample_config)
+    common = dict(
+        start="2023-01-01",
+        end="2023-01-03",
+        symbols="BTC/USDT",
+        params=["fast=5", "slow=30", "band=0.001"],
+        report=False,
+        save=False,
+    )
+    cheap = run_backtest(settings, fee="0", slippage="0", cash="5000", **common)
+    dear = run_backtest(settings, fee="0.002", slippage="10", cash="5000", **common)
+    assert cheap.result.config.fee_taker == cheap.result.config.fee_maker == 0.0
+    assert dear.result.config.fee_maker == 0.002 and dear.result.config.slippage_bps == 10.0
+    assert cheap.metrics.initial_equity == 5000.0
+    assert cheap.metrics.fees_paid == 0.0 and dear.metrics.fees_paid > 0
+    # same signals, same trades count; costs can only lower the result
+    assert cheap.metrics.trades == dear.metrics.trades > 0
+    assert dear.metrics.final_equity < cheap.metrics.final_equity
