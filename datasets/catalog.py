@@ -25,7 +25,8 @@ Timeframes
     and cached under ``_derived/``. The cache records the fingerprint (file names, sizes and
     mtimes) of the base files; a write deletes the symbol's caches and a changed fingerprint
     makes a stale cache be rebuilt. When the requested timeframe is stored itself it is read
-    as stored; otherwise it is derived from the finest stored timeframe that divides it.
+    as stored; otherwise it is derived from the stored timeframe that divides it and covers
+    most of the requested range (normally the one stored timeframe; ties go to the finest).
 
 Incomplete buckets
     A coarse candle whose fine candles are partly missing (an exchange outage) is still
@@ -604,7 +605,8 @@ class Catalog:
         is_new = np.isin(tt, new_time)
         with np.errstate(divide="ignore", invalid="ignore"):
             move = np.abs(cc[1:] / cc[:-1] - 1.0) > max_jump
-        seam = move & (is_new[1:] != is_new[:-1])
+        tf_ms = timeframe_ms(directory.name.split("=", 1)[1])
+        seam = move & (is_new[1:] != is_new[:-1]) & (np.diff(tt) <= tf_ms)
         if seam.any():
             i = int(np.flatnonzero(seam)[0]) + 1
             raise DataError(
@@ -728,8 +730,19 @@ class Catalog:
             "name the exchange (--exchange)."
         )
 
-    def _base_for(self, exchange: str, symbol: str, tf: str) -> str:
-        """The stored timeframe to read ``tf`` from (itself, or the finest divisor)."""
+    def _base_for(
+        self,
+        exchange: str,
+        symbol: str,
+        tf: str,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> str:
+        """The stored timeframe to read ``tf`` from.
+
+        ``tf`` itself when stored; otherwise, of the stored timeframes that divide it, the
+        one covering most of ``[start, end)`` (ties: the finest).
+        """
         stored = self.timeframes(exchange, symbol)
         if tf in stored:
             return tf
@@ -737,6 +750,19 @@ class Catalog:
         divisors = [s for s in stored if tf_ms % timeframe_ms(s) == 0 and timeframe_ms(s) < tf_ms]
         if grid_offset_ms(tf_ms):
             divisors = [s for s in divisors if timeframe_ms(s) <= 86_400_000]
+        if len(divisors) > 1:
+            lo = -(2**62) if start is None else int(start)
+            hi = 2**62 if end is None else int(end)
+
+            def covered(base: str) -> int:
+                meta = self._series_meta(exchange, symbol, base) or {}
+                if not meta.get("rows"):
+                    return 0
+                a = max(lo, int(meta["first"]))
+                b = min(hi, int(meta["last"]) + timeframe_ms(base))
+                return max(0, b - a)
+
+            return max(divisors, key=lambda b: (covered(b), -timeframe_ms(b)))
         if divisors:
             return divisors[0]
         finer = [s for s in stored if timeframe_ms(s) < tf_ms]
@@ -888,7 +914,7 @@ class Catalog:
     def _read_series(
         self, exchange: str, symbol: str, tf: str, start: int | None, end: int | None
     ) -> dict[str, np.ndarray]:
-        base = self._base_for(exchange, symbol, tf)
+        base = self._base_for(exchange, symbol, tf, start, end)
         if base == tf:
             return self._read_stored(exchange, symbol, tf, start, end)
         cols = self._read_derived(exchange, symbol, tf, base, start, end)

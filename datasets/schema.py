@@ -22,7 +22,8 @@ Defects found by :func:`validate` (each one makes a row *bad*):
   low = close = previous close) during outages; they are not trades, so they are refused like
   the other defects and dropped on repair, which turns them into ordinary gaps;
 * ``extreme_jump``: ``|close / previous close - 1| > max_jump`` (default 0.5, from
-  ``settings.data.max_jump``).
+  ``settings.data.max_jump``) between *consecutive* candles; a move across a gap (hours or
+  days without candles) is not a jump.
 
 Gaps (missing candles) are **not** defects: they are found by :func:`find_gaps` and
 reported, never filled.
@@ -120,8 +121,9 @@ class ValidationReport:
     time : np.ndarray
         The input's open times, in input row order.
     gaps : list[tuple[int, int, int]]
-        ``(last open before the gap, first open after it, missing candles)`` over the valid,
-        sorted, unique timestamps.
+        ``(last open before the gap, first open after it, missing candles)`` over the input's
+        sorted unique on-grid timestamps. Rows dropped on repair add gaps to what is stored;
+        the stored series' gaps are reported by the catalog.
     """
 
     n_rows: int
@@ -224,7 +226,9 @@ def find_gaps(time: np.ndarray, tf_ms: int) -> list[tuple[int, int, int]]:
     return [(int(t[i]), int(t[i + 1]), int(d[i] // tf_ms - 1)) for i in idx]
 
 
-def _jump_masks(close: np.ndarray, max_jump: float) -> tuple[np.ndarray, np.ndarray]:
+def _jump_masks(
+    close: np.ndarray, max_jump: float, adjacent: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows whose close moved more than ``max_jump`` from the previous row, and the persistent ones.
 
     Returns ``(jump, persistent)``: ``jump[i]`` marks the row after each extreme move;
@@ -238,6 +242,8 @@ def _jump_masks(close: np.ndarray, max_jump: float) -> tuple[np.ndarray, np.ndar
         return jump, persistent
     with np.errstate(divide="ignore", invalid="ignore"):
         move = np.abs(close[1:] / close[:-1] - 1.0) > max_jump
+    if adjacent is not None:
+        move &= adjacent
     if not move.any():
         return jump, persistent
     jump[1:] = move
@@ -311,21 +317,24 @@ def validate(
             other |= m
     keep = np.flatnonzero(~other)
     keep = keep[np.argsort(t[keep], kind="stable")]
-    jump_sorted, persistent_sorted = _jump_masks(c[keep], max_jump)
+    tk = t[keep]
+    adjacent = np.diff(tk) <= tf_ms if tk.size > 1 else np.zeros(0, dtype=bool)
+    jump_sorted, persistent_sorted = _jump_masks(c[keep], max_jump, adjacent)
     jump = np.zeros(n, dtype=bool)
     jump[keep[jump_sorted]] = True
     persistent = np.zeros(n, dtype=bool)
     persistent[keep[persistent_sorted]] = True
     masks["extreme_jump"] = jump
     drop = other | jump
-    good_t = np.sort(t[~drop])
+    # gaps are those of the input's own timestamps (a bad row still marks its time as seen)
+    seen_t = np.unique(t[~masks["off_grid"]])
     return ValidationReport(
         n_rows=n,
         masks=masks,
         bad=drop | masks["unsorted"],
         drop=drop,
         time=t,
-        gaps=find_gaps(good_t, tf_ms),
+        gaps=find_gaps(seen_t, tf_ms),
         persistent_jumps=persistent,
     )
 
