@@ -357,7 +357,7 @@ def ensure_sample(catalog: Any, seed: int, console: Any | None = None) -> bool:
         import sys
 
         print(notice, file=sys.stderr)
-    frames = generate_sample(seed)
+    frames = generate_sample(seed, SAMPLE_START, SAMPLE_END, SAMPLE_SYMBOLS)
     origin = sample_origin(seed)
     for sym, df in frames.items():
         catalog.write(
