@@ -71,7 +71,9 @@ S_P_SIZE = 9
 S_P_SL = 10
 S_P_TP = 11
 S_P_TRAIL = 12
-N_FSTATE = 13
+S_STOP = 13  # cached protective stop level of the open position (+-inf when none)
+S_TARGET = 14  # cached take-profit level (+-inf when none)
+N_FSTATE = 15
 
 # columns of the per-symbol int state
 I_ENTRY_BAR = 0
@@ -197,6 +199,7 @@ def _open(j, bar, tm, d, px, fee_rate, kind, intrabar, fs, ist, params, fills, c
     fs[j, S_TP] = fs[j, S_P_TP]
     fs[j, S_TRAIL] = fs[j, S_P_TRAIL]
     fs[j, S_PEAK] = px
+    _refresh_levels(j, fs)
     ist[j, I_ENTRY_BAR] = bar
     ist[j, I_ENTRY_TIME] = tm
     ist[j, I_FRESH_BAR] = bar if intrabar else -1
@@ -244,6 +247,32 @@ def _tp_level(j, fs):
     if fs[j, S_POS] > 0.0:
         return fs[j, S_ENTRY_PX] * (1.0 + tp)
     return fs[j, S_ENTRY_PX] * (1.0 - tp)
+
+
+@njit(cache=True, nogil=True)
+def _refresh_levels(j, fs):
+    level, _, _ = _stop_level(j, fs)
+    fs[j, S_STOP] = level
+    fs[j, S_TARGET] = _tp_level(j, fs)
+
+
+@njit(cache=True, nogil=True)
+def _update_best(j, t, close_, hi, lo, fs, ist):
+    """Trail the best price after the bar's stop checks and refresh the cached stop level."""
+    pos = fs[j, S_POS]
+    if pos == 0.0 or fs[j, S_TRAIL] != fs[j, S_TRAIL]:
+        return
+    fresh = ist[j, I_FRESH_BAR] == t
+    if pos > 0.0:
+        best = close_ if fresh else hi
+        if best > fs[j, S_PEAK]:
+            fs[j, S_PEAK] = best
+            _refresh_levels(j, fs)
+    else:
+        best = close_ if fresh else lo
+        if best < fs[j, S_PEAK]:
+            fs[j, S_PEAK] = best
+            _refresh_levels(j, fs)
 
 
 @njit(cache=True, nogil=True)
@@ -430,7 +459,29 @@ def simulate_nb(
             continue
 
         for j in range(m):
-            if fs[j, S_POS] == 0.0 and ist[j, I_P_DIR] == 0 and ist[j, I_P_EXIT] == 0:
+            pos = fs[j, S_POS]
+            if ist[j, I_P_DIR] == 0 and ist[j, I_P_EXIT] == 0:
+                if pos == 0.0:
+                    continue
+                # only a held position: a cheap range test against the cached levels first
+                hi = high[t, j]
+                lo = low[t, j]
+                if hi != hi:
+                    continue
+                if pos > 0.0:
+                    touched = lo <= fs[j, S_STOP] or hi >= fs[j, S_TARGET]
+                else:
+                    touched = hi >= fs[j, S_STOP] or lo <= fs[j, S_TARGET]
+                if touched:
+                    o = open_[t, j]
+                    cash = _exits_at_open(
+                        j, t, tm, o, lo, hi, fs, ist, params, fills, trades, counters, cash
+                    )
+                    if fs[j, S_POS] != 0.0:
+                        cash = _exits_in_bar(
+                            j, t, tm, lo, hi, True, fs, ist, params, fills, trades, counters, cash
+                        )
+                _update_best(j, t, close[t, j], hi, lo, fs, ist)
                 continue
             o = open_[t, j]
             if o != o:
@@ -527,15 +578,7 @@ def simulate_nb(
                         ist[j, I_P_DIR] = 0
 
             # --- after the stop checks: trail the best price
-            pos = fs[j, S_POS]
-            if pos > 0.0:
-                best = close[t, j] if ist[j, I_FRESH_BAR] == t else hi
-                if best > fs[j, S_PEAK]:
-                    fs[j, S_PEAK] = best
-            elif pos < 0.0:
-                best = close[t, j] if ist[j, I_FRESH_BAR] == t else lo
-                if best < fs[j, S_PEAK]:
-                    fs[j, S_PEAK] = best
+            _update_best(j, t, close[t, j], hi, lo, fs, ist)
 
         # --- mark to market at the close
         eq = cash
