@@ -88,13 +88,16 @@ class Param:
         self.max = max
         self.choices = tuple(choices) if choices is not None else None
         self.doc = doc
-        self.name = ""
+        self.name = "default"
         self.owner = ""
+        try:
+            self.check(default)
+        except UserInputError as e:  # a bad default is a bug in the strategy, not user input
+            raise ValueError(f"Param default {default!r} breaks its own rules: {e}") from None
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
         self.owner = getattr(owner, "name", "") or owner.__name__
-        self.check(self.default)  # a bad default is a bug in the strategy
 
     def __get__(self, obj: Strategy | None, objtype: type | None = None) -> Any:
         if obj is None:

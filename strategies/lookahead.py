@@ -193,18 +193,22 @@ def check_lookahead(
     Raises
     ------
     UserInputError
-        When ``cuts`` < 1, or the history is too short to cut (fewer than 2 base bars
-        after the warm-up).
+        When ``cuts`` < 1, or the history is shorter than the warm-up plus 2 base bars.
     """
     if isinstance(cuts, bool) or not isinstance(cuts, (int, np.integer)) or cuts < 1:
         raise UserInputError(f"--cuts {cuts!r} must be a whole number >= 1, for example 20.")
     bars = data.bars
+    if bars.n < strategy.warmup + 2:
+        raise UserInputError(
+            f"the history holds {bars.n} base bars of {bars.timeframe}, too few to cut for "
+            f"strategy {strategy.label()!r}: it needs its warm-up of {strategy.warmup} bars "
+            "plus 2. Widen the range with --from/--to."
+        )
     full = strategy.signals(data)
-    # Cuts start a little into the history: decisions during warm-up are checked too,
-    # because every cut compares all rows up to it.
-    lo = min(strategy.warmup, max(bars.n - 2, 0))
-    rows = _choose_cuts(bars.n, lo, _active_rows(full), int(cuts), int(seed))
-    if rows.size == 0:
+    # Cuts fall after the warm-up; decisions during it are still compared, since every
+    # cut compares all rows up to it.
+    rows = _choose_cuts(bars.n, strategy.warmup, _active_rows(full), int(cuts), int(seed))
+    if rows.size == 0:  # pragma: no cover - excluded by the length check above
         raise UserInputError(
             f"the history holds {bars.n} base bars of {bars.timeframe}, too few to cut for "
             f"strategy {strategy.label()!r} (warm-up {strategy.warmup} bars). "

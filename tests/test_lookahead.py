@@ -1,0 +1,250 @@
+"""Look-ahead checker: bundled strategies pass, deliberately biased ones are caught."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import make_bars, make_multibars
+
+import cli
+from datasets.align import take_asof
+from datasets.bars import MultiBars
+from engine.signals import Signals
+from gogo2.errors import UserInputError
+from gogo2.timeframes import format_time
+from strategies import registry
+from strategies.base import Param, Strategy, crossed_above
+from strategies.lookahead import LookaheadReport, check_lookahead
+
+# ------------------------------------------------------------------ biased strategies
+
+
+class PeekNextClose(Strategy):
+    """Biased on purpose: buys when the *next* bar's close is higher."""
+
+    name = "biased_peek_next_close"
+    base_timeframe = "5m"
+
+    def lookback(self) -> dict[str, int]:
+        return {self.timeframe: 2}
+
+    def generate(self, data: MultiBars) -> Signals:
+        close = data.bars.close
+        nxt = np.full_like(close, np.nan)
+        nxt[:-1] = close[1:]
+        with np.errstate(invalid="ignore"):
+            entries = np.where(nxt > close * 1.001, 1, 0).astype(np.int8)
+        return Signals(entries, np.zeros(close.shape, bool))
+
+
+class OpenHourlyBar(Strategy):
+    """Biased on purpose: aligns 1h candles by *open* time, so a base bar sees the close
+    of the hour it is still inside."""
+
+    name = "biased_open_hourly_bar"
+    base_timeframe = "5m"
+    informative = ("1h",)
+    window = Param(3, min=2)
+
+    def lookback(self) -> dict[str, int]:
+        return {"1h": self.window}
+
+    def generate(self, data: MultiBars) -> Signals:
+        hourly = data["1h"]
+        wrong = np.searchsorted(hourly.time, data.bars.time, side="right") - 1
+        h_close = take_asof(hourly.close, wrong)
+        mean = take_asof(pd.DataFrame(hourly.close).rolling(self.window).mean().to_numpy(), wrong)
+        entries = np.where(crossed_above(h_close, mean), 1, 0).astype(np.int8)
+        return Signals(entries, np.zeros(entries.shape, bool))
+
+
+class FutureSize(Strategy):
+    """Biased only in a secondary field: the order size uses the whole-history maximum."""
+
+    name = "biased_future_size"
+    base_timeframe = "5m"
+
+    def lookback(self) -> dict[str, int]:
+        return {self.timeframe: 20}
+
+    def generate(self, data: MultiBars) -> Signals:
+        close = data.bars.close
+        sma = pd.DataFrame(close).rolling(20).mean().to_numpy()
+        entries = np.where(crossed_above(close, sma), 1, 0).astype(np.int8)
+        size = np.where(entries != 0, close / np.nanmax(close, axis=0), np.nan)
+        return Signals(entries, np.zeros(close.shape, bool), size=size)
+
+
+@pytest.fixture(name="data")
+def fixture_data() -> MultiBars:
+    return make_multibars(3_000, base="5m", informative=("1h",), seed=21, vol=0.003)
+
+
+# ------------------------------------------------------------------ honest strategies pass
+
+
+@pytest.mark.parametrize("name", ["sma_cross", "rsi_reversion", "mtf_trend"])
+def test_bundled_strategies_have_no_lookahead(name: str) -> None:
+    params = {"sma_cross": ["band=0.001"], "rsi_reversion": ["short=true"]}.get(name, [])
+    s = registry.create(name, params, timeframe="5m")
+    data = make_multibars(4_000, base="5m", informative=("1h",), seed=5, vol=0.003, gaps=0.01)
+    report = check_lookahead(s, data, cuts=15, seed=1)
+    assert report.ok, report.summary()
+    assert report.n_cuts == 15
+    assert report.summary() == "no look-ahead found in 15 cuts"
+    assert all(c > int(data.bars.time[0]) for c in report.cuts)
+
+
+def test_bundled_strategies_pass_with_limit_orders_and_stops(data: MultiBars) -> None:
+    s = registry.create("rsi_reversion", ["entry=limit", "sl=0.02", "tp=0.05"], timeframe="5m")
+    assert check_lookahead(s, data, cuts=10, seed=3).ok
+
+
+# ------------------------------------------------------------------ biased strategies fail
+
+
+def test_catches_next_bar_close(data: MultiBars) -> None:
+    report = check_lookahead(PeekNextClose(), data, cuts=10, seed=0)
+    assert not report.ok
+    issue = report.issues[0]
+    assert issue.field == "entries"
+    assert issue.full_value == 1 and issue.cut_value == 0
+    # the bar whose decision changed is the last one kept by that cut
+    assert issue.bar_time + data.bars.tf_ms == issue.cut_time
+    assert issue.symbol in data.bars.symbols
+    text = report.summary()
+    assert "look-ahead found" in text and format_time(issue.bar_time) in text
+    assert "with full data" in text and issue.symbol in text
+
+
+def test_catches_unclosed_hourly_bar(data: MultiBars) -> None:
+    report = check_lookahead(OpenHourlyBar(), data, cuts=10, seed=0)
+    assert not report.ok
+    issue = report.issues[0]
+    assert issue.field == "entries"
+    # the base bar sits inside an hour that had not closed at the cut
+    hour = 3_600_000
+    assert issue.cut_time % hour != 0
+    assert issue.bar_time // hour == (issue.cut_time - 1) // hour
+
+
+def test_correct_alignment_of_the_same_rule_passes(data: MultiBars) -> None:
+    class ClosedHourlyBar(OpenHourlyBar):
+        name = "closed_hourly_bar"
+
+        def generate(self, data: MultiBars) -> Signals:
+            hourly = data["1h"]
+            h_close = self.asof(data, "1h", hourly.close)
+            mean = self.asof(
+                data, "1h", pd.DataFrame(hourly.close).rolling(self.window).mean().to_numpy()
+            )
+            entries = np.where(crossed_above(h_close, mean), 1, 0).astype(np.int8)
+            return Signals(entries, np.zeros(entries.shape, bool))
+
+    assert check_lookahead(ClosedHourlyBar(), data, cuts=10, seed=0).ok
+
+
+def test_catches_bias_in_a_secondary_field(data: MultiBars) -> None:
+    report = check_lookahead(FutureSize(), data, cuts=10, seed=0)
+    assert not report.ok
+    assert {i.field for i in report.issues} == {"size"}
+    assert all(i.cut_value > i.full_value or np.isnan(i.full_value) for i in report.issues)
+
+
+def test_report_is_deterministic_for_a_seed(data: MultiBars) -> None:
+    a = check_lookahead(PeekNextClose(), data, cuts=8, seed=4)
+    b = check_lookahead(PeekNextClose(), data, cuts=8, seed=4)
+    assert a.cuts == b.cuts and a.issues == b.issues
+    c = check_lookahead(PeekNextClose(), data, cuts=8, seed=5)
+    assert c.cuts != a.cuts
+
+
+def test_bad_arguments(data: MultiBars) -> None:
+    with pytest.raises(UserInputError, match="--cuts 0"):
+        check_lookahead(PeekNextClose(), data, cuts=0)
+    tiny = MultiBars("5m", {"5m": make_bars(2, timeframe="5m")})
+    with pytest.raises(UserInputError, match="too few to cut"):
+        check_lookahead(PeekNextClose(), tiny)
+    report = LookaheadReport("x")
+    assert report.ok and report.n_cuts == 0
+
+
+# ------------------------------------------------------------------ through the CLI
+
+
+@pytest.fixture(name="cli_env")
+def fixture_cli_env(tmp_path, monkeypatch):
+    """A catalog with two symbols of random-walk 1m candles under exchange 'testex'."""
+    from datasets.catalog import Catalog
+
+    root = tmp_path / "data"
+    cat = Catalog(root)
+    bars = make_bars(4 * 24 * 60, timeframe="1m", seed=13, vol=0.001)
+    for j, sym in enumerate(bars.symbols):
+        df = pd.DataFrame(
+            {
+                "time": bars.time,
+                **{f: getattr(bars, f)[:, j] for f in ("open", "high", "low", "close", "volume")},
+            }
+        )
+        cat.write(df, exchange="testex", symbol=sym, timeframe="1m", source="synthetic")
+    cfg = tmp_path / "config.test.yaml"
+    cfg.write_text(f"data:\n  dir: {root}\n  exchange: testex\n")
+    monkeypatch.chdir(tmp_path)
+    return str(cfg)
+
+
+@pytest.mark.parametrize("name", ["sma_cross", "rsi_reversion", "mtf_trend"])
+def test_cli_passes_bundled_strategies(cli_env: str, name: str, capsys) -> None:
+    extra = ["--param", "trend=10"] if name == "mtf_trend" else []
+    code = cli.main(
+        ["check-lookahead", "--strategy", name, "--config", cli_env, "--cuts", "6", *extra]
+    )
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "no look-ahead found in 6 cuts" in out.out
+
+
+def test_cli_fails_a_biased_strategy_with_exit_code_1(cli_env: str, capsys) -> None:
+    registry.register(PeekNextClose)
+    code = cli.main(
+        [
+            "check-lookahead",
+            "--strategy",
+            "biased_peek_next_close",
+            "--config",
+            cli_env,
+            "--from",
+            "2023-01-02",
+            "--days",
+            "1",
+            "--symbols",
+            "BTC/USDT",
+        ]
+    )
+    out = capsys.readouterr()
+    assert code == 1
+    assert "look-ahead found" in out.err
+    assert "BTC/USDT entries: 1 with full data, 0 with data cut at" in out.out
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--strategy", "sma_crss"], "Did you mean 'sma_cross'"),
+        (["--param", "fats=3"], "Did you mean 'fast'"),
+        (["--cuts", "x"], "--cuts 'x' is not a number"),
+        (["--cuts", "0"], "--cuts 0 must be >= 1"),
+        (["--from", "2023-02-01", "--to", "2023-01-01"], "is not before --to"),
+        (["--symbols", "BTCUSDT"], "BASE/QUOTE"),
+        (["--timeframe", "1x"], "bad timeframe"),
+        (["--symbols", "XRP/USDT"], "XRP/USDT"),
+    ],
+)
+def test_cli_bad_input_exits_2(cli_env: str, args: list[str], match: str, capsys) -> None:
+    code = cli.main(["check-lookahead", "--config", cli_env, *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and match in err
+    assert "Traceback" not in err
