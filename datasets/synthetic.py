@@ -119,8 +119,14 @@ PROFILES: dict[str, _Profile] = {
 }
 
 
+_KERNEL: Any = None
+
+
 def _simulate_kernel():
     """Compile (once, cached on disk) the recursive part of the generator."""
+    global _KERNEL
+    if _KERNEL is not None:
+        return _KERNEL
     from numba import njit
 
     @njit(cache=True)
@@ -154,6 +160,7 @@ def _simulate_kernel():
                 log_close[t, j] = prev[j]
         return log_close, scale
 
+    _KERNEL = simulate
     return simulate
 
 
