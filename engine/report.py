@@ -155,9 +155,12 @@ def write_tearsheet(
     Path
         The written file.
     """
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")  # no window, no display needed; leave a caller's backend alone
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rets = _naive_daily(returns, strategy_title)
