@@ -447,9 +447,10 @@ def run_backtest(
     )
 
     if report is not False or save:
-        html_path = default_report_path(settings, req, bars) if report in (None, True) else None
-        if html_path is None:
-            html_path = Path(str(report))
+        if report is None or isinstance(report, bool):
+            html_path = default_report_path(settings, req, bars)
+        else:
+            html_path = Path(report)
             if not html_path.is_absolute():
                 html_path = Path.cwd() / html_path
         if report is not False:

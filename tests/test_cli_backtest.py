@@ -278,3 +278,30 @@ def test_cost_flags_reach_the_engine(sample_config: Path) -> None:
     # same signals, same trades count; costs can only lower the result
     assert cheap.metrics.trades == dear.metrics.trades > 0
     assert dear.metrics.final_equity < cheap.metrics.final_equity
+
+
+def test_no_report_still_saves_trades_and_equity_under_the_default_name(
+    sample_config: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--from", "2023-01-02", "--to", "2023-01-03T12:00", "--symbols", "eth/usdt"]
+    code, out, err = run_cli([*args, "--no-report", "--config", str(sample_config)], capsys)
+    assert code == 0, err
+    stem = workdir / "reports" / "sma_cross_2023-01-02_2023-01-03T1200"
+    assert not stem.with_suffix(".html").exists()
+    assert Path(f"{stem}_trades.csv").is_file()
+    assert Path(f"{stem}_equity.parquet").is_file()
+    assert "report:" not in out
+    assert "ETH/USDT" in out and "BTC/USDT" not in out
+    assert sorted(p.name for p in workdir.iterdir()) == ["reports"]
+
+
+def test_report_flag_puts_every_file_beside_the_given_path(
+    sample_config: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--from", "2023-01-02", "--to", "2023-01-04", "--report", "out/my.html"]
+    code, out, err = run_cli([*args, "--config", str(sample_config)], capsys)
+    assert code == 0, err
+    for name in ("my.html", "my_trades.csv", "my_equity.parquet"):
+        assert (workdir / "out" / name).is_file()
+        assert f"out/{name}" in out
+    assert not (workdir / "reports").exists()
