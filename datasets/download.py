@@ -418,10 +418,14 @@ def download_series(
     """
     step = timeframe_ms(timeframe)
     now = int(now_ms if now_ms is not None else time.time() * 1000)
-    current_open = (now // step) * step  # every candle opened before this one is closed
+    from datasets.schema import grid_offset_ms
+
+    off = grid_offset_ms(step)  # weekly candles open on Mondays
+    current_open = ((now - off) // step) * step + off  # every candle before this one is closed
     stop = current_open if end is None else min(int(end), current_open)
-    result = SeriesResult(exchange.id, symbol, timeframe, (int(start), stop))
-    ranges, _ = _plan(catalog, exchange.id, symbol, timeframe, int(start), stop)
+    start = -((off - int(start)) // step) * step + off  # first grid time >= start
+    result = SeriesResult(exchange.id, symbol, timeframe, (start, stop))
+    ranges, _ = _plan(catalog, exchange.id, symbol, timeframe, start, stop)
     if not ranges:
         result.up_to_date = True
         return result

@@ -60,6 +60,12 @@ INTERVAL_MS = {
 }
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 500
+WEEK_OFFSET_MS = 4 * 86_400_000  # 1970-01-01 was a Thursday; the first Monday is 01-05
+
+
+def _ceil_grid(t: int, step: int, off: int) -> int:
+    """First candle open time >= ``t`` on the grid ``off + k * step``."""
+    return -((off - t) // step) * step + off
 
 
 @dataclass
@@ -197,20 +203,21 @@ class FakeBinance:
         """The klines the server answers for these parameters (Binance semantics)."""
         market = self.markets[symbol_id]
         step = INTERVAL_MS[interval]
+        off = WEEK_OFFSET_MS if interval == "1w" else 0  # weeks open on Monday 00:00 UTC
         now = self.now()
-        last_open = (now // step) * step  # the open candle
-        first_listed = -(-market.listed_from // step) * step
+        last_open = ((now - off) // step) * step + off  # the open candle
+        first_listed = _ceil_grid(market.listed_from, step, off)
         rows: list[list[Any]] = []
         if start is None:
             # the most recent `limit` candles up to `end` (or now)
-            t = last_open if end is None else min(last_open, (end // step) * step)
+            t = last_open if end is None else min(last_open, ((end - off) // step) * step + off)
             while t >= first_listed and len(rows) < limit:
                 if not market.in_gap(t):
                     rows.append(kline_row(market, t, step, now))
                 t -= step
             rows.reverse()
             return rows
-        t = max(-(-start // step) * step, first_listed)
+        t = max(_ceil_grid(start, step, off), first_listed)
         stop = last_open if end is None else min(last_open, end)
         while t <= stop and len(rows) < limit:
             if not market.in_gap(t):

@@ -177,6 +177,24 @@ def test_open_last_candle_is_dropped(fake, exchange, catalog) -> None:
     assert catalog.last_time("binance", "BTC/USDT", "1h") == T0 + 5 * HOUR
 
 
+def test_start_is_aligned_to_the_grid(fake, exchange, catalog) -> None:
+    res = download_series(catalog, exchange, "BTC/USDT", "1h", T0 + 30 * MIN, T0 + 4 * HOUR)
+    assert int(fake.kline_requests()[0]["startTime"]) == T0 + HOUR
+    assert res.rows == 3 and res.listed_from is None
+
+
+def test_weekly_candles_open_on_monday(catalog) -> None:
+    with FakeBinance(now_ms=parse_time("2023-06-01")) as f:
+        ex = make_exchange("binance", FAST, f.base_url)
+        res = download_series(
+            catalog, ex, "BTC/USDT", "1w", T0, parse_time("2023-03-01"), now_ms=f.now()
+        )
+    days = (_stored_times(catalog, tf="1w") // 86_400_000 + 3) % 7  # 0 = Monday
+    assert res.rows == 9 and res.listed_from is None and res.gaps == []
+    assert set(days.tolist()) == {0}
+    assert res.first == parse_time("2023-01-02")
+
+
 def test_listing_start_is_noted(catalog) -> None:
     listed = T0 + 3 * HOUR
     with FakeBinance(
