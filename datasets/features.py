@@ -260,6 +260,7 @@ def window_tensor(
     step: int = 1,
     normalize: bool = False,
     dropna: bool = True,
+    rows: NDArray[np.integer] | None = None,
 ) -> Windows:
     """Sliding windows of the feature rows ending at each decision bar.
 
@@ -276,6 +277,11 @@ def window_tensor(
     dropna : bool
         Drop windows that contain any NaN (warm-up, missing candles). With False they
         are kept, NaN included.
+    rows : array of int, optional
+        Only consider these decision rows (base row indices, e.g. one training batch or
+        one split); the other rules still apply. The full tensor takes
+        ``n_windows * window * n_features * 4`` bytes, so large sets are better built
+        batch by batch.
 
     Returns
     -------
@@ -299,6 +305,14 @@ def window_tensor(
     if n < window:
         return empty
     ends = np.arange(window - 1, n, dtype=np.int64)
+    if rows is not None:
+        wanted = np.asarray(rows, dtype=np.int64)
+        if wanted.size and (wanted.min() < 0 or wanted.max() >= n):
+            raise UserInputError(
+                f"rows must index the {n} base bars of the feature matrix (0..{n - 1}), "
+                f"got values from {wanted.min()} to {wanted.max()}."
+            )
+        ends = np.unique(wanted[wanted >= window - 1])
     keep = (ends % step) == 0
     if dropna:
         bad = np.isnan(vals).any(axis=1)

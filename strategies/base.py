@@ -534,7 +534,8 @@ def parse_params(
     Parameters
     ----------
     strategy_cls : type[Strategy]
-    items : iterable of ``"name=value"`` strings, or a mapping of already typed values
+    items : iterable of ``"name=value"`` strings, or a mapping of names to values
+        (typed values are checked as they are, strings are parsed like ``--param`` text)
 
     Returns
     -------
@@ -555,7 +556,8 @@ def parse_params(
     if items is None:
         return out
     if isinstance(items, Mapping):
-        pairs = [(str(k), v, False) for k, v in items.items()]
+        # typed values are checked as they are; text (e.g. from a YAML file) is parsed
+        pairs = [(str(k), v, isinstance(v, str)) for k, v in items.items()]
     else:
         pairs = []
         for item in items:

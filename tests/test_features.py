@@ -101,6 +101,13 @@ def test_window_tensor_options(data: MultiBars) -> None:
     sd = w.std(axis=0)
     expected = np.where(sd > 0, (w - w.mean(axis=0)) / np.where(sd > 0, sd, 1), 0.0)
     np.testing.assert_allclose(norm.x[i], expected, atol=1e-5)
+    some = window_tensor(fm, 8, rows=np.array([900, 3, 500, 500, 1_200, 1_201]))
+    full = window_tensor(fm, 8)
+    picked = np.isin(full.index, [500, 900, 1_200, 1_201])
+    assert 2 <= picked.sum() and some.index.tolist() == full.index[picked].tolist()
+    np.testing.assert_array_equal(some.x, full.x[picked])
+    with pytest.raises(UserInputError, match="rows must index"):
+        window_tensor(fm, 8, rows=np.array([fm.n]))
     short = window_tensor(fm.__class__(**{**fm.__dict__, "values": fm.values[:5]}), 8)
     assert short.x.shape == (0, 8, len(FEATURE_NAMES))
 

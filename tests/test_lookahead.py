@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import make_bars, make_multibars
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import cli
 from datasets.align import take_asof
@@ -99,6 +101,39 @@ def test_bundled_strategies_have_no_lookahead(name: str) -> None:
 def test_bundled_strategies_pass_with_limit_orders_and_stops(data: MultiBars) -> None:
     s = registry.create("rsi_reversion", ["entry=limit", "sl=0.02", "tp=0.05"], timeframe="5m")
     assert check_lookahead(s, data, cuts=10, seed=3).ok
+
+
+_PARAM_SPACE = {
+    "sma_cross": lambda d: [
+        f"fast={d.draw(st.integers(2, 15))}",
+        f"slow={d.draw(st.integers(16, 60))}",
+        f"band={d.draw(st.sampled_from([0.0, 0.001, 0.003]))}",
+        f"short={d.draw(st.booleans())}",
+    ],
+    "rsi_reversion": lambda d: [
+        f"window={d.draw(st.integers(2, 20))}",
+        f"short={d.draw(st.booleans())}",
+        f"entry={d.draw(st.sampled_from(['market', 'limit']))}",
+    ],
+    "mtf_trend": lambda d: [
+        f"trend={d.draw(st.integers(2, 12))}",
+        f"window={d.draw(st.integers(2, 20))}",
+        f"pullback={d.draw(st.floats(20.0, 45.0))}",
+    ],
+}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(sorted(_PARAM_SPACE)),
+    seed=st.integers(0, 2**16),
+    draw=st.data(),
+)
+def test_bundled_strategies_have_no_lookahead_for_any_params(name: str, seed: int, draw) -> None:
+    s = registry.create(name, _PARAM_SPACE[name](draw), timeframe="5m")
+    data = make_multibars(1_800, base="5m", informative=("1h",), seed=seed, vol=0.004, gaps=0.01)
+    report = check_lookahead(s, data, cuts=6, seed=seed)
+    assert report.ok, report.summary()
 
 
 # ------------------------------------------------------------------ biased strategies fail

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import START, aggregate, make_bars, make_multibars
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datasets.bars import Bars, MultiBars
 from engine.signals import LIMIT, MARKET, Signals
@@ -105,6 +107,20 @@ def test_parse_params_types_values() -> None:
     assert parse_params(_Demo, ["fast=1e1"]) == {"fast": 10}
     assert parse_params(_Demo, None) == {}
     assert parse_params(_Demo, {"ratio": 1}) == {"ratio": 1.0}
+    assert parse_params(_Demo, {"fast": "8", "short": "off"}) == {"fast": 8, "short": False}
+    with pytest.raises(UserInputError, match="'short'"):
+        parse_params(_Demo, {"short": 1})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    fast=st.integers(2, 10**6),
+    ratio=st.floats(0.0, 1.0, allow_nan=False),
+    short=st.booleans(),
+)
+def test_parse_params_round_trips_text(fast: int, ratio: float, short: bool) -> None:
+    text = [f"fast={fast}", f"ratio={ratio!r}", f"short={str(short).lower()}"]
+    assert parse_params(_Demo, text) == {"fast": fast, "ratio": ratio, "short": short}
 
 
 @pytest.mark.parametrize(
