@@ -94,6 +94,9 @@ class SeriesResult:
     listed_from: int | None = None
     changes: list[str] = field(default_factory=list)
     up_to_date: bool = False
+    #: (last candle received, end of the range, candles missing) when the exchange sent
+    #: nothing for the end of the range (an ongoing outage, or a delisted market)
+    tail_missing: tuple[int, int, int] | None = None
 
 
 # --------------------------------------------------------------------------- exchange
@@ -495,6 +498,8 @@ def download_series(
                     progress(done, total)
             if rng.after is not None and prev is not None and rng.after - prev > step:
                 result.gaps.append(_gap(prev, rng.after, step))
+            elif rng.after is None and prev is not None and rng.end - prev > step:
+                result.tail_missing = (prev, rng.end, int((rng.end - prev) // step - 1))
     finally:
         result.requests = stats["requests"]
         flush()  # candles fetched before a failure are closed candles: keep them
@@ -546,10 +551,21 @@ def _describe(res: SeriesResult) -> list[str]:
         + (f", {format_time(res.first)} .. {format_time(res.last)}" if res.rows else "")
         + f" ({res.requests} requests)."
     ]
+    if res.rows == 0:
+        lines.append(
+            f"  note: the exchange returned no candles between {format_time(res.requested[0])} "
+            f"and {format_time(res.requested[1])}."
+        )
     if res.listed_from is not None:
         lines.append(
-            f"  note: the exchange has no candles before {format_time(res.listed_from)} "
-            f"(requested from {format_time(res.requested[0])})."
+            f"  note: the exchange returned no candles between {format_time(res.requested[0])} "
+            f"and {format_time(res.listed_from)} (not listed yet, or an outage)."
+        )
+    if res.tail_missing is not None:
+        a, b, missing = res.tail_missing
+        lines.append(
+            f"  note: no candles after {format_time(a)} up to {format_time(b)} "
+            f"({missing} missing at the end: an ongoing outage or a delisted market)."
         )
     if res.dropped_open:
         lines.append("  the still-open last candle was not stored.")

@@ -11,6 +11,7 @@ from fake_exchange import FakeBinance, FakeMarket
 import cli
 from datasets.catalog import Catalog
 from datasets.download import (
+    _describe,
     call_with_retry,
     check_request,
     download_series,
@@ -155,6 +156,13 @@ def test_gap_is_reported_not_filled(fake, exchange, catalog) -> None:
     assert catalog.gaps("binance", "BTC/USDT", "1m") == [(outage[0] - MIN, outage[1], 60)]
 
 
+def test_missing_tail_is_reported(fake, exchange, catalog) -> None:
+    fake.add_gap("BTC/USDT", T0 + 8 * HOUR, T0 + 100 * HOUR)  # outage still going on
+    res = download_series(catalog, exchange, "BTC/USDT", "1h", T0, T0 + 12 * HOUR)
+    assert res.rows == 8 and res.gaps == []
+    assert res.tail_missing == (T0 + 7 * HOUR, T0 + 12 * HOUR, 4)
+
+
 def test_gap_across_resume_boundary_is_reported(fake, exchange, catalog) -> None:
     download_series(catalog, exchange, "BTC/USDT", "1h", T0, T0 + 10 * HOUR)
     fake.add_gap("BTC/USDT", T0 + 10 * HOUR, T0 + 12 * HOUR)
@@ -203,6 +211,8 @@ def test_listing_start_is_noted(catalog) -> None:
         ex = make_exchange("binance", FAST, f.base_url)
         res = download_series(catalog, ex, "SOL/USDT", "1h", T0, T0 + 6 * HOUR)
     assert res.listed_from == listed and res.rows == 3 and res.gaps == []
+    text = "\n".join(_describe(res))
+    assert "no candles between 2023-01-01 00:00 and 2023-01-01 03:00" in text
 
 
 def test_symbol_without_klines_is_a_user_error(catalog) -> None:
