@@ -283,3 +283,24 @@ def test_cli_bad_input_exits_2(cli_env: str, args: list[str], match: str, capsys
     assert code == 2
     assert err.startswith("error: ") and match in err
     assert "Traceback" not in err
+
+
+def test_cli_help_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "from cli import main\n"
+        "main(['check-lookahead', '--help'])\n"
+        "heavy = [m for m in ('numpy', 'numba', 'pandas', 'duckdb', 'strategies.base') "
+        "if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+    assert "--cuts" in out and "--param" in out
+    assert "HEAVY []" in out
