@@ -141,6 +141,10 @@ def backtest(
         console.print(
             f"equity: {_rel(out.equity_path)}", markup=False, highlight=False, soft_wrap=True
         )
+    if out.metrics_path is not None:
+        console.print(
+            f"metrics: {_rel(out.metrics_path)}", markup=False, highlight=False, soft_wrap=True
+        )
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in out.timings.items())
     console.print(f"time: {phases}", markup=False, highlight=False, soft_wrap=True)
 

@@ -188,6 +188,7 @@ def write_tearsheet(
                 benchmark_title=benchmark_title,
                 parameters={k: html.escape(str(v)) for k, v in (parameters or {}).items()},
             )
+            _set_page_title(Path(tmp), title)
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         finally:
@@ -217,6 +218,15 @@ def tearsheet_for_result(
     strat = daily_returns(result.equity if equity is None else equity, cash)
     bench = daily_returns(buy_and_hold_equity(bars, cash), cash)
     return write_tearsheet(strat, bench, path, title, parameters=parameters, figfmt=figfmt)
+
+
+def _set_page_title(path: Path, title: str) -> None:
+    """Put ``title`` in the browser tab too (quantstats writes a fixed ``<title>``)."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find("<title>"), text.find("</title>")
+    if 0 <= start < end:
+        text = text[: start + len("<title>")] + html.escape(title) + text[end:]
+        path.write_text(text, encoding="utf-8")
 
 
 def _naive_daily(returns: pd.Series, name: str) -> pd.Series:

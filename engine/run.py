@@ -89,12 +89,14 @@ class RunOutput:
         True when any of the data is the generated sample (not market data).
     sample_generated : bool
         True when this run had to generate the embedded sample first.
-    report_path, trades_path, equity_path : Path or None
+    report_path, trades_path, equity_path, metrics_path : Path or None
         Files written (None when not asked for).
     warmup : int
         Bars loaded before ``--from`` to warm the strategy up (no orders on them).
     strategy_warmup : int
         Bars the strategy needs before its first decision (``strategy.warmup``).
+    strategy_params : dict
+        Every parameter of the strategy as run, defaults included.
     equity, positions : pandas objects
         The engine's equity curve and positions from ``--from`` on (what the metrics,
         the report and the saved files use).
@@ -111,8 +113,10 @@ class RunOutput:
     report_path: Path | None = None
     trades_path: Path | None = None
     equity_path: Path | None = None
+    metrics_path: Path | None = None
     warmup: int = 0
     strategy_warmup: int = 0
+    strategy_params: dict[str, Any] = field(default_factory=dict)
     equity: pd.Series | None = None
     positions: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -151,7 +155,8 @@ class RunOutput:
         return rows
 
     def params_shown(self) -> dict[str, Any]:
-        return dict(self.request.params)
+        """Every parameter of the strategy as run (defaults included)."""
+        return dict(self.strategy_params or self.request.params)
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -441,6 +446,7 @@ def run_backtest(
         sample_generated=generated,
         warmup=before,
         strategy_warmup=strategy_warmup,
+        strategy_params=dict(strat.params),
         equity=equity,
         positions=positions,
         timings=timings,
@@ -460,7 +466,7 @@ def run_backtest(
             timings["report"] = time.perf_counter() - t
         if save:
             t = time.perf_counter()
-            out.trades_path, out.equity_path = save_results(out, html_path)
+            out.trades_path, out.equity_path, out.metrics_path = save_results(out, html_path)
             timings["save"] = time.perf_counter() - t
     return out
 
@@ -502,7 +508,7 @@ def _write_report(out: RunOutput, path: Path) -> Path:
     cfg = out.result.config
     parameters: dict[str, Any] = {
         "Strategy": req.strategy,
-        **{k: v for k, v in req.params.items()},
+        **out.params_shown(),
         "Fee": f"{cfg.fee_taker:.4%}",
         "Slippage": f"{cfg.slippage_bps:g} bps",
     }
@@ -527,17 +533,21 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def save_results(out: RunOutput, html_path: Path) -> tuple[Path, Path]:
-    """Write ``<stem>_trades.csv`` and ``<stem>_equity.parquet`` beside ``html_path``.
+def save_results(out: RunOutput, html_path: Path) -> tuple[Path, Path, Path]:
+    """Write ``<stem>_trades.csv``, ``<stem>_equity.parquet`` and ``<stem>_metrics.json``.
 
-    The equity file holds, per bar close time (UTC): equity, cash and the signed
-    position of each symbol.
+    The files go beside ``html_path``. The equity file holds, per bar close time (UTC):
+    equity, cash and the signed position of each symbol, from ``--from`` on. The
+    metrics file holds the summary figures and the run's inputs (NaN written as null).
     """
+    import json
+
     import pandas as pd
 
     stem = html_path.with_suffix("")
     trades_path = stem.with_name(stem.name + "_trades.csv")
     equity_path = stem.with_name(stem.name + "_equity.parquet")
+    metrics_path = stem.with_name(stem.name + "_metrics.json")
     trades: pd.DataFrame = out.result.trades
     _atomic(trades_path, lambda p: trades.to_csv(p, index=False))
     equity = out.equity if out.equity is not None else out.result.equity
@@ -548,4 +558,36 @@ def save_results(out: RunOutput, html_path: Path) -> tuple[Path, Path]:
         frame = frame.join(positions.add_prefix("position "))
     frame.index.name = "time"
     _atomic(equity_path, lambda p: frame.to_parquet(p))
-    return trades_path, equity_path
+    doc = {
+        "run": {
+            "strategy": out.request.strategy,
+            "params": out.params_shown(),
+            "symbols": list(out.request.symbols),
+            "exchange": out.request.exchange,
+            "timeframe": out.request.timeframe,
+            "period": list(out.period),
+            "bars": out.bars.n,
+            "synthetic": out.synthetic,
+            "fee_taker": out.result.config.fee_taker,
+            "fee_maker": out.result.config.fee_maker,
+            "slippage_bps": out.result.config.slippage_bps,
+        },
+        "metrics": {k: _json_value(v) for k, v in out.metrics.as_dict().items()},
+    }
+    text = json.dumps(doc, indent=1, allow_nan=False)
+    _atomic(metrics_path, lambda p: p.write_text(text + "\n", encoding="utf-8"))
+    return trades_path, equity_path, metrics_path
+
+
+def _json_value(v: Any) -> Any:
+    import pandas as pd
+
+    if v is None:
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if hasattr(v, "item"):
+        return _json_value(v.item())
+    return v

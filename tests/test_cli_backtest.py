@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -194,7 +195,8 @@ def test_end_to_end_on_the_sample(
     report = workdir / "reports" / "sma_cross_2023-01-01_2023-01-15.html"
     trades = workdir / "reports" / "sma_cross_2023-01-01_2023-01-15_trades.csv"
     equity = workdir / "reports" / "sma_cross_2023-01-01_2023-01-15_equity.parquet"
-    for path in (report, trades, equity):
+    metrics = workdir / "reports" / "sma_cross_2023-01-01_2023-01-15_metrics.json"
+    for path in (report, trades, equity, metrics):
         assert path.is_file(), path
         assert str(path.relative_to(workdir)) in out  # the summary says where
     assert "data: SYNTHETIC (generated sample, not market data)" in out
@@ -217,6 +219,12 @@ def test_end_to_end_on_the_sample(
     tr = pd.read_csv(trades)
     assert len(tr) > 0
     assert {"symbol", "direction", "entry_time", "exit_time", "pnl", "fees"} <= set(tr.columns)
+    doc = json.loads(metrics.read_text())
+    assert doc["run"]["synthetic"] is True
+    assert doc["run"]["params"]["fast"] == 10 and doc["run"]["params"]["band"] == 0.005
+    assert doc["run"]["fee_taker"] == doc["run"]["fee_maker"] == 0.0005
+    assert doc["metrics"]["trades"] == len(tr)
+    assert doc["metrics"]["fees_paid"] == pytest.approx(tr["fees"].sum())
     eq = pd.read_parquet(equity)
     assert len(eq) == 14 * 1440
     assert eq.index.min() == pd.Timestamp("2023-01-01 00:01", tz="UTC")  # close of the first bar

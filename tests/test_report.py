@@ -77,6 +77,8 @@ def test_tearsheet_html_has_title_and_benchmark(tmp_path: Path, synthetic: bool)
     assert out.is_file()
     text = out.read_text(encoding="utf-8")
     assert "sma_cross on BTC/USDT, ETH/USDT" in text
+    # the browser tab shows it too
+    assert f"<title>{title}</title>" in text
     assert ("synthetic data" in text) is synthetic
     assert "Buy &amp; hold" in text or "Buy & hold" in text
     assert not list(out.parent.glob("*.tmp"))  # atomic write leaves no temp file
