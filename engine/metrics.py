@@ -461,8 +461,14 @@ def summary_rows(m: Metrics, quote: str = "") -> list[tuple[str, str]]:
         ("trades", str(m.trades)),
         ("win rate", fmt_pct(m.win_rate, 1)),
         ("profit factor", fmt_num(m.profit_factor)),
-        ("expectancy / trade", fmt_num(m.expectancy) + q + f" ({fmt_pct(m.expectancy_pct, 3)})"),
-        ("best / worst trade", f"{fmt_pct(m.best_trade)} / {fmt_pct(m.worst_trade)}"),
+        (
+            "expectancy / trade",
+            f"{fmt_num(m.expectancy)}{q} ({fmt_pct(m.expectancy_pct, 3)})" if m.trades else "n/a",
+        ),
+        (
+            "best / worst trade",
+            f"{fmt_pct(m.best_trade)} / {fmt_pct(m.worst_trade)}" if m.trades else "n/a",
+        ),
         ("exposure", fmt_pct(m.exposure, 1)),
         ("fees paid", fmt_num(m.fees_paid) + q),
     ]
