@@ -346,6 +346,7 @@ def compute_metrics(
     fees_paid: float | None = None,
     start: pd.Timestamp | None = None,
     periods: int = PERIODS,
+    extra: dict[str, Any] | None = None,
 ) -> Metrics:
     """All summary figures from an equity curve and its closed trades.
 
@@ -365,6 +366,8 @@ def compute_metrics(
         Start of the period (first bar's open time); defaults to the first day label.
     periods : int
         Daily returns per year.
+    extra : dict, optional
+        More figures to carry along; ``buy_and_hold_return`` is shown in the summary.
 
     Returns
     -------
@@ -397,6 +400,7 @@ def compute_metrics(
         max_drawdown_bar=bar_max_drawdown(eq, init),
         exposure=float(exposure),
         fees_paid=float(fees_paid),
+        extra=dict(extra or {}),
         **trade_stats(trades),  # type: ignore[arg-type]
     )
 
@@ -450,6 +454,11 @@ def summary_rows(m: Metrics, quote: str = "") -> list[tuple[str, str]]:
         ("initial equity", fmt_num(m.initial_equity) + q),
         ("final equity", fmt_num(m.final_equity) + q),
         ("total return", fmt_pct(m.total_return)),
+        *(
+            [("buy & hold return", fmt_pct(m.extra["buy_and_hold_return"]))]
+            if "buy_and_hold_return" in m.extra
+            else []
+        ),
         ("CAGR", fmt_pct(m.cagr)),
         ("volatility (ann.)", fmt_pct(m.volatility)),
         ("Sharpe", fmt_num(m.sharpe)),

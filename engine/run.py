@@ -419,6 +419,7 @@ def run_backtest(
     timings["simulate"] = time.perf_counter() - t
 
     from engine.metrics import compute_metrics
+    from engine.report import buy_and_hold_equity
 
     t = time.perf_counter()
     bars = full.slice(before, full.n) if before else full
@@ -433,6 +434,7 @@ def run_backtest(
         exposure=exposure,
         fees_paid=float(result.fees_paid),
         start=start_ts,
+        extra={"buy_and_hold_return": float(buy_and_hold_equity(bars, 1.0).iloc[-1] - 1.0)},
     )
     timings["metrics"] = time.perf_counter() - t
 

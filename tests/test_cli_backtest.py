@@ -224,6 +224,18 @@ def test_end_to_end_on_the_sample(
     assert doc["run"]["params"]["fast"] == 10 and doc["run"]["params"]["band"] == 0.005
     assert doc["run"]["fee_taker"] == doc["run"]["fee_maker"] == 0.0005
     assert doc["metrics"]["trades"] == len(tr)
+    # buy & hold of the same closes over the same span, equal weight
+    from datasets.catalog import Catalog
+    from gogo2.config import load_settings
+
+    cat = Catalog(load_settings(sample_config).data.path)
+    t0, t1 = 1_672_531_200_000, 1_673_740_800_000  # 2023-01-01, 2023-01-15
+    growth = [
+        (f["close"].iloc[-1] / f["close"].iloc[0])
+        for f in (cat.load_frame("synthetic", s, "1m", t0, t1) for s in ("BTC/USDT", "ETH/USDT"))
+    ]
+    assert doc["metrics"]["buy_and_hold_return"] == pytest.approx(sum(growth) / 2 - 1)
+    assert "buy & hold return" in out
     assert doc["metrics"]["fees_paid"] == pytest.approx(tr["fees"].sum())
     eq = pd.read_parquet(equity)
     assert len(eq) == 14 * 1440
