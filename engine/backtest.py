@@ -466,16 +466,24 @@ def _prepare_signals(signals: Signals, n: int, m: int) -> dict[str, np.ndarray]:
         return np.ascontiguousarray(a, dtype=dtype)
 
     raw_entries = np.asarray(signals.entries)
-    if raw_entries.dtype.kind == "f" and np.isnan(raw_entries).any():
-        raise UserInputError("signals.entries holds NaN; use 0 for no entry, +1 long, -1 short.")
+    if raw_entries.dtype.kind not in "biuf":
+        raise UserInputError(
+            f"signals.entries has dtype {raw_entries.dtype}; give int8 values +1, -1 or 0."
+        )
+    if raw_entries.dtype.kind != "b" and raw_entries.size:
+        lo, hi = raw_entries.min(), raw_entries.max()
+        ok = lo >= -1 and hi <= 1
+        if ok and raw_entries.dtype.kind == "f":
+            ok = bool(np.all(raw_entries == np.round(raw_entries)))  # also rejects NaN
+        if not ok:
+            valid = np.isin(raw_entries, (-1, 0, 1))
+            bad = raw_entries[~valid].flat[0]
+            raise UserInputError(
+                f"signals.entries holds {bad!r}; allowed values are +1 (long), -1 (short), 0."
+            )
     entries = arr("entries", np.int8)
     if entries is None:
         raise UserInputError("signals.entries is required.")
-    if raw_entries.dtype.kind in "iuf" and not np.isin(raw_entries, (-1, 0, 1)).all():
-        bad = raw_entries[~np.isin(raw_entries, (-1, 0, 1))].flat[0]
-        raise UserInputError(
-            f"signals.entries holds {bad!r}; allowed values are +1 (long), -1 (short), 0."
-        )
     exits_raw = signals.exits
     if exits_raw is None:
         exits = np.zeros((n, m), dtype=np.bool_)
@@ -488,8 +496,9 @@ def _prepare_signals(signals: Signals, n: int, m: int) -> dict[str, np.ndarray]:
     tp = arr("tp", np.float64)
     trail = arr("trail", np.float64)
 
-    rows = np.nonzero(entries)
-    if order_type is not None:
+    details = (order_type, size, sl, tp, trail)
+    rows = np.nonzero(entries) if any(a is not None for a in details) else None
+    if order_type is not None and rows is not None:
         ot = order_type[rows]
         bad = ~np.isin(ot, (enums.MARKET, enums.LIMIT, enums.STOP))
         if bad.any():
@@ -510,7 +519,7 @@ def _prepare_signals(signals: Signals, n: int, m: int) -> dict[str, np.ndarray]:
                     f"signals.price is {bad_px} on a LIMIT/STOP entry; it must be a finite price > 0."
                 )
     for name, a in (("size", size), ("sl", sl), ("tp", tp), ("trail", trail)):
-        if a is None:
+        if a is None or rows is None:
             continue
         v = a[rows]
         ok = np.isnan(v) | (np.isfinite(v) & (v > 0))

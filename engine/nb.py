@@ -446,7 +446,7 @@ def simulate_nb(
     has_sl = flags[F_SL] != 0
     has_tp = flags[F_TP] != 0
     has_trail = flags[F_TRAIL] != 0
-    n_open = 0  # positions open after the previous bar's events (fast path when zero)
+    exposed = 0
     halted = False
 
     for t in range(n):
@@ -460,34 +460,39 @@ def simulate_nb(
 
         for j in range(m):
             pos = fs[j, S_POS]
-            if ist[j, I_P_DIR] == 0 and ist[j, I_P_EXIT] == 0:
-                if pos == 0.0:
-                    continue
-                # only a held position: a cheap range test against the cached levels first
-                hi = high[t, j]
-                lo = low[t, j]
-                if hi != hi:
-                    continue
-                if pos > 0.0:
-                    touched = lo <= fs[j, S_STOP] or hi >= fs[j, S_TARGET]
-                else:
-                    touched = hi >= fs[j, S_STOP] or lo <= fs[j, S_TARGET]
-                if touched:
-                    o = open_[t, j]
-                    cash = _exits_at_open(
-                        j, t, tm, o, lo, hi, fs, ist, params, fills, trades, counters, cash
-                    )
-                    if fs[j, S_POS] != 0.0:
-                        cash = _exits_in_bar(
-                            j, t, tm, lo, hi, True, fs, ist, params, fills, trades, counters, cash
-                        )
-                _update_best(j, t, close[t, j], hi, lo, fs, ist)
+            pdir = ist[j, I_P_DIR]
+            if pdir == 0 and ist[j, I_P_EXIT] == 0 and pos == 0.0:
                 continue
-            o = open_[t, j]
-            if o != o:
-                continue  # no candle: everything waits for the symbol's next bar
             hi = high[t, j]
+            if hi != hi:
+                continue  # no candle: everything waits for the symbol's next bar
             lo = low[t, j]
+            if ist[j, I_P_EXIT] == 0 and (pdir == 0 or ist[j, I_P_TYPE] != MARKET):
+                # nothing at market: a cheap range test decides whether anything can trigger
+                # (valid candles have low <= open <= high, so a gap implies a touched range)
+                quiet = True
+                if pos > 0.0:
+                    quiet = lo > fs[j, S_STOP] and hi < fs[j, S_TARGET]
+                elif pos < 0.0:
+                    quiet = hi < fs[j, S_STOP] and lo > fs[j, S_TARGET]
+                if quiet and ((pdir > 0 and pos > 0.0) or (pdir < 0 and pos < 0.0)):
+                    ist[j, I_P_DIR] = 0  # same direction as the untouched position: dropped
+                    pdir = 0
+                if quiet and pdir != 0:
+                    level = fs[j, S_P_PRICE]
+                    if (pdir > 0) == (ist[j, I_P_TYPE] == LIMIT):
+                        quiet = lo > level  # limit buy / stop sell
+                    else:
+                        quiet = hi < level  # limit sell / stop buy
+                if quiet:
+                    if pdir != 0:
+                        ist[j, I_P_AGE] += 1
+                        if ttl > 0 and ist[j, I_P_AGE] >= ttl:
+                            ist[j, I_P_DIR] = 0
+                    if pos != 0.0 and fs[j, S_TRAIL] == fs[j, S_TRAIL]:
+                        _update_best(j, t, close[t, j], hi, lo, fs, ist)
+                    continue
+            o = open_[t, j]
 
             # --- at the open: market orders, then gaps through resting orders
             if ist[j, I_P_EXIT] != 0:
@@ -593,7 +598,7 @@ def simulate_nb(
                 eq += p * fs[j, S_MARK]
                 n_open += 1
         if n_open > 0:
-            counters[C_EXPOSED_BARS] += 1
+            exposed += 1
 
         # --- intents decided at this bar's close, executed from the next bar
         if t >= warmup:
@@ -645,6 +650,7 @@ def simulate_nb(
         equity_out[t] = eq
         cash_out[t] = cash
 
+    counters[C_EXPOSED_BARS] = exposed
     # --- end of data: close what is open at the last valid close, taker fee, no slippage
     if n > 0 and not halted:
         closed_any = False

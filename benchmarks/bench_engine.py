@@ -1,0 +1,192 @@
+"""Speed of the event engine.
+
+    .venv/bin/pytest benchmarks/bench_engine.py --benchmark-enable
+
+Figures, not assertions (the project's pytest config disables benchmarks by default):
+
+* ``test_simulate_1m_bars_*``: one symbol, 1,000,000 seeded synthetic 1m bars, signals of a
+  moving-average cross (a few thousand reversals) through ``engine.backtest.simulate``
+  (input checks + kernel + result records; pandas views are built lazily and not timed).
+  Budget: >= 30 M bars/s, i.e. <= 33 ms per run, steady state.
+* ``test_kernel_only_*``: the same without input checks, for the kernel's own share.
+* ``test_first_call_warm_cache``: a fresh interpreter imports the engine and runs
+  ``simulate`` on a small input with the numba cache already filled. Budget: <= 1 s.
+  The figure is the median of a few fresh processes and is printed; it also includes
+  interpreter start-up.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets.bars import Bars
+from engine import enums, nb
+from engine.backtest import SimConfig, _prepare_signals, simulate
+from engine.signals import LIMIT, Signals
+
+ROOT = Path(__file__).resolve().parents[1]
+N = 1_000_000
+
+
+def _rolling_mean(x: np.ndarray, w: int) -> np.ndarray:
+    c = np.cumsum(np.r_[0.0, x])
+    out = np.full(x.shape, np.nan)
+    out[w - 1 :] = (c[w:] - c[:-w]) / w
+    return out
+
+
+@pytest.fixture(name="market", scope="module")
+def fixture_market() -> Bars:
+    rng = np.random.default_rng(7)
+    close = 30_000 * np.exp(np.cumsum(rng.normal(0, 8e-4, N)))
+    open_ = np.r_[close[0], close[:-1]]
+    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 3e-4, N)))
+    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 3e-4, N)))
+
+    def col(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a.reshape(-1, 1))
+
+    time_ = 1_577_836_800_000 + np.arange(N, dtype=np.int64) * 60_000
+    return Bars(
+        "1m",
+        ("BTC/USDT",),
+        time_,
+        col(open_),
+        col(high),
+        col(low),
+        col(close),
+        col(np.ones(N)),
+        synthetic=True,
+    )
+
+
+def _cross_entries(close: np.ndarray) -> np.ndarray:
+    fast, slow = _rolling_mean(close, 60), _rolling_mean(close, 240)
+    up = fast > slow
+    e = np.zeros(close.shape[0], dtype=np.int8)
+    e[1:][up[1:] & ~up[:-1]] = 1
+    e[1:][~up[1:] & up[:-1]] = -1
+    return e.reshape(-1, 1)
+
+
+@pytest.fixture(name="cross", scope="module")
+def fixture_cross(market: Bars) -> Signals:
+    e = _cross_entries(market.close[:, 0])
+    return Signals(e, np.zeros_like(e, dtype=bool))
+
+
+@pytest.fixture(name="cross_exits", scope="module")
+def fixture_cross_exits(market: Bars) -> Signals:
+    """The same cross with limit entries 0.1 % inside the close and 1 % stop / 2 % target."""
+    e = _cross_entries(market.close[:, 0])
+    c = market.close
+    shape = e.shape
+    return Signals(
+        e,
+        np.zeros(shape, dtype=bool),
+        order_type=np.full(shape, LIMIT, dtype=np.int8),
+        price=np.where(e > 0, c * 0.999, c * 1.001),
+        sl=np.full(shape, 0.01),
+        tp=np.full(shape, 0.02),
+        trail=np.full(shape, 0.015),
+    )
+
+
+CFG = SimConfig(fee_taker=0.0004, fee_maker=0.0002, slippage_bps=1.0)
+
+
+def test_simulate_1m_bars_market(benchmark, market, cross):
+    simulate(market, cross, CFG)  # compile / load the cache outside the timing
+    res = benchmark(simulate, market, cross, CFG)
+    benchmark.extra_info["bars_per_s"] = N / benchmark.stats.stats.median
+    benchmark.extra_info["trades"] = len(res.records.trades)
+
+
+def test_simulate_1m_bars_limit_with_exits(benchmark, market, cross_exits):
+    simulate(market, cross_exits, CFG)
+    res = benchmark(simulate, market, cross_exits, CFG)
+    benchmark.extra_info["bars_per_s"] = N / benchmark.stats.stats.median
+    benchmark.extra_info["trades"] = len(res.records.trades)
+
+
+def test_kernel_only_market(benchmark, market, cross):
+    sig = _prepare_signals(cross, N, 1)
+    ne = int(np.count_nonzero(sig["entries"]))
+    fills = np.zeros(2 * ne + 1, dtype=enums.fill_dt)
+    trades = np.zeros(ne + 1, dtype=enums.trade_dt)
+    eq, cash, pos = np.empty(N), np.empty(N), np.empty((N, 1))
+    counters = np.zeros(enums.N_COUNTERS, dtype=np.int64)
+    args = (
+        market.time,
+        market.open,
+        market.high,
+        market.low,
+        market.close,
+        sig["entries"],
+        sig["exits"],
+        sig["order_type"],
+        sig["price"],
+        sig["size"],
+        sig["sl"],
+        sig["tp"],
+        sig["trail"],
+        sig["flags"],
+        CFG.to_params(0, 60_000),
+        fills,
+        trades,
+        eq,
+        cash,
+        pos,
+        counters,
+    )
+    nb.simulate_nb(*args)
+    benchmark(nb.simulate_nb, *args)
+    benchmark.extra_info["bars_per_s"] = N / benchmark.stats.stats.median
+
+
+_FIRST_CALL = """
+import time
+t0 = time.perf_counter()
+import numpy as np
+from datasets.bars import Bars
+from engine.backtest import SimConfig, simulate
+from engine.signals import Signals
+n = 500
+rng = np.random.default_rng(1)
+c = (100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))).reshape(-1, 1)
+b = Bars("1m", ("BTC/USDT",), np.arange(n, dtype=np.int64) * 60_000, c, c * 1.01, c * 0.99, c, c)
+e = np.zeros((n, 1), np.int8)
+e[::50] = 1
+e[25::50] = -1
+r = simulate(b, Signals(e, np.zeros((n, 1), bool)), SimConfig())
+r.equity, r.trades
+print(time.perf_counter() - t0)
+"""
+
+
+def test_first_call_warm_cache(benchmark):
+    def fresh() -> float:
+        out = subprocess.run(
+            [sys.executable, "-c", _FIRST_CALL],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return float(out.stdout.strip().splitlines()[-1])
+
+    inside: list[float] = []
+
+    def run() -> None:
+        inside.append(fresh())
+
+    # warm-up round fills the numba cache if it is cold; the timed rounds are fresh processes
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+    inside_s = sorted(inside[1:])[1]
+    benchmark.extra_info["import_and_first_simulate_s"] = inside_s
+    print(f"\nfirst call with a warm cache: {inside_s:.3f} s inside the process (median)")
