@@ -653,7 +653,7 @@ def download_cmd(
         on_retry=on_retry,
     )
     check_request(exchange, syms, tfs)
-    catalog = Catalog(settings.data.path)
+    catalog = Catalog(settings.data.path, max_jump=settings.data.max_jump)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -220,6 +220,9 @@ def _numbers(frame: pd.DataFrame, path: Path) -> dict[str, Any]:
     out = {}
     for col in OHLCV:
         raw = frame[col]
+        if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+            out[col] = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+            continue
         vals = pd.to_numeric(raw, errors="coerce")
         bad = vals.isna() & raw.notna() & (raw.astype("string").str.strip() != "")
         if bad.any():
@@ -290,7 +293,7 @@ def _read_csv(path: Path, suffix: str) -> tuple[pd.DataFrame, str]:
     except ValueError:
         has_header = True
     if has_header:
-        df = pd.read_csv(path, dtype=str, skipinitialspace=True)
+        df = pd.read_csv(path, skipinitialspace=True)
         lower = [str(c).strip().lower() for c in df.columns]
         fmt = "binance-csv" if lower[: len(BINANCE_COLUMNS)] == list(BINANCE_COLUMNS) else "csv"
         return normalize_table(df, path), fmt
@@ -300,7 +303,7 @@ def _read_csv(path: Path, suffix: str) -> tuple[pd.DataFrame, str]:
             f"low, close, volume, as in Binance dumps); the first line has {len(cells)}. Add a "
             "header row naming the columns."
         )
-    df = pd.read_csv(path, header=None, dtype=str, usecols=range(6))
+    df = pd.read_csv(path, header=None, usecols=range(6))
     df.columns = ["time", *OHLCV]
     fmt = "binance-csv" if len(cells) == len(BINANCE_COLUMNS) else "csv"
     return normalize_table(df, path), fmt
