@@ -44,18 +44,16 @@ def register(cls: type[Strategy]) -> type[Strategy]:
             f"strategy class {cls.__name__} needs a `name` made of letters, digits and _, "
             f"got {name!r}."
         )
+    if name in _BUNDLED and (cls.__module__, cls.__name__) != _BUNDLED[name]:
+        raise UserInputError(
+            f"strategy name {name!r} belongs to a bundled strategy; pick another name."
+        )
     existing = _REGISTERED.get(name)
     if existing is not None and existing is not cls:
         raise UserInputError(
             f"strategy name {name!r} is already registered by {existing.__module__}."
             f"{existing.__name__}; pick another name."
         )
-    if name in _BUNDLED and existing is None:
-        module, attr = _BUNDLED[name]
-        if (cls.__module__, cls.__name__) != (module, attr):
-            raise UserInputError(
-                f"strategy name {name!r} belongs to a bundled strategy; pick another name."
-            )
     _REGISTERED[name] = cls
     return cls
 

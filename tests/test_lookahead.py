@@ -241,7 +241,8 @@ def test_cli_passes_bundled_strategies(cli_env: str, name: str, capsys) -> None:
     assert "no look-ahead found in 6 cuts" in out.out
 
 
-def test_cli_fails_a_biased_strategy_with_exit_code_1(cli_env: str, capsys) -> None:
+def test_cli_fails_a_biased_strategy_with_exit_code_1(cli_env: str, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
     registry.register(PeekNextClose)
     code = cli.main(
         [

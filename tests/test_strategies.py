@@ -252,7 +252,9 @@ def test_registry_unknown_name_hints() -> None:
     assert "rsi_reversion" in str(err.value)
 
 
-def test_registry_register_custom_and_conflicts() -> None:
+def test_registry_register_custom_and_conflicts(monkeypatch) -> None:
+    monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
+
     class Custom(_Demo):
         name = "custom_registry_test"
 
