@@ -39,7 +39,7 @@ def list_cmd(
     from gogo2.timeframes import format_time, normalize
 
     settings = load(config_path)
-    catalog = Catalog(settings.data.path)
+    catalog = Catalog.from_settings(settings)
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
         console = Console(width=160)
