@@ -76,11 +76,10 @@ class Drawdown:
 
     @property
     def duration_days(self) -> int | None:
-        """Days from peak to recovery (to the end of data when not recovered), None when no fall."""
-        if self.peak is None:
+        """Days from peak to recovery; None when there was no fall or no recovery yet."""
+        if self.peak is None or self.recovery is None:
             return None
-        end = self.recovery if self.recovery is not None else self.trough
-        return int((end - self.peak) / pd.Timedelta(days=1)) if end is not None else None
+        return int((self.recovery - self.peak) / pd.Timedelta(days=1))
 
 
 @dataclass(frozen=True)
@@ -129,16 +128,13 @@ class Metrics:
 # -- return series -------------------------------------------------------------------------------
 
 
-def daily_equity(equity: pd.Series, initial: float | None = None) -> pd.Series:
+def daily_equity(equity: pd.Series) -> pd.Series:
     """End-of-day equity, one value per UTC calendar day, labelled by the day.
 
     Parameters
     ----------
     equity : pd.Series
         Equity after each bar, indexed by bar *close* times (tz-aware UTC or naive UTC).
-    initial : float, optional
-        Equity before the first bar (the initial cash). Unused here; kept for symmetry
-        with :func:`daily_returns`.
 
     Returns
     -------
@@ -146,7 +142,6 @@ def daily_equity(equity: pd.Series, initial: float | None = None) -> pd.Series:
         Indexed by day (midnight UTC, tz-aware), a bar closing exactly at midnight
         counted in the day before. Days without a bar carry the previous value.
     """
-    del initial
     eq = _utc_series(equity).astype("float64")
     if eq.empty:
         return eq

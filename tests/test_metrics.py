@@ -70,6 +70,7 @@ def test_drawdown_from_the_start_and_not_recovered() -> None:
     assert dd.peak == start
     assert dd.trough == idx[1]
     assert dd.recovery is None
+    assert dd.duration_days is None
 
 
 def test_flat_equity_has_no_ratios() -> None:
