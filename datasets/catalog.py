@@ -138,6 +138,13 @@ def symbol_dirname(symbol: str) -> str:
     return symbol.replace("/", "-").replace(":", "_")
 
 
+def _symbol_from_dirname(name: str) -> str:
+    """Inverse of :func:`symbol_dirname` (used only when a series lost its metadata)."""
+    base, _, rest = name.partition("-")
+    quote, _, settle = rest.partition("_")
+    return f"{base}/{quote}" + (f":{settle}" if settle else "")
+
+
 def _year_of(ms: np.ndarray | int) -> np.ndarray:
     return (
         np.asarray(ms, dtype=np.int64)
@@ -338,24 +345,25 @@ class Catalog:
 
     def exchanges(self) -> list[str]:
         """Exchanges with at least one stored series."""
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            p.name.split("=", 1)[1]
-            for p in self.root.iterdir()
-            if p.is_dir() and p.name.startswith("exchange=") and any(p.iterdir())
-        )
+        return sorted({m["exchange"] for m in self._stored()})
 
     def _stored(self) -> list[dict[str, Any]]:
+        """Metadata of every stored series with rows (rebuilt from the files where missing)."""
         out = []
         if not self.root.is_dir():
             return out
-        for meta_path in sorted(self.root.glob(f"exchange=*/symbol=*/timeframe=*/{META_NAME}")):
-            try:
-                meta = json.loads(meta_path.read_text())
-            except (OSError, ValueError):
-                continue
-            if meta.get("rows"):
+        for directory in sorted(self.root.glob("exchange=*/symbol=*/timeframe=*")):
+            meta = self._read_meta(directory)
+            if meta is None or not meta.get("rows"):
+                if not self._year_files(directory):
+                    continue
+                exchange = directory.parent.parent.name.split("=", 1)[1]
+                symbol = _symbol_from_dirname(directory.parent.name.split("=", 1)[1])
+                try:
+                    meta = self._series_meta(exchange, symbol, directory.name.split("=", 1)[1])
+                except (OSError, ValueError, DataError):
+                    continue
+            if meta and meta.get("rows"):
                 out.append(meta)
         return out
 
@@ -463,10 +471,23 @@ class Catalog:
             return WriteReport(0, 0, None, None, changes, [])
         directory = self.series_dir(exchange, symbol, tf)
         tf_ms = timeframe_ms(tf)
-        with _series_lock(directory):
-            return self._write_locked(
-                frame, directory, exchange, symbol, tf, tf_ms, source, origin, changes, mj
-            )
+        created = [
+            p for p in (directory, directory.parent, directory.parent.parent) if not p.exists()
+        ]
+        try:
+            with _series_lock(directory):
+                return self._write_locked(
+                    frame, directory, exchange, symbol, tf, tf_ms, source, origin, changes, mj
+                )
+        except BaseException:
+            # a failed first write leaves no empty series directory behind
+            if created and not self._year_files(directory):
+                with contextlib.suppress(OSError):
+                    (directory / ".lock").unlink()
+                for p in created:
+                    with contextlib.suppress(OSError):
+                        p.rmdir()
+            raise
 
     def _check_key(self, exchange: str, symbol: str, timeframe: str) -> tuple[str, str, str]:
         if not isinstance(exchange, str) or not _EXCHANGE_RE.match(exchange):

@@ -322,6 +322,32 @@ def test_failed_parquet_write_leaves_catalog_byte_identical(
     assert tree_digest(cat.root) == before
 
 
+def test_failed_first_write_leaves_no_series_behind(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    cat.write(candles(5), "binance", "BTC/USDT", "1m")
+    before = tree_digest(cat.root)
+
+    def broken(*a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", broken)
+    with pytest.raises(OSError):
+        cat.write(candles(5), "kraken", "ETH/USDT", "1m")
+    assert tree_digest(cat.root) == before
+    assert not (cat.root / "exchange=kraken").exists()
+    assert cat.exchanges() == ["binance"]
+
+
+def test_coverage_survives_lost_metadata(cat: Catalog) -> None:
+    cat.write(candles(5), "binanceusdm", "BTC/USDT:USDT", "1m")
+    (cat.series_dir("binanceusdm", "BTC/USDT:USDT", "1m") / "_series.json").unlink()
+    cov = cat.coverage()
+    assert [(c.symbol, c.rows) for c in cov] == [("BTC/USDT:USDT", 5)]
+
+
 def test_empty_input_is_a_no_op(cat: Catalog) -> None:
     report = cat.write(candles(0), "binance", "BTC/USDT", "1m")
     assert report.rows_written == 0 and report.first is None
