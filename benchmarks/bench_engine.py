@@ -10,9 +10,11 @@ Figures, not assertions (the project's pytest config disables benchmarks by defa
   Budget: >= 30 M bars/s, i.e. <= 33 ms per run, steady state.
 * ``test_kernel_only_*``: the same without input checks, for the kernel's own share.
 * ``test_first_call_warm_cache``: a fresh interpreter imports the engine and runs
-  ``simulate`` on a small input with the numba cache already filled. Budget: <= 1 s.
-  The figure is the median of a few fresh processes and is printed; it also includes
-  interpreter start-up.
+  ``simulate`` on a small input with the numba cache already filled. Budget: <= 1 s from the
+  first import to the result (printed; the benchmark's own time adds interpreter start-up).
+  Most of it is numba's own first-use set-up (its import, its target registries and their
+  SciPy BLAS probe), paid once per process by any numba code; loading the engine's cached
+  kernels is a small part.
 """
 
 from __future__ import annotations
@@ -156,6 +158,7 @@ import numpy as np
 from datasets.bars import Bars
 from engine.backtest import SimConfig, simulate
 from engine.signals import Signals
+t1 = time.perf_counter()
 n = 500
 rng = np.random.default_rng(1)
 c = (100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))).reshape(-1, 1)
@@ -164,13 +167,14 @@ e = np.zeros((n, 1), np.int8)
 e[::50] = 1
 e[25::50] = -1
 r = simulate(b, Signals(e, np.zeros((n, 1), bool)), SimConfig())
-r.equity, r.trades
-print(time.perf_counter() - t0)
+assert len(r.records.trades) > 0
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
 """
 
 
 def test_first_call_warm_cache(benchmark):
-    def fresh() -> float:
+    def fresh() -> tuple[float, float]:
         out = subprocess.run(
             [sys.executable, "-c", _FIRST_CALL],
             cwd=ROOT,
@@ -178,15 +182,21 @@ def test_first_call_warm_cache(benchmark):
             text=True,
             check=True,
         )
-        return float(out.stdout.strip().splitlines()[-1])
+        imports, first = out.stdout.split()
+        return float(imports), float(first)
 
-    inside: list[float] = []
+    seen: list[tuple[float, float]] = []
 
     def run() -> None:
-        inside.append(fresh())
+        seen.append(fresh())
 
-    # warm-up round fills the numba cache if it is cold; the timed rounds are fresh processes
-    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
-    inside_s = sorted(inside[1:])[1]
-    benchmark.extra_info["import_and_first_simulate_s"] = inside_s
-    print(f"\nfirst call with a warm cache: {inside_s:.3f} s inside the process (median)")
+    # the warm-up round fills the numba cache if it is cold; timed rounds are fresh processes
+    benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+    timed = sorted(seen[1:], key=sum)
+    imports, first = timed[len(timed) // 2]
+    benchmark.extra_info["import_s"] = imports
+    benchmark.extra_info["first_simulate_s"] = first
+    print(
+        f"\nfirst call with a warm cache (median process): imports {imports:.3f} s "
+        f"+ first simulate {first:.3f} s = {imports + first:.3f} s"
+    )

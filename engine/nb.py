@@ -83,7 +83,8 @@ I_P_TYPE = 3
 I_P_AGE = 4  # bars a pending limit/stop order has been active without filling
 I_P_EXIT = 5  # 1 = a market exit is pending
 I_FRESH_BAR = 6  # bar at which the position was opened inside the bar (not at the open), else -1
-N_ISTATE = 7
+I_BARE = 7  # 1 = the open position has no stop-loss, take-profit or trailing stop
+N_ISTATE = 8
 
 _LOT_EPS = 1e-9
 
@@ -203,6 +204,8 @@ def _open(j, bar, tm, d, px, fee_rate, kind, intrabar, fs, ist, params, fills, c
     ist[j, I_ENTRY_BAR] = bar
     ist[j, I_ENTRY_TIME] = tm
     ist[j, I_FRESH_BAR] = bar if intrabar else -1
+    sl, tp, tr = fs[j, S_SL], fs[j, S_TP], fs[j, S_TRAIL]
+    ist[j, I_BARE] = 1 if sl != sl and tp != tp and tr != tr else 0
     _record_fill(fills, counters, bar, tm, j, d, kind, px, qty, fee)
     return cash
 
@@ -461,8 +464,9 @@ def simulate_nb(
         for j in range(m):
             pos = fs[j, S_POS]
             pdir = ist[j, I_P_DIR]
-            if pdir == 0 and ist[j, I_P_EXIT] == 0 and pos == 0.0:
-                continue
+            if pdir == 0 and ist[j, I_P_EXIT] == 0:
+                if pos == 0.0 or ist[j, I_BARE] != 0:
+                    continue  # flat, or held with no attached exit: nothing can happen
             hi = high[t, j]
             if hi != hi:
                 continue  # no candle: everything waits for the symbol's next bar
@@ -490,7 +494,14 @@ def simulate_nb(
                         if ttl > 0 and ist[j, I_P_AGE] >= ttl:
                             ist[j, I_P_DIR] = 0
                     if pos != 0.0 and fs[j, S_TRAIL] == fs[j, S_TRAIL]:
-                        _update_best(j, t, close[t, j], hi, lo, fs, ist)
+                        # trail the best price (a quiet bar holds no position opened inside it)
+                        if pos > 0.0:
+                            if hi > fs[j, S_PEAK]:
+                                fs[j, S_PEAK] = hi
+                                _refresh_levels(j, fs)
+                        elif lo < fs[j, S_PEAK]:
+                            fs[j, S_PEAK] = lo
+                            _refresh_levels(j, fs)
                     continue
             o = open_[t, j]
 
