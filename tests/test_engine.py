@@ -614,3 +614,44 @@ def test_market_order_type_ignores_price():
     s.order_type[0, 0] = MARKET
     res = simulate(bars_from(rows), s, cfg())
     assert one_fill(res)["price"] == 101.0
+
+
+def test_rejected_reversal_leg_leaves_the_account_flat():
+    rows = [flat(100), flat(100), flat(100), flat(100)]
+    s = signals(4, size=True)
+    s.entries[0, 0] = 1
+    s.entries[1, 0] = -1
+    s.size[1, 0] = 0.01  # 1 quote of notional: below min_notional 10
+    res = simulate(bars_from(rows), s, cfg(min_notional=10.0))
+    assert res.rejected == 1
+    assert list(res.trades["exit_reason"]) == ["reverse"]
+    np.testing.assert_allclose(res.records.positions[:, 0], [0, 1, 0, 0])
+
+
+def test_short_stop_loss_gap_fills_at_open_with_slippage_clipped():
+    rows = [flat(100), (100, 101, 99, 100), (108, 109, 107.5, 108)]
+    s = signals(3, sl=True)
+    s.entries[0, 0] = -1
+    s.sl[0, 0] = 0.05  # stop at 105, the bar opens at 108
+    res = simulate(bars_from(rows), s, cfg(slippage_bps=100))
+    t = res.trades.iloc[0]
+    # buy back at 108 * 1.01 = 109.08, clipped to the bar's high 109; entry sold at 100 * 0.99
+    assert t["exit_reason"] == "stop_loss" and t["exit_price"] == pytest.approx(109.0)
+    assert t["entry_price"] == pytest.approx(99.0)
+    assert t["pnl"] == pytest.approx(99.0 - 109.0)
+
+
+def test_boolean_entries_and_missing_exits_are_accepted():
+    rows = [flat(100), flat(101), flat(102)]
+    e = np.zeros((3, 1), dtype=bool)
+    e[0, 0] = True
+    res = simulate(bars_from(rows), Signals(e, None), cfg())  # type: ignore[arg-type]
+    assert one_fill(res)["side"] == 1 and one_fill(res)["price"] == 101.0
+
+
+def test_stop_entry_pays_taker_fee_and_slippage():
+    rows = [flat(100), (100, 104, 99, 103), flat(103)]
+    res = limit_case(rows, 1, STOP, 102.0, fee_taker=0.002, fee_maker=0.0, slippage_bps=10)
+    f = one_fill(res)
+    assert f["price"] == pytest.approx(102 * 1.001)
+    assert f["fee"] == pytest.approx(102 * 1.001 * 0.002)
