@@ -43,7 +43,6 @@ __all__ = [
     "crossed_above",
     "crossed_below",
     "ffill",
-    "first_since",
     "parse_params",
     "trailing_window",
 ]
@@ -486,41 +485,30 @@ def ffill(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _prev(a: np.ndarray) -> np.ndarray:
-    out = np.full_like(a, np.nan, dtype=np.float64)
-    out[1:] = a[:-1]
+def _prev_valid(d: np.ndarray) -> np.ndarray:
+    """For each row, the value on the nearest earlier row where ``d`` is not NaN."""
+    filled = ffill(d)
+    out = np.full_like(filled, np.nan)
+    out[1:] = filled[:-1]
     return out
 
 
 def crossed_above(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-    """True at rows where ``a`` moves from <= ``b`` (previous row) to > ``b`` (this row).
-
-    Rows where either side, now or on the previous row, is NaN are False.
+    """True at rows where ``a > b`` while on the previous row with both values present
+    ``a <= b``: a cross up. Rows where ``a`` or ``b`` is NaN are False; a cross across a
+    gap (NaN rows) counts at the first row after it.
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        return (a > b) & (_prev(a) <= _prev(b))
+        return (d > 0) & (_prev_valid(d) <= 0)
 
 
 def crossed_below(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-    """True at rows where ``a`` moves from >= ``b`` (previous row) to < ``b`` (this row)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
+    """True at rows where ``a < b`` while on the previous row with both values present
+    ``a >= b``: a cross down (see :func:`crossed_above`)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        return (a < b) & (_prev(a) >= _prev(b))
-
-
-def first_since(events: np.ndarray, resets: np.ndarray) -> np.ndarray:
-    """Keep only the first True of ``events`` after each True of ``resets`` (per column).
-
-    Turns a state such as "the RSI is above 50 while long" into one exit per position.
-    Events before the first reset, and events on a reset row, are dropped.
-    """
-    ev = np.asarray(events, dtype=np.bool_) & ~np.asarray(resets, dtype=np.bool_)
-    count = np.cumsum(ev, axis=0, dtype=np.float64)
-    at_reset = ffill(np.where(resets, count, np.nan))
-    return ev & (count - at_reset == 1.0)
+        return (d < 0) & (_prev_valid(d) >= 0)
 
 
 # ---------------------------------------------------------------------- params from the CLI

@@ -7,7 +7,7 @@ import numpy as np
 from datasets.bars import MultiBars
 from datasets.indicators import ema, rsi
 from engine.signals import Signals
-from strategies.base import Param, Strategy, crossed_above, crossed_below, ffill, first_since
+from strategies.base import Param, Strategy, crossed_above, crossed_below, ffill
 
 
 class MtfTrend(Strategy):
@@ -18,10 +18,13 @@ class MtfTrend(Strategy):
     * Entry (base, 5m by default): in an up-trend, long when the base RSI crosses back
       above ``pullback`` after dipping under it; in a down-trend (with ``short=true``),
       short when the RSI crosses back below ``100 - pullback``.
-    * Exit: when the trend stops pointing the way of the last entry, and through the
-      ``sl`` / ``tp`` / ``trail`` distances attached to each entry.
+    * Exit: whenever the trend state changes (a long is only opened in an up-trend and a
+      short in a down-trend, so the first change after an entry is the one that ends
+      its reason), and through the ``sl`` / ``tp`` / ``trail`` distances of each entry.
 
     The 1h candle opened at 10:00 steers the base bars from the one closing at 11:00 on.
+    No rule remembers a position, so a live trailing window of :attr:`warmup` bars
+    reproduces the backtest's decisions.
     """
 
     name = "mtf_trend"
@@ -38,8 +41,9 @@ class MtfTrend(Strategy):
     trail = Param(0.0, min=0.0, max=1.0, doc="trailing-stop distance, fraction; 0 = none")
 
     def lookback(self) -> dict[str, int]:
-        # EMA and Wilder RSI: three periods for the seed to fade.
-        return {self.timeframe: 3 * self.window + 1, "1h": 3 * self.trend + 1}
+        # EMA and Wilder RSI forget their seeds geometrically: 4 EMA lengths (weight
+        # e^-8 left) and 10 RSI periods.
+        return {self.timeframe: 10 * self.window + 1, "1h": 4 * self.trend + 2}
 
     def generate(self, data: MultiBars) -> Signals:
         hourly = self.frame(data, "1h")
@@ -60,9 +64,11 @@ class MtfTrend(Strategy):
         entries[crossed_above(r, self.pullback) & (trend == 1.0)] = 1
         if self.short:
             entries[crossed_below(r, 100.0 - self.pullback) & (trend == -1.0)] = -1
-        side = ffill(np.where(entries != 0, entries.astype(np.float64), np.nan))
-        against = ((side == 1.0) & (trend != 1.0)) | ((side == -1.0) & (trend != -1.0))
-        exits = first_since(against & ~np.isnan(close), entries != 0)
+        before = np.full_like(trend, np.nan)
+        before[1:] = trend[:-1]
+        with np.errstate(invalid="ignore"):
+            changed = (trend != before) & ~np.isnan(trend) & ~np.isnan(before)
+        exits = changed & ~np.isnan(close) & (entries == 0)
         return Signals(
             entries=entries,
             exits=exits,

@@ -7,21 +7,25 @@ import numpy as np
 from datasets.bars import MultiBars
 from datasets.indicators import rsi
 from engine.signals import LIMIT, MARKET, Signals
-from strategies.base import Param, Strategy, crossed_above, crossed_below, ffill, first_since
+from strategies.base import Param, Strategy, crossed_above, crossed_below
 
 
 class RsiReversion(Strategy):
     """Wilder RSI mean reversion.
 
-    * Long when the RSI crosses below ``lower`` (oversold); the long is closed when the
-      RSI crosses above ``exit_level``.
-    * With ``short=true``, short when the RSI crosses above ``upper`` (overbought); the
-      short is closed when the RSI crosses below ``100 - exit_level``.
+    * Long when the RSI crosses below ``lower`` (oversold); exit when it crosses above
+      ``exit_level``.
+    * With ``short=true``, also short when the RSI crosses above ``upper`` (overbought),
+      and exit when it crosses below ``100 - exit_level``. Both exit lines then close
+      whatever is open: with the default ``exit_level=50`` a long's first cross of 50 is
+      upward and a short's downward, so each side exits where it should.
 
-    Entries are market orders, or with ``entry=limit`` limit orders ``offset`` below
-    (long) / above (short) the decision bar's close, which collect the maker fee but may
-    not fill. Exits only close a position of the side the last entry opened, so the long
-    exit never closes a short. Any base timeframe works.
+    The rules remember no position: every decision depends on the RSI of the last two
+    bars, so a live trailing window of :attr:`warmup` bars reproduces the backtest's
+    decisions (the warm-up covers ten RSI periods, enough for Wilder's smoothing to
+    forget its seed). Entries are market orders, or with ``entry=limit`` limit orders
+    ``offset`` below (long) / above (short) the decision bar's close, which pay the
+    maker fee but may not fill. Any base timeframe works.
     """
 
     name = "rsi_reversion"
@@ -52,22 +56,20 @@ class RsiReversion(Strategy):
             )
 
     def lookback(self) -> dict[str, int]:
-        # Wilder smoothing forgets its seed slowly: three periods bring it within ~1 %.
-        return {self.timeframe: 3 * self.window + 1}
+        # Wilder smoothing forgets its seed slowly: after ten periods the RSI agrees with a
+        # longer history to ~1e-4 points.
+        return {self.timeframe: 10 * self.window + 1}
 
     def generate(self, data: MultiBars) -> Signals:
         close = data.bars.close
         r = rsi(close, self.window)
-        go_long = crossed_below(r, self.lower)
-        go_short = crossed_above(r, self.upper) if self.short else np.zeros_like(go_long)
         entries = np.zeros(close.shape, dtype=np.int8)
-        entries[go_long] = 1
-        entries[go_short] = -1
-        side = ffill(np.where(entries != 0, entries.astype(np.float64), np.nan))
-        exits = (crossed_above(r, self.exit_level) & (side == 1.0)) | (
-            crossed_below(r, 100.0 - self.exit_level) & (side == -1.0)
-        )
-        exits = first_since(exits, entries != 0)
+        entries[crossed_below(r, self.lower)] = 1
+        exits = crossed_above(r, self.exit_level)
+        if self.short:
+            entries[crossed_above(r, self.upper)] = -1
+            exits |= crossed_below(r, 100.0 - self.exit_level)
+        exits &= entries == 0  # an entry on the same bar reverses or holds; no exit needed
         order_type = price = None
         if self.entry == "limit":
             order_type = np.where(entries != 0, LIMIT, MARKET).astype(np.int8)

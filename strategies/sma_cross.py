@@ -7,21 +7,21 @@ import numpy as np
 from datasets.bars import MultiBars
 from datasets.indicators import sma
 from engine.signals import Signals
-from strategies.base import Param, Strategy, ffill
+from strategies.base import Param, Strategy, crossed_above, crossed_below
 
 
 class SmaCross(Strategy):
     """Long when the fast SMA crosses above the slow one; short (or exit) on the cross down.
 
-    A cross counts only once the fast SMA is ``band`` (a fraction) beyond the slow one:
-    the regime turns up when ``fast > slow * (1 + band)`` and down when
-    ``fast < slow * (1 - band)``, and holds in between. This hysteresis keeps the
-    strategy from flipping on every wiggle of two nearly equal averages, which on 1m
-    candles would mean dozens of fee-paying trades a day. ``band=0`` is the textbook
-    crossover. Signals are events: one entry per regime change, none when the first
-    regime is established after warm-up.
+    With ``band > 0`` the crossing lines are moved apart: long when the fast SMA crosses
+    above ``slow * (1 + band)``, short (or exit) when it crosses below
+    ``slow * (1 - band)``. Wiggles of two nearly equal averages inside the band trigger
+    nothing, which on 1m candles saves dozens of fee-paying trades a day. ``band=0`` is
+    the textbook crossover.
 
-    Works on any base timeframe (single-timeframe strategy).
+    Every decision depends on the last ``slow + 1`` candles only (no remembered state),
+    so a live trailing window of :attr:`warmup` bars reproduces the backtest's decisions
+    exactly. Works on any base timeframe (single-timeframe strategy).
     """
 
     name = "sma_cross"
@@ -50,15 +50,8 @@ class SmaCross(Strategy):
         close = data.bars.close
         fast = sma(close, self.fast)
         slow = sma(close, self.slow)
-        with np.errstate(invalid="ignore"):
-            up = fast > slow * (1.0 + self.band)
-            down = fast < slow * (1.0 - self.band)
-        regime = ffill(np.where(up, 1.0, np.where(down, -1.0, np.nan)))
-        prev = np.full_like(regime, np.nan)
-        prev[1:] = regime[:-1]
-        live = ~np.isnan(close)
-        turned_up = (regime == 1.0) & (prev == -1.0) & live
-        turned_down = (regime == -1.0) & (prev == 1.0) & live
+        turned_up = crossed_above(fast, slow * (1.0 + self.band))
+        turned_down = crossed_below(fast, slow * (1.0 - self.band))
         entries = np.zeros(close.shape, dtype=np.int8)
         entries[turned_up] = 1
         if self.short:

@@ -19,7 +19,6 @@ from strategies.base import (
     crossed_above,
     crossed_below,
     ffill,
-    first_since,
     parse_params,
     trailing_window,
 )
@@ -224,12 +223,12 @@ def test_asof_uses_closed_coarse_bars_only() -> None:
 
 def test_cross_helpers() -> None:
     a = np.array([1.0, 3.0, 3.0, 1.0, NAN_, 3.0])
-    assert crossed_above(a, 2.0).tolist() == [False, True, False, False, False, False]
+    # the cross up from row 3 to row 5 spans the gap at row 4 and counts at row 5
+    assert crossed_above(a, 2.0).tolist() == [False, True, False, False, False, True]
     assert crossed_below(a, 2.0).tolist() == [False, False, False, True, False, False]
+    b = np.array([0.0, 0.0, 5.0, 5.0, 5.0, 5.0])
+    assert crossed_below(a, b).tolist() == [False, False, True, False, False, False]
     assert ffill(np.array([NAN_, 1.0, NAN_, 2.0])).tolist()[1:] == [1.0, 1.0, 2.0]
-    ev = np.array([1, 0, 1, 1, 0, 1], bool)
-    rs = np.array([0, 1, 0, 0, 1, 0], bool)
-    assert first_since(ev, rs).tolist() == [False, False, True, False, False, True]
 
 
 NAN_ = float("nan")
@@ -292,11 +291,11 @@ def test_sma_cross_events_long_short() -> None:
     sig = s.signals(data)
     fast = pd.Series(close).rolling(2).mean().to_numpy()
     slow = pd.Series(close).rolling(5).mean().to_numpy()
-    state = np.sign(fast - slow)
-    state = pd.Series(np.where(state == 0, np.nan, state)).ffill().to_numpy()
-    ups = [t for t in range(1, close.size) if state[t] == 1 and state[t - 1] == -1]
-    downs = [t for t in range(1, close.size) if state[t] == -1 and state[t - 1] == 1]
-    assert ups and downs
+    d = fast - slow
+    ups = [t for t in range(1, close.size) if d[t] > 0 and d[t - 1] <= 0]
+    downs = [t for t in range(1, close.size) if d[t] < 0 and d[t - 1] >= 0]
+    assert ups[0] == 11  # from equal averages (flat prices) to fast above slow
+    assert len(ups) == 2 and len(downs) == 1
     assert np.flatnonzero(sig.entries[:, 0] == 1).tolist() == ups
     assert np.flatnonzero(sig.entries[:, 0] == -1).tolist() == downs
     assert not sig.exits.any() and sig.sl is None and sig.tp is None
@@ -362,11 +361,14 @@ def test_rsi_reversion_short_and_limit_orders() -> None:
     assert (sig.order_type[~(longs | shorts)] == MARKET).all()
     np.testing.assert_allclose(sig.price[longs], close[longs] * 0.99)
     np.testing.assert_allclose(sig.price[shorts], close[shorts] * 1.01)
-    # at most one exit between two entries of a symbol
-    for j in range(close.shape[1]):
-        seq = np.where(sig.entries[:, j] != 0, 1, np.where(sig.exits[:, j], 2, 0))
-        events = seq[seq != 0]
-        assert not np.any((events[1:] == 2) & (events[:-1] == 2))
+    # exits happen exactly where the RSI crosses an exit line, never on an entry bar
+    from datasets.indicators import rsi
+
+    r = rsi(close, 14)
+    prev = np.vstack([np.full((1, 2), np.nan), r[:-1]])
+    crossing = ((r > 50) & (prev <= 50)) | ((r < 50) & (prev >= 50))
+    np.testing.assert_array_equal(sig.exits, crossing & (sig.entries == 0))
+    assert sig.exits.any()
 
 
 def test_rsi_reversion_level_rules() -> None:
@@ -383,7 +385,7 @@ def test_mtf_trend_entries_follow_the_closed_hourly_trend() -> None:
     data = make_multibars(6_000, base="5m", informative=("1h",), seed=8, vol=0.003)
     s = MtfTrend(trend=10, window=7)
     sig = s.signals(data)
-    assert s.warmup == (3 * 10 + 1) * 12 + 12
+    assert s.warmup == (4 * 10 + 2) * 12 + 12
     from datasets.indicators import ema
 
     h = data["1h"].close
@@ -410,17 +412,21 @@ def test_mtf_trend_runs_on_a_finer_base() -> None:
 
 
 @pytest.mark.parametrize("name", ["sma_cross", "rsi_reversion", "mtf_trend"])
-def test_trailing_window_reproduces_last_decisions(name: str) -> None:
-    params = {"sma_cross": ["band=0.0"], "rsi_reversion": [], "mtf_trend": ["trend=8"]}[name]
+def test_trailing_window_of_warmup_bars_reproduces_decisions(name: str) -> None:
+    """Live runs the same method on a trailing window of ``warmup`` bars."""
+    params = {"sma_cross": ["band=0.002"], "mtf_trend": ["trend=8"]}.get(name, [])
     s = registry.create(name, params, timeframe="5m")
     data = make_multibars(4_000, base="5m", informative=("1h",), seed=11, vol=0.003)
     full = s.signals(data)
-    for end in (3_000, 3_517, 4_000):
-        cut = data.until(int(data.bars.close_time[end - 1]))
-        live = s.signals(trailing_window(cut, s.warmup * 3))
-        assert live.entries.shape[0] == s.warmup * 3
-        np.testing.assert_array_equal(live.entries[-1], full.entries[end - 1])
-        np.testing.assert_array_equal(live.exits[-1], full.exits[end - 1])
+    acting = np.flatnonzero((full.entries != 0).any(axis=1) | full.exits.any(axis=1))
+    ends = [*[e for e in acting if e >= s.warmup][:25], 3_517, 3_999]
+    assert len(ends) > 10
+    for end in ends:
+        cut = data.until(int(data.bars.close_time[end]))
+        live = s.signals(trailing_window(cut, s.warmup))
+        assert live.entries.shape[0] == s.warmup
+        np.testing.assert_array_equal(live.entries[-1], full.entries[end])
+        np.testing.assert_array_equal(live.exits[-1], full.exits[end])
     if name == "sma_cross":  # SMAs forget the past exactly: the whole window agrees
         live = s.signals(trailing_window(data, s.warmup))
         np.testing.assert_array_equal(live.entries[s.slow :], full.entries[-s.warmup :][s.slow :])
