@@ -33,7 +33,7 @@ import numpy as np
 
 from datasets.align import asof_index, take_asof
 from datasets.bars import Bars, MultiBars
-from engine.signals import LIMIT, MARKET, STOP, Signals
+from engine.signals import Signals
 from gogo2.errors import UnknownNameError, UserInputError
 from gogo2.timeframes import normalize, timeframe_ms
 
@@ -599,7 +599,3 @@ def trailing_window(data: MultiBars, bars: int) -> MultiBars:
             first = int(np.searchsorted(b.close_time, start_open, side="left"))
             frames[tf] = b.slice(first, b.n)
     return MultiBars(data.base, frames)
-
-
-# order types re-exported for strategy modules
-ORDER_TYPES = {"market": MARKET, "limit": LIMIT, "stop": STOP}

@@ -98,6 +98,9 @@ def _first_common_time(catalog: object, exchange: str, symbols: list[str]) -> in
 @click.option("--exchange", default=None, help="Catalog exchange. Default: data.exchange.")
 @click.option("--cuts", default="20", show_default=True, metavar="N", help="Cut points to test.")
 @click.option("--seed", default="0", show_default=True, metavar="S", help="Seed of the cut choice.")
+@click.option(
+    "--list", "list_only", is_flag=True, help="List the strategies and their parameters, then exit."
+)
 @config_option
 def check_lookahead(
     strategy: str | None,
@@ -110,6 +113,7 @@ def check_lookahead(
     exchange: str | None,
     cuts: str,
     seed: str,
+    list_only: bool,
     config_path: str | None,
 ) -> None:
     """Prove a strategy's past decisions do not change when future data is cut.
@@ -120,6 +124,12 @@ def check_lookahead(
     before a cut that differs from the full run is look-ahead bias: the command
     prints the bar, symbol, field and both values and exits with code 1.
     """
+    if list_only:
+        from strategies.registry import available, describe
+
+        click.echo("\n\n".join(describe(name) for name in available()))
+        return
+
     from rich.console import Console
 
     from gogo2.clikit import parse_number

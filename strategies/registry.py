@@ -18,7 +18,7 @@ from typing import Any
 from gogo2.errors import UnknownNameError, UserInputError
 from strategies.base import Strategy, parse_params
 
-__all__ = ["available", "create", "get", "register"]
+__all__ = ["available", "create", "describe", "get", "register"]
 
 _BUNDLED: dict[str, tuple[str, str]] = {
     "mtf_trend": ("strategies.mtf_trend", "MtfTrend"),
@@ -80,6 +80,19 @@ def get(name: str) -> type[Strategy]:
         _REGISTERED[key] = cls
         return cls
     raise UnknownNameError("strategy", key, available(), "Pick one of these names with --strategy.")
+
+
+def describe(name: str) -> str:
+    """Several lines for help texts: what the strategy does, its timeframes and parameters."""
+    cls = get(name)
+    tfs = (
+        f"base {cls.base_timeframe}, reads {', '.join(cls.informative)} (closed candles)"
+        if cls.informative
+        else f"base {cls.base_timeframe} by default, any timeframe accepted"
+    )
+    lines = [f"{cls.label()}: {cls.description}".rstrip(": "), f"  timeframes: {tfs}"]
+    lines += [f"  --param {p.describe()}" for p in cls.param_spec().values()]
+    return "\n".join(lines)
 
 
 def create(

@@ -35,7 +35,9 @@ class RsiReversion(Strategy):
     window = Param(14, min=2, max=500, doc="RSI period, bars")
     lower = Param(30.0, min=0.0, max=100.0, doc="oversold level: long on the cross below")
     upper = Param(70.0, min=0.0, max=100.0, doc="overbought level: short on the cross above")
-    exit_level = Param(50.0, min=0.0, max=100.0, doc="long exits on the cross above this")
+    exit_level = Param(
+        50.0, min=0.0, max=100.0, doc="exit on the cross above this (shorts: below 100 - this)"
+    )
     short = Param(False, doc="also trade the overbought side")
     entry = Param("market", choices=("market", "limit"), doc="entry order type")
     offset = Param(0.001, min=0.0, max=0.2, doc="limit distance from the close, fraction")

@@ -25,7 +25,7 @@ class SmaCross(Strategy):
     """
 
     name = "sma_cross"
-    description = "SMA crossover with a hysteresis band; long/short or long-only."
+    description = "SMA crossover with a no-trade band around the slow SMA; long/short or long-only."
     base_timeframe = "1m"
 
     fast = Param(20, min=1, doc="fast SMA length, bars")

@@ -286,6 +286,14 @@ def test_cli_bad_input_exits_2(cli_env: str, args: list[str], match: str, capsys
     assert "Traceback" not in err
 
 
+def test_cli_lists_strategies(capsys) -> None:
+    assert cli.main(["check-lookahead", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("sma_cross", "rsi_reversion", "mtf_trend"):
+        assert f"{name}: " in out
+    assert "--param slow: int = 50" in out
+
+
 def test_cli_help_imports_nothing_heavy() -> None:
     code = (
         "import sys\n"

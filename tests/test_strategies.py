@@ -245,6 +245,14 @@ def test_registry_lists_and_resolves_bundled() -> None:
     assert (s.fast, s.slow, s.timeframe) == (5, 15, "15m")
 
 
+def test_registry_describe() -> None:
+    text = registry.describe("mtf_trend")
+    assert text.startswith("mtf_trend: ")
+    assert "base 5m, reads 1h" in text
+    assert "--param trend: int = 50 (>= 2, <= 1000) - EMA length on 1h candles" in text
+    assert "any timeframe accepted" in registry.describe("sma_cross")
+
+
 def test_registry_unknown_name_hints() -> None:
     with pytest.raises(UnknownNameError, match="Did you mean 'sma_cross'") as err:
         registry.get("sma_crss")
