@@ -470,7 +470,7 @@ def download_series(
                 stats=stats,
             ):
                 times = page[:, 0].astype("int64")
-                if end is None or int(end) > current_open:
+                if rng.end == current_open and (end is None or int(end) > current_open):
                     result.dropped_open += int((times >= current_open).sum())
                 inside = times < rng.end
                 page, times = page[inside], times[inside]
