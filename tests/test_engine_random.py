@@ -224,14 +224,26 @@ def test_fill_prices_inside_their_bar(c):
 @FAST
 @given(case)
 def test_no_fill_before_warmup_or_at_its_signal_bar(c):
-    _, sig, _, res = run_case(c)
+    _, sig, cfg, res = run_case(c)
     f = res.records.fills
     assert (f["bar"] >= c["warmup"] + 1).all()
-    # an entry fill at bar b needs an entry signal in its direction at a row in [warmup, b)
-    for r in f:
+    w = c["warmup"]
+    for i, r in enumerate(f):
+        b, j = int(r["bar"]), int(r["symbol"])
         if r["kind"] in (enums.KIND_MARKET, enums.KIND_LIMIT, enums.KIND_STOP):
-            col = sig.entries[c["warmup"] : r["bar"], r["symbol"]]
-            assert (col != 0).any()
+            # an order fill at bar b needs an entry signal at a row in [warmup, b)
+            assert (sig.entries[w:b, j] != 0).any()
+        elif r["kind"] == enums.KIND_EXIT:
+            asked = sig.exits[w:b, j]
+            if not cfg.allow_short:
+                asked = asked | (sig.entries[w:b, j] < 0)
+            assert asked.any()
+        elif r["kind"] != enums.KIND_END:
+            # a stop-loss / take-profit / trailing fill closes the position opened by the
+            # previous fill of that symbol, on the opposite side, no later than this bar
+            before = f[:i][f[:i]["symbol"] == j]
+            assert len(before) > 0
+            assert before[-1]["side"] == -r["side"] and before[-1]["bar"] <= b
 
 
 @FAST
