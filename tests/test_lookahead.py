@@ -313,3 +313,44 @@ def test_cli_help_imports_nothing_heavy() -> None:
     ).stdout
     assert "--cuts" in out and "--param" in out
     assert "HEAVY []" in out
+
+
+# ------------------------------------------------------------------ real candles
+
+
+def test_real_binance_candles(shared_datasets) -> None:
+    """Five days of Binance BTC/USDT 1m: the aggregation helper reproduces Binance's own
+    5m candles, and the bundled strategies show no look-ahead on real prices."""
+    from helpers import aggregate
+
+    from datasets.bars import Bars
+
+    folder = shared_datasets / "nic_tradingstrategyga"
+    m1 = pd.read_parquet(folder / "BTC_USDT-1m.parquet")
+    m5 = pd.read_parquet(folder / "BTC_USDT-5m.parquet")
+
+    def to_bars(df: pd.DataFrame, tf: str) -> Bars:
+        cols = [df[c].to_numpy(np.float64).reshape(-1, 1).copy() for c in ("open", "high")]
+        cols += [df[c].to_numpy(np.float64).reshape(-1, 1).copy() for c in ("low", "close")]
+        vol = df["volume"].to_numpy(np.float64).reshape(-1, 1).copy()
+        return Bars(tf, ("BTC/USDT",), df["timestamp"].to_numpy(np.int64), *cols, vol)
+
+    base = to_bars(m1, "1m")
+    own5 = aggregate(base, "5m")
+    ref5 = to_bars(m5, "5m")
+    n = own5.n
+    np.testing.assert_array_equal(own5.time, ref5.time[:n])
+    np.testing.assert_allclose(own5.close, ref5.close[:n])
+    np.testing.assert_allclose(own5.high, ref5.high[:n])
+    np.testing.assert_allclose(own5.volume, ref5.volume[:n], rtol=1e-9)
+
+    data_1m = MultiBars("1m", {"1m": base})
+    report = check_lookahead(registry.create("sma_cross", ["band=0.001"]), data_1m, cuts=10)
+    assert report.ok, report.summary()
+    data_5m = MultiBars("5m", {"5m": ref5, "1h": aggregate(ref5, "1h")})
+    for name, params in (("mtf_trend", ["trend=10"]), ("rsi_reversion", ["short=true"])):
+        s = registry.create(name, params, timeframe="5m")
+        report = check_lookahead(s, data_5m, cuts=10)
+        assert report.ok, report.summary()
+    biased = check_lookahead(PeekNextClose(), data_5m, cuts=10)
+    assert not biased.ok
