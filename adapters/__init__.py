@@ -1,0 +1,1 @@
+"""Exchange adapters (ccxt live and paper trading). Not built yet."""
