@@ -15,6 +15,7 @@ What a test can control:
 * outages: :meth:`FakeBinance.add_gap` removes candles in ``[start, end)`` for a symbol.
 * transient failures: :meth:`FakeBinance.fail_next` makes the next *k* matching requests
   answer HTTP 503, HTTP 429 (Binance code -1003), HTTP 418 or hang past the client timeout.
+* extra endpoints: :meth:`FakeBinance.add_route` serves any other path with a handler.
 * unknown symbols: a kline request for a symbol with no market answers HTTP 400 with
   Binance's ``{"code": -1121, "msg": "Invalid symbol."}``; a market listed with
   ``klines=False`` is in ``exchangeInfo`` but has no klines (the same -1121 answer).
@@ -34,7 +35,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -160,6 +161,7 @@ class FakeBinance:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._failures: list[Failure] = []
         self._lock = threading.Lock()
+        self._routes: dict[str, Callable[[dict[str, str]], tuple[int, Any]]] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -181,6 +183,14 @@ class FakeBinance:
             raise ValueError(f"unknown failure kind {kind!r}")
         with self._lock:
             self._failures.extend(Failure(kind, path) for _ in range(count))
+
+    def add_route(self, path: str, handler: Callable[[dict[str, str]], tuple[int, Any]]) -> None:
+        """Serve ``GET path`` with ``handler(query) -> (status, json_body)``.
+
+        For endpoints this module does not model (ticker, order book, account, ...); a route
+        added here takes precedence over the built-in ones.
+        """
+        self._routes[path] = handler
 
     def clear_failures(self) -> None:
         """Forget the failures not served yet."""
@@ -384,7 +394,10 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send(418, {"code": -1003, "msg": "Way too many requests; IP banned."})
             return
-        if path == "/api/v3/exchangeInfo":
+        if path in ex._routes:
+            status, body = ex._routes[path](query)
+            self._send(status, body)
+        elif path == "/api/v3/exchangeInfo":
             self._send(200, ex.exchange_info())
         elif path in ("/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo"):
             self._send(200, {"timezone": "UTC", "serverTime": ex.now(), "symbols": []})

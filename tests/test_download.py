@@ -317,6 +317,13 @@ def test_cli_unknown_exchange_and_bad_dates_exit_2(tmp_path, capsys) -> None:
     assert "bad --from 'yesterday'" in capsys.readouterr().err
 
 
+def test_fake_extra_route_and_request_log(fake, exchange) -> None:
+    fake.add_route("/api/v3/ticker/price", lambda q: (200, {"symbol": q["symbol"], "price": "1.5"}))
+    assert exchange.publicGetTickerPrice({"symbol": "BTCUSDT"})["price"] == "1.5"
+    assert fake.count("/api/v3/ticker/price") == 1
+    assert fake.count("/api/v3/exchangeInfo") == 1  # load_markets in the fixture
+
+
 def test_fake_klines_match_real_binance_shape(shared_responses, fake, exchange) -> None:
     import json
 

@@ -113,6 +113,13 @@ def test_intraday_volume_seasonality(sixty_days: dict[str, pd.DataFrame]) -> Non
         assert hourly.loc[13:17].mean() > 1.3 * hourly.loc[3:7].mean()
 
 
+def test_weekends_are_quieter(sixty_days: dict[str, pd.DataFrame]) -> None:
+    df = sixty_days["ETH/USDT"]
+    weekday = (df["time"] // 86_400_000 + 3) % 7  # 0 = Monday
+    weekend = weekday >= 5
+    assert df["volume"][weekend].mean() < 0.85 * df["volume"][~weekend].mean()
+
+
 def test_volume_rises_with_move(sixty_days: dict[str, pd.DataFrame]) -> None:
     df = sixty_days["BTC/USDT"]
     move = np.abs(_log_returns(df))
