@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
@@ -101,7 +101,7 @@ class Param:
     def __get__(self, obj: Strategy | None, objtype: type | None = None) -> Any:
         if obj is None:
             return self
-        return obj.params[self.name]
+        return obj._params[self.name]
 
     def __set__(self, obj: Strategy, value: Any) -> None:
         raise AttributeError(
@@ -316,7 +316,7 @@ class Strategy(ABC):
         """Check rules across parameters; raise UserInputError naming them. Default: none."""
         return None
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str) -> NoReturn:
         """Raise a UserInputError prefixed with the strategy's name and parameters."""
         raise UserInputError(f"strategy {self.label()!r} ({self._param_text()}): {message}")
 

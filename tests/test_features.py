@@ -161,3 +161,12 @@ def test_bad_input() -> None:
     with pytest.raises(UserInputError, match="sma=1"):
         FeatureSpec(sma=1)
     assert FeatureSpec().warmup == 26 + 9 - 1
+
+
+def test_to_frame_is_indexed_by_decision_time(data: MultiBars) -> None:
+    fm = feature_matrix(data, "BTC/USDT", timeframes=("5m", "1h"))
+    df = fm.to_frame()
+    assert list(df.columns) == list(fm.names)
+    assert df.index[0].value // 1_000_000 == data.bars.close_time[0]
+    assert str(df.index.tz) == "UTC"
+    np.testing.assert_array_equal(df.to_numpy(), fm.values)
