@@ -537,14 +537,21 @@ class Catalog:
                 if year in existing:
                     old = pq.read_table(existing[year]).select(list(COLUMNS))
                     old_t = old.column("time").to_numpy()
-                    keep_old = ~np.isin(old_t, part["time"])
-                    rows_new += int(part["time"].size - (old_t.size - keep_old.sum()))
-                    merged = {
-                        c: np.concatenate([old.column(c).to_numpy()[keep_old], part[c]])
-                        for c in COLUMNS
-                    }
-                    order = np.argsort(merged["time"], kind="stable")
-                    merged = {c: v[order] for c, v in merged.items()}
+                    if old_t.size and part["time"][0] > old_t[-1]:
+                        # the usual download case: pure append, no overlap, already sorted
+                        rows_new += int(part["time"].size)
+                        merged = {
+                            c: np.concatenate([old.column(c).to_numpy(), part[c]]) for c in COLUMNS
+                        }
+                    else:
+                        keep_old = ~np.isin(old_t, part["time"])
+                        rows_new += int(part["time"].size - (old_t.size - keep_old.sum()))
+                        merged = {
+                            c: np.concatenate([old.column(c).to_numpy()[keep_old], part[c]])
+                            for c in COLUMNS
+                        }
+                        order = np.argsort(merged["time"], kind="stable")
+                        merged = {c: v[order] for c, v in merged.items()}
                 else:
                     rows_new += int(part["time"].size)
                     merged = part

@@ -192,6 +192,20 @@ def to_frame(df, origin: str = "input") -> pd.DataFrame:
             f"{origin}: column time holds datetimes; convert it to int64 milliseconds UTC "
             "(for example df.time.astype('datetime64[ms, UTC]').astype('int64'))."
         )
+    if len(t) and pd.api.types.is_numeric_dtype(t):
+        hi = float(t.max())
+        if 0 < hi < 1e11:
+            raise DataError(
+                f"{origin}: column time looks like seconds since the epoch (largest {hi:.0f}); "
+                "the catalog stores milliseconds: multiply by 1000."
+            )
+        if hi > 1e14:
+            unit = "microseconds" if hi < 1e17 else "nanoseconds"
+            factor = 1000 if unit == "microseconds" else 1_000_000
+            raise DataError(
+                f"{origin}: column time looks like {unit} since the epoch (largest {hi:.0f}); "
+                f"the catalog stores milliseconds: divide by {factor:,}."
+            )
     try:
         tv = t.to_numpy()
         if tv.dtype.kind == "f":

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datasets.catalog import Catalog, SeriesInfo, WriteReport
 from gogo2.errors import (
@@ -366,3 +369,24 @@ def test_metadata_rebuilt_when_json_missing(cat: Catalog) -> None:
         candles(5, start=T0 + 30 * MIN, price=float(df.close.iloc[-1])), "binance", "BTC/USDT", "1m"
     )
     assert len(cat.coverage()) == 1 and cat.coverage()[0].rows == 34
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cuts=st.lists(st.tuples(st.integers(0, 299), st.integers(1, 120)), min_size=1, max_size=6),
+    seed=st.integers(0, 2**16),
+)
+def test_chunked_overlapping_writes_equal_one_write(cuts, seed) -> None:
+    # 300 hourly candles across new year, written as overlapping chunks in any order
+    full = candles(300, start=T0 - 150 * HOUR, step=HOUR, seed=seed)
+    chunks = [full.iloc[a : a + n] for a, n in cuts] + [full]
+    order = np.random.default_rng(seed).permutation(len(chunks))
+    with tempfile.TemporaryDirectory() as d:
+        cat = Catalog(Path(d))
+        total_new = 0
+        for i in order:
+            total_new += cat.write(chunks[i], "binance", "BTC/USDT", "1h").rows_new
+        assert total_new == 300
+        out = cat.load_frame("binance", "BTC/USDT", "1h")
+        pd.testing.assert_frame_equal(out, full.reset_index(drop=True))
+        assert cat.coverage()[0].rows == 300 and cat.gaps("binance", "BTC/USDT", "1h") == []

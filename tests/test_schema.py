@@ -166,6 +166,16 @@ def test_missing_column_and_bad_types_raise_data_error() -> None:
         to_frame([1, 2, 3], "x.csv")
 
 
+@pytest.mark.parametrize(
+    ("scale", "word"), [(1 / 1000, "seconds"), (1000, "microseconds"), (1_000_000, "nanoseconds")]
+)
+def test_time_in_wrong_unit_is_named(scale: float, word: str) -> None:
+    df = candles(3)
+    df["time"] = (df["time"] * scale).astype(np.int64)
+    with pytest.raises(DataError, match=f"looks like {word}"):
+        to_frame(df, "x.csv")
+
+
 def test_find_gaps_simple() -> None:
     t = np.array([0, 1, 2, 5, 6, 10], dtype=np.int64) * MIN
     assert find_gaps(t, MIN) == [(2 * MIN, 5 * MIN, 2), (6 * MIN, 10 * MIN, 3)]
