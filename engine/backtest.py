@@ -89,7 +89,7 @@ from gogo2.errors import ConfigError, DataError, UnknownNameError, UserInputErro
 if TYPE_CHECKING:
     import pandas as pd
 
-    from datasets.bars import Bars
+    from datasets.bars import Bars, MultiBars
     from gogo2.config import BacktestConfig
 
 __all__ = ["BacktestResult", "SimConfig", "SimRecords", "simulate"]
@@ -345,13 +345,15 @@ _PLACEHOLDER_F = np.full((1, 1), np.nan)
 _PLACEHOLDER_I = np.zeros((1, 1), dtype=np.int8)
 
 
-def simulate(bars: Bars, signals: Signals, config: SimConfig | None = None, warmup: int = 0):
+def simulate(
+    bars: Bars | MultiBars, signals: Signals, config: SimConfig | None = None, warmup: int = 0
+) -> BacktestResult:
     """Execute ``signals`` on ``bars`` and return a :class:`BacktestResult`.
 
     Parameters
     ----------
-    bars : datasets.bars.Bars
-        Base-timeframe candles, arrays (n_bars, n_symbols).
+    bars : datasets.bars.Bars or datasets.bars.MultiBars
+        Base-timeframe candles, arrays (n_bars, n_symbols); of a MultiBars the base is used.
     signals : engine.signals.Signals
         Intents of the same shape; row ``t`` fills at bar ``t + 1`` or later.
     config : SimConfig, optional
@@ -366,8 +368,13 @@ def simulate(bars: Bars, signals: Signals, config: SimConfig | None = None, warm
     UserInputError
         The signals have the wrong shape, type or values.
     """
+    from datasets.bars import Bars, MultiBars
     from engine import nb
 
+    if isinstance(bars, MultiBars):
+        bars = bars.bars  # decisions and fills happen on the base timeframe
+    if not isinstance(bars, Bars):
+        raise UserInputError(f"bars must be a datasets.bars.Bars, not {type(bars).__name__}.")
     cfg = SimConfig() if config is None else config
     if not isinstance(cfg, SimConfig):
         raise UserInputError(f"config must be a SimConfig, not {type(cfg).__name__}.")

@@ -1,9 +1,9 @@
 """A plain-Python reference of the simulation rules, for differential testing.
 
 Written from the rules in ``engine.backtest``'s module docstring, not from the kernel: it
-uses objects (orders, positions, an account) and lists, and is slow on purpose-free
-grounds of clarity. It returns the same record arrays as the kernel so tests can compare
-them field by field. Do not use it for real backtests.
+uses objects (orders, positions, an account) and lists and favours plain statements over
+speed. It returns the same record arrays as the kernel so tests can compare them field by
+field. It is far too slow for real backtests.
 """
 
 from __future__ import annotations

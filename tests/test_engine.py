@@ -655,3 +655,41 @@ def test_stop_entry_pays_taker_fee_and_slippage():
     f = one_fill(res)
     assert f["price"] == pytest.approx(102 * 1.001)
     assert f["fee"] == pytest.approx(102 * 1.001 * 0.002)
+
+
+def test_new_entry_signal_replaces_a_resting_limit():
+    rows = [flat(100), (100, 101, 99, 100), (100, 101, 97, 100), (100, 101, 94, 100)]
+    s = signals(4, order_type=True, price=True)
+    s.entries[0:2, 0] = 1
+    s.order_type[0:2, 0] = LIMIT
+    s.price[0, 0] = 98.0
+    s.price[1, 0] = 95.0  # replaces the 98 limit before bar 2 touches 98
+    res = simulate(bars_from(rows), s, cfg())
+    f = one_fill(res)
+    assert f["bar"] == 3 and f["price"] == 95.0
+
+
+def test_resting_entry_in_held_direction_is_dropped():
+    rows = [flat(100), flat(100), (100, 101, 99, 100), (100, 101, 99, 100), (99, 100, 96, 98)]
+    s = signals(5, order_type=True, price=True)
+    s.entries[0, 0] = 1  # long at the open of bar 1 (market)
+    s.entries[1, 0] = 1
+    s.order_type[1, 0] = LIMIT
+    s.price[1, 0] = 97.0  # resting buy while already long: dropped on bar 2
+    s.exits[2, 0] = True  # flat at the open of bar 3
+    res = simulate(bars_from(rows), s, cfg())
+    # bar 4 touches 97, but the limit was dropped: no new position
+    assert list(res.records.fills["kind"]) == [enums.KIND_MARKET, enums.KIND_EXIT]
+
+
+def test_multibars_use_their_base_timeframe_and_other_objects_are_refused():
+    from datasets.bars import MultiBars
+
+    rows = [flat(100), flat(101), flat(102)]
+    s = signals(3)
+    s.entries[0, 0] = 1
+    b = bars_from(rows)
+    res = simulate(MultiBars("1m", {"1m": b}), s, cfg())
+    assert one_fill(res)["price"] == 101.0
+    with pytest.raises(UserInputError, match="Bars"):
+        simulate(b.close, s, cfg())  # type: ignore[arg-type]
