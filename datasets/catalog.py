@@ -633,6 +633,12 @@ class Catalog:
             if tb.num_rows:
                 t.insert(0, tb.column("time").to_numpy()[-1:])
                 c.insert(0, tb.column("close").to_numpy()[-1:])
+        after = [y for y in existing if y > years[-1]]
+        if after:
+            tb = pq.read_table(existing[after[0]], columns=["time", "close"])
+            if tb.num_rows:
+                t.append(tb.column("time").to_numpy()[:1])
+                c.append(tb.column("close").to_numpy()[:1])
         tt, cc = np.concatenate(t), np.concatenate(c)
         if tt.size < 2:
             return
@@ -643,10 +649,11 @@ class Catalog:
         seam = move & (is_new[1:] != is_new[:-1]) & (np.diff(tt) <= tf_ms)
         if seam.any():
             i = int(np.flatnonzero(seam)[0]) + 1
+            new_at, old_at = (i, i - 1) if is_new[i] else (i - 1, i)
             raise DataError(
-                f"{origin}: the close at {format_time(int(tt[i]))} UTC moves "
-                f"{cc[i] / cc[i - 1] - 1:+.1%} from the stored candle before it (max_jump="
-                f"{max_jump}). Nothing was stored. Check that the candles belong to this series "
+                f"{origin}: the close of the new candle at {format_time(int(tt[new_at]))} UTC "
+                f"differs by {cc[new_at] / cc[old_at] - 1:+.1%} from the stored candle next to "
+                f"it at {format_time(int(tt[old_at]))} (max_jump={max_jump}). Nothing was stored. Check that the candles belong to this series "
                 "(same symbol, same quote currency), or raise data.max_jump if the move is real."
             )
 

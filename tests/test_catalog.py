@@ -270,8 +270,15 @@ def test_seam_jump_against_stored_data_is_refused(cat: Catalog) -> None:
     cat.write(candles(20, price=100.0), "binance", "BTC/USDT", "1m")
     other = candles(20, start=T0 + 20 * MIN, price=3000.0)  # ETH candles by mistake
     before = tree_digest(cat.root)
-    with pytest.raises(DataError, match="moves"):
+    with pytest.raises(DataError, match="differs by"):
         cat.write(other, "binance", "BTC/USDT", "1m")
+    assert tree_digest(cat.root) == before
+    # the neighbour after the new rows, in the next year's file, is checked too
+    cat.write(candles(3, start=T0 + 365 * 86_400_000, price=100.0), "binance", "BTC/USDT", "1m")
+    before = tree_digest(cat.root)
+    last_2023 = candles(1, start=T0 + 365 * 86_400_000 - MIN, price=10.0)
+    with pytest.raises(DataError, match="stored candle next to it at 2024-01-01 00:00"):
+        cat.write(last_2023, "binance", "BTC/USDT", "1m")
     assert tree_digest(cat.root) == before
 
 
