@@ -122,7 +122,8 @@ def backtest(
         console=notices,
         progress=progress,
     )
-    quote = out.request.symbols[0].split("/")[-1] if out.request.symbols else ""
+    quotes = {s.split("/")[-1] for s in out.request.symbols}
+    quote = quotes.pop() if len(quotes) == 1 else ""
     title = "Backtest summary" + (" - SYNTHETIC DATA" if out.synthetic else "")
     console.print(summary_table(out.metrics, out.header_rows(), title=title, quote=quote))
     if out.synthetic:

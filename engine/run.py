@@ -152,6 +152,17 @@ class RunOutput:
                 f"slippage {self.result.config.slippage_bps:g} bps",
             ),
         ]
+        rejected = int(getattr(self.result, "rejected", 0) or 0)
+        if rejected:
+            rows.append(
+                ("orders not placed", f"{rejected:,} (below min notional or no buying power)")
+            )
+        halted = getattr(self.result, "halted_bar", None)
+        if halted is not None:
+            from gogo2.timeframes import format_time
+
+            when = format_time(int(self.result.time[halted]) + int(self.result.tf_ms))
+            rows.append(("halted", f"equity fell to 0 at {when}; trading stopped"))
         return rows
 
     def params_shown(self) -> dict[str, Any]:

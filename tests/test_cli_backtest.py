@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -325,3 +326,16 @@ def test_report_flag_puts_every_file_beside_the_given_path(
         assert (workdir / "out" / name).is_file()
         assert f"out/{name}" in out
     assert not (workdir / "reports").exists()
+
+
+def test_orders_below_min_notional_are_reported_not_traded(
+    sample_config: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 5 USDT of cash can never reach the 10 USDT minimum order value
+    args = ["--from", "2023-01-02", "--to", "2023-01-03", "--cash", "5", "--no-report"]
+    args += ["--param", "fast=5", "--param", "slow=30", "--param", "band=0.001"]
+    code, out, err = run_cli([*args, "--config", str(sample_config)], capsys)
+    assert code == 0, err
+    assert "orders not placed" in out
+    assert re.search(r"│ trades\s+│\s+0 │", out)
+    assert "5.00 USDT" in out  # final equity: untouched cash
