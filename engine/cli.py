@@ -33,7 +33,12 @@ Examples:
 @click.option(
     "--symbols", default=None, metavar="LIST", help="Comma-separated, e.g. BTC/USDT,ETH/USDT."
 )
-@click.option("--timeframe", default=None, help="Base timeframe, e.g. 1m, 5m, 1h.")
+@click.option(
+    "--timeframe",
+    default=None,
+    help="Base timeframe, e.g. 1m, 5m, 1h. Default: the config's for the config's strategy, "
+    "else the strategy's own.",
+)
 @click.option("--strategy", default=None, help="Strategy name (default from config).")
 @click.option(
     "--param",

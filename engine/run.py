@@ -241,7 +241,7 @@ def validate_request(
             f"--from {start} is not before --to {end}. Give a start earlier than the end "
             "(--to is exclusive)."
         )
-    tf = normalize(timeframe) if timeframe is not None else bt.timeframe
+    tf = normalize(timeframe) if timeframe is not None else None
     syms = parse_symbols(symbols, bt.symbols)
     exch = (exchange or settings.data.exchange).strip()
     if not exch:
@@ -273,6 +273,10 @@ def validate_request(
 
     name = strategy or bt.strategy
     cls = get_strategy(name)
+    if tf is None:
+        # the config's timeframe belongs to the config's strategy; another strategy picked
+        # with --strategy runs on its own declared base timeframe
+        tf = bt.timeframe if name == bt.strategy else normalize(cls.base_timeframe)
     if isinstance(params, dict):
         param_values = dict(params)
     else:
@@ -325,7 +329,9 @@ def run_backtest(
     symbols : str or sequence of str, optional
         ``"BTC/USDT,ETH/USDT"`` or a list; default ``settings.backtest.symbols``.
     timeframe, strategy, exchange : str, optional
-        Base timeframe, strategy name, catalog exchange; defaults from settings.
+        Base timeframe, strategy name, catalog exchange; defaults from settings. Without
+        ``timeframe``, the config's timeframe is used for the config's strategy and a
+        strategy's own ``base_timeframe`` for any other strategy.
     params : list of "k=v" or dict, optional
         Strategy parameters (checked by the strategy).
     cash, fee, slippage : float or str, optional

@@ -339,3 +339,20 @@ def test_orders_below_min_notional_are_reported_not_traded(
     assert "orders not placed" in out
     assert re.search(r"│ trades\s+│\s+0 │", out)
     assert "5.00 USDT" in out  # final equity: untouched cash
+
+
+def test_timeframe_defaults(sample_config: Path) -> None:
+    from engine.run import validate_request
+    from gogo2.config import load_settings
+
+    settings = load_settings(sample_config)
+    assert settings.backtest.strategy == "sma_cross"
+    req, _ = validate_request(settings, start="2023-01-01")
+    assert req.timeframe == settings.backtest.timeframe == "1m"
+    # another strategy runs on its own declared base timeframe unless told otherwise
+    req, cls = validate_request(settings, start="2023-01-01", strategy="rsi_reversion")
+    assert req.timeframe == cls.base_timeframe != "1m"
+    req, _ = validate_request(
+        settings, start="2023-01-01", strategy="rsi_reversion", timeframe="60m"
+    )
+    assert req.timeframe == "1h"
