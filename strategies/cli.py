@@ -182,7 +182,7 @@ def check_lookahead(
     bars = data.bars
     console.print(
         f"checking {strat!r} on {', '.join(bars.symbols)} {bars.timeframe} "
-        f"({exch}{', synthetic' if bars.synthetic else ''}): {bars.n} bars "
+        f"({exch}{'; generated data, not market data' if bars.synthetic else ''}): {bars.n} bars "
         f"{format_time(int(bars.time[0]))} .. {format_time(int(bars.close_time[-1]))}, "
         f"warm-up {strat.warmup} bars",
         markup=False,
