@@ -443,6 +443,19 @@ def test_trailing_window_of_warmup_bars_reproduces_decisions(name: str) -> None:
 # ------------------------------------------------------------------ test helpers
 
 
+def test_make_bars_is_valid_and_deterministic() -> None:
+    a = make_bars(500, timeframe="5m", seed=3, gaps=0.1)
+    b = make_bars(500, timeframe="5m", seed=3, gaps=0.1)
+    c = make_bars(500, timeframe="5m", seed=4)
+    np.testing.assert_array_equal(a.close, b.close)
+    assert not np.array_equal(a.close[:10], c.close[:10])
+    ok = ~np.isnan(a.close)
+    assert 0.05 < 1 - ok.mean() < 0.15
+    assert (a.high[ok] >= np.maximum(a.open, a.close)[ok]).all()
+    assert (a.low[ok] <= np.minimum(a.open, a.close)[ok]).all()
+    assert (np.diff(a.time) == 300_000).all() and a.close.flags.c_contiguous
+
+
 def test_aggregate_matches_pandas_resample_and_drops_open_candle() -> None:
     bars = make_bars(150, timeframe="1m", seed=1, gaps=0.05)  # 2.5 hours
     hourly = aggregate(bars, "1h")
