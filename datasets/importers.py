@@ -46,7 +46,7 @@ import click
 
 from gogo2.clikit import config_option
 from gogo2.errors import DataError, UserInputError
-from gogo2.timeframes import format_time, normalize
+from gogo2.timeframes import format_time, normalize, timeframe_ms
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,7 +74,7 @@ QUOTES = (
 )  # fmt: skip
 
 _BINANCE_NAME = re.compile(
-    r"^(?P<pair>[A-Z0-9]+)-(?P<tf>\d+[smhdw])-(?P<date>\d{4}-\d{2}(?:-\d{2})?)$"
+    r"^(?P<pair>[A-Z0-9]+)-(?P<tf>\d+(?:mo|[smhdw]))-(?P<date>\d{4}-\d{2}(?:-\d{2})?)$"
 )
 _FREQTRADE_NAME = re.compile(
     r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)(?:_(?P<settle>[A-Za-z0-9]+))?"
@@ -123,6 +123,11 @@ def infer_from_name(path: Path) -> dict[str, str]:
         sym = split_pair(m.group("pair"))
         if sym:
             out["symbol"] = sym
+        if m.group("tf").endswith("mo"):
+            raise DataError(
+                f"{path}: monthly candles ({m.group('tf')}) have no fixed length and cannot be "
+                "stored; import a finer timeframe (1d or less)."
+            )
         out["timeframe"] = m.group("tf")
         out["exchange"] = "binance"
         out["kind"] = "binance"
@@ -453,6 +458,13 @@ def parse_file(
             "--exchange binance)."
         )
     pf.timeframe = normalize(tf)
+    spacing = infer_timeframe(frame["time"].to_numpy())
+    if spacing is not None and timeframe_ms(spacing) > timeframe_ms(pf.timeframe):
+        said = "--timeframe" if timeframe else "the file name"
+        raise DataError(
+            f"{path}: {said} says {pf.timeframe} but the candles are mostly {spacing} apart. "
+            f"Give --timeframe {spacing} (or check the file)."
+        )
     return pf
 
 

@@ -251,6 +251,16 @@ def test_unreadable_and_unknown_files(tmp_path) -> None:
         read_candles(text_values)
 
 
+def test_timeframe_contradicting_the_data_is_refused(tmp_path) -> None:
+    path = tmp_path / "BTCUSDT-1m-2023-01.csv"
+    binance_rows(candles(30, step=3_600_000)).to_csv(path, header=False, index=False)
+    with pytest.raises(DataError, match=r"file name says 1m but the candles are mostly 1h apart"):
+        parse_file(path)
+    assert parse_file(path, timeframe="1h").timeframe == "1h"
+    with pytest.raises(DataError, match="monthly"):
+        infer_from_name(Path("BTCUSDT-1mo-2023-01.csv"))
+
+
 def test_symbol_and_exchange_must_be_inferable(tmp_path) -> None:
     path = tmp_path / "prices.csv"
     candles(5).to_csv(path, index=False)
