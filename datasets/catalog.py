@@ -910,7 +910,7 @@ class Catalog:
             if k == 1 and positions is None:
                 arrays[c] = np.ascontiguousarray(series[0][c]).reshape(n, 1)
                 continue
-            out = np.full((n, k), np.nan)
+            out = np.empty((n, k)) if positions is None else np.full((n, k), np.nan)
             for j, cols in enumerate(series):
                 if positions is None:
                     out[:, j] = cols[c]
