@@ -41,8 +41,9 @@ class MtfTrend(Strategy):
     trail = Param(0.0, min=0.0, max=1.0, doc="trailing-stop distance, fraction; 0 = none")
 
     def lookback(self) -> dict[str, int]:
-        # EMA and Wilder RSI forget their seeds geometrically: 4 EMA lengths (weight
-        # e^-8 left) and 10 RSI periods.
+        # EMA and Wilder RSI forget their seeds geometrically: after 4 EMA lengths the
+        # seed's weight is (1 - 2 / (trend + 1)) ** (3 * trend) ~ e^-6; after 10 RSI
+        # periods (1 - 1 / window) ** (9 * window) ~ e^-9.
         return {self.timeframe: 10 * self.window + 1, "1h": 4 * self.trend + 2}
 
     def generate(self, data: MultiBars) -> Signals:
