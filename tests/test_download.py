@@ -145,6 +145,24 @@ def test_retries_exhausted_keeps_fetched_candles(fake, exchange, catalog) -> Non
     assert len(_stored_times(catalog)) == 2_500
 
 
+def test_chunked_writes_store_the_same_candles(fake, exchange, tmp_path) -> None:
+    writes: list[int] = []
+
+    class CountingCatalog(Catalog):
+        def write(self, df, *args, **kwargs):
+            writes.append(len(df))
+            return super().write(df, *args, **kwargs)
+
+    chunked = CountingCatalog(tmp_path / "chunked")
+    res = download_series(chunked, exchange, "BTC/USDT", "1m", T0, T0 + 2_500 * MIN, chunk_rows=1)
+    assert writes == [1000, 1000, 500] and res.rows == 2_500
+    whole = Catalog(tmp_path / "whole")
+    download_series(whole, exchange, "BTC/USDT", "1m", T0, T0 + 2_500 * MIN)
+    a = chunked.load_frame("binance", "BTC/USDT", "1m")
+    b = whole.load_frame("binance", "BTC/USDT", "1m")
+    assert a.equals(b)
+
+
 def test_gap_is_reported_not_filled(fake, exchange, catalog) -> None:
     outage = (T0 + 1_100 * MIN, T0 + 1_160 * MIN)
     fake.add_gap("BTC/USDT", *outage)
@@ -293,11 +311,12 @@ def test_cli_download_end_to_end(tmp_path, capsys) -> None:
     assert all(i.source == "real" for i in infos.values())
 
 
-def test_cli_bad_symbol_exits_2(tmp_path, capsys) -> None:
+def test_cli_bad_symbol_exits_2(tmp_path, capsys, monkeypatch) -> None:
     with FakeBinance() as f:
+        monkeypatch.setenv("GOGO2_EXCHANGE_API_URL", f.base_url)  # same as --api-url
         argv = [
             "data", "download", "--symbols", "BTC/USDT,DOGE/USDT", "--from", "2023-01-01",
-            "--to", "2023-01-02", "--config", str(_config(tmp_path)), "--api-url", f.base_url,
+            "--to", "2023-01-02", "--config", str(_config(tmp_path)),
         ]  # fmt: skip
         assert cli.main(argv) == 2
         assert f.kline_requests() == []  # refused before anything was fetched
