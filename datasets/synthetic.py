@@ -16,7 +16,9 @@ matter to a backtest:
 * plausible levels: the log price is pulled very weakly (half-life 12 days) towards a
   smooth path through the rough 2023-2024 levels (BTC 16.5k -> ~70k, ETH 1.2k -> ~3.3k),
   so two years of noise cannot wander to absurd prices. The pull is a drift of a few
-  millionths per minute, far below the per-minute noise.
+  millionths per minute, far below the per-minute noise; over days it is a weak mean
+  reversion (20 % away from the path: about 1 %/day against a daily volatility near 3 %)
+  that a strategy could learn. Judge strategies on real data, not on this sample.
 
 Candles are consistent: ``open`` equals the previous ``close``, ``high >= max(open,
 close)``, ``low <= min(open, close)``, volume is positive; prices are rounded to 0.01
