@@ -304,3 +304,28 @@ def test_jesse_bars_equal_nic_1h_resampled(cat: Catalog, shared_datasets, coarse
     np.testing.assert_array_equal(got.time.to_numpy(), jesse.time.to_numpy())
     for c in ("open", "high", "low", "close", "volume"):
         np.testing.assert_allclose(got[c].to_numpy(), jesse[c].to_numpy(), rtol=1e-12, atol=0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    per=st.sampled_from([5, 15, 60]),
+    n=st.integers(min_value=1, max_value=300),
+    seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_asof_join_property_latest_closed_only(per, n, seed) -> None:
+    rng = np.random.default_rng(seed)
+    fine_t = T0 + np.sort(rng.choice(400, size=n, replace=False)).astype(np.int64) * MIN
+    coarse_all = T0 + np.arange(400 // per + 1, dtype=np.int64) * per * MIN
+    coarse_t = coarse_all[rng.random(coarse_all.size) < 0.7]
+    fine = _bars("1m", fine_t, rng.random(n))
+    coarse = _bars(f"{per}m", coarse_t, rng.random(coarse_t.size))
+    j = asof_join(fine, coarse, fields=("close",))
+    coarse_close = coarse_t + per * MIN
+    for i in range(n):
+        visible = coarse_close <= fine.close_time[i]
+        if not visible.any():
+            assert j["index"][i] == -1 and np.isnan(j["close"][i, 0])
+        else:
+            k = int(np.flatnonzero(visible)[-1])
+            assert j["index"][i] == k and j["time"][i] == coarse_t[k]
+            assert j["close"][i, 0] == coarse.close[k, 0]
