@@ -29,7 +29,9 @@ Position exits (stop-loss, take-profit, trailing stop)
     mirror. The tighter of stop-loss and trailing stop is the protective stop. They are
     checked from the bar the position is opened: a gap through a level fills at the open;
     otherwise the bar's low/high touches it and it fills at the level. **Pessimistic rule**:
-    when one bar touches both the stop and the take-profit, the stop is taken. The trailing
+    when one bar touches both the stop and the take-profit, the stop is taken (a gap at the
+    open is not ambiguous: an open beyond the take-profit fills it there, since the open
+    comes first). The trailing
     reference ``best`` is updated with a bar's high (low for shorts) only after that bar's
     stop check. For a position opened *inside* a bar (a limit/stop entry filled at its
     price) the same bar checks only the protective stop (assuming the adverse extreme came

@@ -693,3 +693,10 @@ def test_multibars_use_their_base_timeframe_and_other_objects_are_refused():
     assert one_fill(res)["price"] == 101.0
     with pytest.raises(UserInputError, match="Bars"):
         simulate(b.close, s, cfg())  # type: ignore[arg-type]
+
+
+def test_open_beyond_target_takes_profit_even_if_the_bar_later_touches_the_stop():
+    # the open (113) is already beyond the 10 % target: it fills first, before the low of 94
+    res = exit_case([flat(100), (100, 101, 99, 100), (113, 114, 94, 100)], sl=0.05, tp=0.1)
+    t = res.trades.iloc[0]
+    assert t["exit_reason"] == "take_profit" and t["exit_price"] == 113.0
