@@ -1,6 +1,9 @@
 """Speed of the event engine.
 
     .venv/bin/pytest benchmarks/bench_engine.py --benchmark-enable
+    # on a shared, busy machine CPU time is the steadier figure:
+    .venv/bin/pytest benchmarks/bench_engine.py --benchmark-enable \
+        --benchmark-timer=time.process_time
 
 Figures, not assertions (the project's pytest config disables benchmarks by default):
 
