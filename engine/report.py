@@ -165,12 +165,13 @@ def write_tearsheet(
     path.parent.mkdir(parents=True, exist_ok=True)
     rets = _naive_daily(returns, strategy_title)
     bench = _naive_daily(benchmark, benchmark_title) if benchmark is not None else None
-    with quiet_plotting():
+    with quiet_plotting(), contextlib.ExitStack() as stack:
         import matplotlib.pyplot as plt
         import quantstats as qs
 
         # quantstats sets "Arial" on import; use a family matplotlib always has
         plt.rcParams["font.family"] = FONT_FAMILY
+        stack.enter_context(_undefined_r_squared_is_nan(qs))
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
@@ -218,6 +219,28 @@ def tearsheet_for_result(
     strat = daily_returns(result.equity if equity is None else equity, cash)
     bench = daily_returns(buy_and_hold_equity(bars, cash), cash)
     return write_tearsheet(strat, bench, path, title, parameters=parameters, figfmt=figfmt)
+
+
+@contextlib.contextmanager
+def _undefined_r_squared_is_nan(qs: Any) -> Iterator[None]:
+    """R² of a strategy that never moved (no trade: all daily returns 0) is undefined.
+
+    quantstats lets scipy's ``linregress`` raise on it and the whole tearsheet fails;
+    inside this block it is reported as NaN instead, which is what it is.
+    """
+    original = qs.stats.r_squared
+
+    def r_squared(*args: Any, **kwargs: Any) -> float:
+        try:
+            return original(*args, **kwargs)
+        except ValueError:
+            return float("nan")
+
+    qs.stats.r_squared = r_squared
+    try:
+        yield
+    finally:
+        qs.stats.r_squared = original
 
 
 def _set_page_title(path: Path, title: str) -> None:
