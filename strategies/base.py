@@ -343,7 +343,8 @@ class Strategy(ABC):
         An informative timeframe ``k`` times coarser than the base needing ``n`` candles
         costs ``n * k + k`` base bars: ``n`` whole candles, plus up to one candle of base
         bars before the first of them has closed. A 50-bar SMA on 1h with a 5m base
-        needs ``50 * 12 + 12 = 612`` base bars.
+        needs ``50 * 12 + 12 = 612`` base bars. Indicators skip missing candles, so each
+        candle missing inside a window needs one more bar.
         """
         base_ms = timeframe_ms(self._timeframe)
         need = 0

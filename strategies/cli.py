@@ -99,6 +99,13 @@ def _first_common_time(catalog: object, exchange: str, symbols: list[str]) -> in
 @click.option("--cuts", default="20", show_default=True, metavar="N", help="Cut points to test.")
 @click.option("--seed", default="0", show_default=True, metavar="S", help="Seed of the cut choice.")
 @click.option(
+    "--warmup-starts",
+    default="5",
+    show_default=True,
+    metavar="N",
+    help="Also check the warm-up with N later starts of the history (0: skip).",
+)
+@click.option(
     "--list", "list_only", is_flag=True, help="List the strategies and their parameters, then exit."
 )
 @config_option
@@ -113,6 +120,7 @@ def check_lookahead(
     exchange: str | None,
     cuts: str,
     seed: str,
+    warmup_starts: str,
     list_only: bool,
     config_path: str | None,
 ) -> None:
@@ -123,6 +131,10 @@ def check_lookahead(
     instant, so a coarse candle still open at the cut is absent. Any decision at or
     before a cut that differs from the full run is look-ahead bias: the command
     prints the bar, symbol, field and both values and exits with code 1.
+
+    It also restarts the history later (--warmup-starts) and warns when decisions
+    after the strategy's warm-up differ from the full run: then a live window or a
+    backtest starting at --from would not trade like the long history.
     """
     if list_only:
         from strategies.registry import available, describe
@@ -140,6 +152,9 @@ def check_lookahead(
     n_cuts = parse_number("--cuts", cuts, int)
     seed_v = parse_number("--seed", seed, int)
     n_days = parse_number("--days", days, float)
+    n_starts = parse_number("--warmup-starts", warmup_starts, int)
+    if n_starts < 0:
+        raise UserInputError(f"--warmup-starts {n_starts} must be >= 0 (0 skips the check).")
     if n_cuts < 1:
         raise UserInputError(f"--cuts {n_cuts} must be >= 1, for example 20.")
     if seed_v < 0:
@@ -176,7 +191,7 @@ def check_lookahead(
         t1 = t0 + int(n_days * DAY_MS)
 
     from strategies.loader import load_strategy_data
-    from strategies.lookahead import LookaheadError, check_lookahead
+    from strategies.lookahead import LookaheadError, check_lookahead, check_warmup
 
     data = load_strategy_data(catalog, strat, syms, t0, t1, exch, warmup=True)
     bars = data.bars
@@ -190,6 +205,11 @@ def check_lookahead(
         soft_wrap=True,
     )
     report = check_lookahead(strat, data, cuts=n_cuts, seed=seed_v)
+    if n_starts and bars.n > strat.warmup + 1:
+        # a short warm-up does not bias the past, so it is reported, not failed
+        warm = check_warmup(strat, data, starts=n_starts, seed=seed_v)
+        prefix = "" if warm.ok else "warning: "
+        console.print(prefix + warm.summary(), markup=False, highlight=False, soft_wrap=True)
     if report.ok:
         console.print(report.summary(), markup=False, highlight=False)
         return

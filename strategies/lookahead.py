@@ -10,6 +10,10 @@ Where to cut matters: a strategy that peeks one bar ahead differs from the full 
 only at the last row of a cut history, and only where the peeked value changes the
 decision. So besides random rows, the cuts target rows where the full run *acts*
 (any non-zero entry, exit, or price/stop field) and the rows just before them.
+
+:func:`check_warmup` is the mirror image: it removes the *start* of the history and
+checks that, once ``strategy.warmup`` bars have passed, decisions equal the full run's,
+which is what lets live trading keep only a trailing window.
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from gogo2.errors import Gogo2Error, UserInputError
 from gogo2.timeframes import format_time
 from strategies.base import Strategy
 
-__all__ = ["FIELDS", "LookaheadError", "LookaheadIssue", "LookaheadReport", "check_lookahead"]
+__all__ = [
+    "FIELDS",
+    "LookaheadError",
+    "LookaheadIssue",
+    "LookaheadReport",
+    "WarmupReport",
+    "check_lookahead",
+    "check_warmup",
+]
 
 FIELDS = ("entries", "exits", "order_type", "price", "size", "sl", "tp", "trail")
 _DEFAULT_FILL = {"entries": 0, "exits": False, "order_type": 0}
@@ -145,26 +157,24 @@ def _choose_cuts(n: int, lo: int, active: np.ndarray, cuts: int, seed: int) -> n
 
 
 def _first_difference(
-    full: Signals, cut: Signals, row: int, symbols: tuple[str, ...]
+    full: Signals, other: Signals, full_start: int, other_start: int, length: int, m: int
 ) -> tuple[int, str, int, float, float] | None:
-    stop = row + 1
+    """Earliest differing cell between ``full`` rows ``full_start:full_start+length`` and
+    ``other`` rows ``other_start:other_start+length``: (row in full, field, column, values)."""
     best: tuple[int, str, int, float, float] | None = None
-    m = len(symbols)
+    n_full, n_other = full.entries.shape[0], other.entries.shape[0]
     for name in FIELDS:
-        a_raw, b_raw = _field_array(full, name), _field_array(cut, name)
+        a_raw, b_raw = _field_array(full, name), _field_array(other, name)
         if a_raw is None and b_raw is None:
             continue
-        a = _as_compare(a_raw, name, (full.entries.shape[0], m))[:stop]
-        b = _as_compare(b_raw, name, (stop, m))
-        if b.shape[0] < stop:  # shape was checked by Strategy.signals; be defensive
-            b = np.vstack([b, np.full((stop - b.shape[0], m), np.nan)])
-        b = b[:stop]
+        a = _as_compare(a_raw, name, (n_full, m))[full_start : full_start + length]
+        b = _as_compare(b_raw, name, (n_other, m))[other_start : other_start + length]
         differ = ~((a == b) | (np.isnan(a) & np.isnan(b)))
         if not differ.any():
             continue
         r, c = np.argwhere(differ)[0]
-        if best is None or r < best[0]:
-            best = (int(r), name, int(c), float(a[r, c]), float(b[r, c]))
+        if best is None or r + full_start < best[0]:
+            best = (int(r) + full_start, name, int(c), float(a[r, c]), float(b[r, c]))
     return best
 
 
@@ -221,7 +231,7 @@ def check_lookahead(
         cut_data = data.until(at)
         cut_sig = strategy.signals(cut_data)
         report.cuts.append(at)
-        diff = _first_difference(full, cut_sig, int(row), bars.symbols)
+        diff = _first_difference(full, cut_sig, 0, 0, int(row) + 1, len(bars.symbols))
         if diff is not None:
             r, name, col, a, b = diff
             report.issues.append(
@@ -235,4 +245,102 @@ def check_lookahead(
                 )
             )
     report.issues.sort(key=lambda i: (i.bar_time, i.cut_time))
+    return report
+
+
+@dataclass
+class WarmupReport:
+    """Outcome of :func:`check_warmup`."""
+
+    strategy: str
+    warmup: int
+    starts: list[int] = field(default_factory=list)
+    """Open times of the later first bars that were tried."""
+    issues: list[LookaheadIssue] = field(default_factory=list)
+    """First difference per failing start; ``cut_time`` holds that start's open time."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+    def summary(self) -> str:
+        if self.ok:
+            return (
+                f"warm-up of {self.warmup} bars is enough: decisions match the full history "
+                f"in {len(self.starts)} later starts"
+            )
+        first = self.issues[0]
+        return (
+            f"warm-up of {self.warmup} bars is too short for {self.strategy}: "
+            f"{len(self.issues)} of {len(self.starts)} later starts decide differently after "
+            f"it; first: bar {format_time(first.bar_time)} {first.symbol} {first.field}: "
+            f"{_fmt(first.full_value)} with full history, {_fmt(first.cut_value)} with history "
+            f"from {format_time(first.cut_time)}"
+        )
+
+
+def _from_row(data: MultiBars, row: int) -> MultiBars:
+    """``data`` without its first ``row`` base bars (coarser frames: candles closing
+    at or after the new first bar's open), as a live runner started later would hold."""
+    base = data.bars
+    start_open = int(base.time[row])
+    frames = {}
+    for tf, b in data.frames.items():
+        if tf == data.base:
+            frames[tf] = b.slice(row, b.n)
+        else:
+            first = int(np.searchsorted(b.close_time, start_open, side="left"))
+            frames[tf] = b.slice(first, b.n)
+    return MultiBars(data.base, frames)
+
+
+def check_warmup(
+    strategy: Strategy, data: MultiBars, starts: int = 5, seed: int = 0
+) -> WarmupReport:
+    """Check that ``strategy.warmup`` bars of history are enough.
+
+    The signals are recomputed on histories that begin later (at ``starts`` random base
+    bars); once ``strategy.warmup`` bars have passed from such a start, every decision
+    must equal the full-history one. This is what lets a live runner keep only a
+    trailing window, and a backtest start at ``--from`` after loading the warm-up.
+    Strategies built on recursive indicators (EMA, Wilder RSI/ATR) match up to the
+    seed's remaining weight, so a rare difference exactly at a threshold can show up;
+    a systematic one means the declared :meth:`Strategy.lookback` is too short.
+
+    Returns
+    -------
+    WarmupReport
+    """
+    if isinstance(starts, bool) or not isinstance(starts, (int, np.integer)) or starts < 1:
+        raise UserInputError(f"starts {starts!r} must be a whole number >= 1.")
+    bars = data.bars
+    w = strategy.warmup
+    hi = bars.n - w - 1  # leave at least one decision after the warm-up
+    if hi < 1:
+        raise UserInputError(
+            f"the history holds {bars.n} base bars, too few to test a warm-up of {w} bars; "
+            "widen the range."
+        )
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(np.arange(1, hi + 1), size=min(int(starts), hi), replace=False))
+    full = strategy.signals(data)
+    report = WarmupReport(strategy=repr(strategy), warmup=w)
+    m = len(bars.symbols)
+    for s in rows:
+        s = int(s)
+        later = strategy.signals(_from_row(data, s))
+        report.starts.append(int(bars.time[s]))
+        diff = _first_difference(full, later, s + w, w, bars.n - s - w, m)
+        if diff is not None:
+            r, name, col, a, b = diff
+            report.issues.append(
+                LookaheadIssue(
+                    cut_time=int(bars.time[s]),
+                    bar_time=int(bars.time[r]),
+                    symbol=bars.symbols[col],
+                    field=name,
+                    full_value=a,
+                    cut_value=b,
+                )
+            )
     return report

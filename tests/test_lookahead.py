@@ -16,8 +16,8 @@ from engine.signals import Signals
 from gogo2.errors import UserInputError
 from gogo2.timeframes import format_time
 from strategies import registry
-from strategies.base import Param, Strategy, crossed_above
-from strategies.lookahead import LookaheadReport, check_lookahead
+from strategies.base import Param, Strategy, crossed_above, crossed_below
+from strategies.lookahead import LookaheadReport, check_lookahead, check_warmup
 
 # ------------------------------------------------------------------ biased strategies
 
@@ -205,6 +205,53 @@ def test_bad_arguments(data: MultiBars) -> None:
     assert report.ok and report.n_cuts == 0
 
 
+# ------------------------------------------------------------------ warm-up
+
+
+class ShortWarmup(Strategy):
+    """Honest about time, dishonest about its warm-up: a 30-bar SMA declared as 5 bars."""
+
+    name = "short_warmup"
+    base_timeframe = "5m"
+
+    def lookback(self) -> dict[str, int]:
+        return {self.timeframe: 5}
+
+    def generate(self, data: MultiBars) -> Signals:
+        close = data.bars.close
+        sma = pd.DataFrame(close).rolling(30).mean().to_numpy()
+        entries = np.where(crossed_above(close, sma), 1, 0).astype(np.int8)
+        entries[crossed_below(close, sma)] = -1
+        return Signals(entries, np.zeros(close.shape, bool))
+
+
+@pytest.mark.parametrize("name", ["sma_cross", "rsi_reversion", "mtf_trend"])
+def test_bundled_warmups_are_long_enough(name: str) -> None:
+    params = {"mtf_trend": ["trend=12"], "sma_cross": ["band=0.001"]}.get(name, [])
+    s = registry.create(name, params, timeframe="5m")
+    data = make_multibars(3_000, base="5m", informative=("1h",), seed=41, vol=0.003)
+    report = check_warmup(s, data, starts=6, seed=2)
+    assert report.ok, report.summary()
+    assert len(report.starts) == 6
+    assert f"warm-up of {s.warmup} bars is enough" in report.summary()
+
+
+def test_short_warmup_is_caught(data: MultiBars) -> None:
+    assert check_lookahead(ShortWarmup(), data, cuts=10).ok  # no look-ahead...
+    report = check_warmup(ShortWarmup(), data, starts=5)  # ...but too little history
+    assert not report.ok
+    issue = report.issues[0]
+    assert issue.field == "entries" and issue.full_value != issue.cut_value
+    # the difference lies after the declared warm-up of the later start
+    assert issue.bar_time >= issue.cut_time + 5 * data.bars.tf_ms
+    assert "too short" in report.summary()
+    with pytest.raises(UserInputError, match="starts"):
+        check_warmup(ShortWarmup(), data, starts=0)
+    tiny = MultiBars("5m", {"5m": make_bars(6, timeframe="5m")})
+    with pytest.raises(UserInputError, match="too few"):
+        check_warmup(ShortWarmup(), tiny)
+
+
 # ------------------------------------------------------------------ through the CLI
 
 
@@ -239,6 +286,18 @@ def test_cli_passes_bundled_strategies(cli_env: str, name: str, capsys) -> None:
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "no look-ahead found in 6 cuts" in out.out
+    assert "bars is enough: decisions match the full history in 5 later starts" in out.out
+
+
+def test_cli_warns_about_a_short_warmup(cli_env: str, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
+    registry.register(ShortWarmup)
+    args = ["check-lookahead", "--strategy", "short_warmup", "--config", cli_env, "--days", "1"]
+    code = cli.main(args)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "warning: warm-up of 5 bars is too short" in out
+    assert "no look-ahead found in 20 cuts" in out
 
 
 def test_cli_fails_a_biased_strategy_with_exit_code_1(cli_env: str, capsys, monkeypatch) -> None:
