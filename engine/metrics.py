@@ -176,6 +176,8 @@ def daily_returns(equity: pd.Series, initial: float | None = None) -> pd.Series:
     prev.iloc[0] = start
     with np.errstate(divide="ignore", invalid="ignore"):
         ret = days / prev - 1.0
+    # after a ruin (equity 0) nothing is left to gain or lose: the return is 0, not NaN
+    ret = ret.where(prev != 0.0, 0.0)
     return ret.astype("float64").rename("returns")
 
 

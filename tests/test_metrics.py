@@ -170,3 +170,13 @@ def test_properties_of_daily_metrics(rs: list[float]) -> None:
     sh = M.sharpe(r)
     if math.isfinite(s) and math.isfinite(sh):
         assert np.sign(s) == np.sign(sh) or abs(np.mean(rs)) < 1e-15
+
+
+def test_returns_after_ruin_are_zero_and_drawdown_is_total() -> None:
+    eq = minute_equity([100.0] * 1440 + [0.0] * 2880)
+    rets = M.daily_returns(eq, initial=100.0)
+    assert rets.tolist() == [0.0, -1.0, 0.0]
+    m = M.compute_metrics(eq, None, initial=100.0)
+    assert m.total_return == -1.0
+    assert m.max_drawdown.depth == -1.0
+    assert m.max_drawdown.recovery is None
