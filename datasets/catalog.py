@@ -47,6 +47,7 @@ Write guarantee
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -60,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from datasets.bars import Bars
-from datasets.resample import derive_files, multiples_hint
+from datasets.resample import derive_files, multiples_hint, union_sorted
 from datasets.schema import (
     COLUMNS,
     DEFAULT_MAX_JUMP,
@@ -529,10 +530,11 @@ class Catalog:
         rows_new = 0
         merged_by_year: dict[int, dict[str, np.ndarray]] = {}
         try:
-            for year in np.unique(new_years):
-                year = int(year)
-                sel = new_years == year
-                part = {c: new[c][sel] for c in COLUMNS}
+            # the frame is sorted, so each year is one contiguous slice
+            cuts = [0, *(np.flatnonzero(np.diff(new_years)) + 1).tolist(), int(new_years.size)]
+            for a, b in itertools.pairwise(cuts):
+                year = int(new_years[a])
+                part = {c: new[c][a:b] for c in COLUMNS}
                 target = directory / f"year={year}.parquet"
                 if year in existing:
                     old = pq.read_table(existing[year]).select(list(COLUMNS))
@@ -544,7 +546,7 @@ class Catalog:
                             c: np.concatenate([old.column(c).to_numpy(), part[c]]) for c in COLUMNS
                         }
                     else:
-                        keep_old = ~np.isin(old_t, part["time"])
+                        keep_old = ~_sorted_isin(old_t, part["time"])
                         rows_new += int(part["time"].size - (old_t.size - keep_old.sum()))
                         merged = {
                             c: np.concatenate([old.column(c).to_numpy()[keep_old], part[c]])
@@ -642,7 +644,7 @@ class Catalog:
         tt, cc = np.concatenate(t), np.concatenate(c)
         if tt.size < 2:
             return
-        is_new = np.isin(tt, new_time)
+        is_new = _sorted_isin(tt, new_time)
         with np.errstate(divide="ignore", invalid="ignore"):
             move = np.abs(cc[1:] / cc[:-1] - 1.0) > max_jump
         tf_ms = timeframe_ms(directory.name.split("=", 1)[1])
@@ -900,7 +902,7 @@ class Catalog:
             index = times[0]
             positions = None
         else:
-            index = np.unique(np.concatenate(times))
+            index = union_sorted(times)
             positions = [np.searchsorted(index, t) for t in times]
         n, k = index.size, len(symbols)
         arrays = {}
@@ -1145,6 +1147,15 @@ def _range_clause(start: int | None, end: int | None) -> str:
     if end is not None:
         conds.append(f"time < {int(end)}")
     return (" WHERE " + " AND ".join(conds)) if conds else ""
+
+
+def _sorted_isin(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_set)`` for a sorted ``sorted_set``, by binary search."""
+    if sorted_set.size == 0:
+        return np.zeros(values.shape, dtype=bool)
+    idx = np.searchsorted(sorted_set, values)
+    np.minimum(idx, sorted_set.size - 1, out=idx)
+    return sorted_set[idx] == values
 
 
 def _parquet_rows(files: list[Path]) -> int:

@@ -174,11 +174,7 @@ def resample_bars(bars: Bars, timeframe: str) -> Bars:
                 tf,
             )
         )
-    index = (
-        np.unique(np.concatenate([s["time"] for s in per_symbol]))
-        if per_symbol
-        else np.empty(0, np.int64)
-    )
+    index = union_sorted([s["time"] for s in per_symbol])
     arrays: dict[str, np.ndarray] = {}
     for c in (*VALUE_COLUMNS, "fill"):
         out = np.full((index.size, len(bars.symbols)), np.nan)
@@ -251,6 +247,20 @@ def asof_join(
     else:
         out["time"] = np.where(idx >= 0, coarse.time[np.maximum(idx, 0)], -1).astype(np.int64)
     return out
+
+
+def union_sorted(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Sorted union of sorted int64 arrays (a merge: timsort on sorted runs is linear)."""
+    if not arrays:
+        return np.empty(0, dtype=np.int64)
+    merged = np.concatenate([np.asarray(a, dtype=np.int64) for a in arrays])
+    merged.sort(kind="stable")
+    if merged.size < 2:
+        return merged
+    keep = np.empty(merged.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+    return merged[keep]
 
 
 def empty_columns() -> dict[str, np.ndarray]:

@@ -341,7 +341,11 @@ def validate(
     masks["extreme_jump"] = jump
     drop = other | jump
     # gaps are those of the input's own timestamps (a bad row still marks its time as seen)
-    seen_t = np.unique(t[~masks["off_grid"]])
+    on_grid = t[~masks["off_grid"]]
+    if on_grid.size < 2 or (on_grid[1:] > on_grid[:-1]).all():
+        seen_t = on_grid
+    else:
+        seen_t = np.unique(on_grid)
     return ValidationReport(
         n_rows=n,
         masks=masks,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import datasets.catalog as catalog_mod
 from datasets.bars import Bars
 from datasets.catalog import Catalog
-from datasets.resample import asof_join, resample_arrays, resample_bars
+from datasets.resample import asof_join, resample_arrays, resample_bars, union_sorted
 from gogo2.errors import DataError
 
 MIN = 60_000
@@ -329,3 +329,10 @@ def test_asof_join_property_latest_closed_only(per, n, seed) -> None:
             k = int(np.flatnonzero(visible)[-1])
             assert j["index"][i] == k and j["time"][i] == coarse_t[k]
             assert j["close"][i, 0] == coarse.close[k, 0]
+
+
+@given(st.lists(st.lists(st.integers(-(2**40), 2**40), max_size=50), max_size=4))
+def test_union_sorted_equals_unique(parts) -> None:
+    arrays = [np.unique(np.array(p, dtype=np.int64)) for p in parts]
+    expected = np.unique(np.concatenate(arrays)) if arrays else np.empty(0, np.int64)
+    np.testing.assert_array_equal(union_sorted(arrays), expected)
