@@ -27,7 +27,7 @@ from datasets.bars import MultiBars
 from engine.signals import Signals
 from gogo2.errors import Gogo2Error, UserInputError
 from gogo2.timeframes import format_time
-from strategies.base import Strategy
+from strategies.base import Strategy, trailing_window
 
 __all__ = [
     "FIELDS",
@@ -279,21 +279,6 @@ class WarmupReport:
         )
 
 
-def _from_row(data: MultiBars, row: int) -> MultiBars:
-    """``data`` without its first ``row`` base bars (coarser frames: candles closing
-    at or after the new first bar's open), as a live runner started later would hold."""
-    base = data.bars
-    start_open = int(base.time[row])
-    frames = {}
-    for tf, b in data.frames.items():
-        if tf == data.base:
-            frames[tf] = b.slice(row, b.n)
-        else:
-            first = int(np.searchsorted(b.close_time, start_open, side="left"))
-            frames[tf] = b.slice(first, b.n)
-    return MultiBars(data.base, frames)
-
-
 def check_warmup(
     strategy: Strategy, data: MultiBars, starts: int = 5, seed: int = 0
 ) -> WarmupReport:
@@ -328,7 +313,8 @@ def check_warmup(
     m = len(bars.symbols)
     for s in rows:
         s = int(s)
-        later = strategy.signals(_from_row(data, s))
+        # the history a runner started at bar s would hold: the last n - s bars
+        later = strategy.signals(trailing_window(data, bars.n - s))
         report.starts.append(int(bars.time[s]))
         diff = _first_difference(full, later, s + w, w, bars.n - s - w, m)
         if diff is not None:
