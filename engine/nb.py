@@ -7,6 +7,11 @@ and scalars, write into caller-allocated record arrays (``engine.enums.fill_dt``
 
 The rules the kernel implements are written in ``engine.backtest``'s module docstring;
 ``engine.reference`` implements the same rules as a plain Python loop.
+
+Kernels are compiled with ``cache=True`` for one fixed signature (the wrapper always passes
+the same dtypes and layouts) and ``nogil=True``, so independent runs may share threads.
+The constants of ``engine.enums`` are frozen into the compiled code; numba's cache watches
+only this file, so after changing ``enums.py`` delete ``engine/__pycache__/nb.*.nb[ic]``.
 """
 
 from __future__ import annotations
