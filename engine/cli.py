@@ -89,8 +89,8 @@ def backtest(
     """Replay history through a strategy, print a summary and write a QuantStats report.
 
     Decisions use only candles closed at decision time and fill at the next bar or
-    later; fees and slippage are charged. Trades (CSV) and the equity curve
-    (Parquet) are written next to the report.
+    later; fees and slippage are charged. Trades (CSV), the equity curve (Parquet)
+    and the metrics (JSON) are written next to the report.
     """
     import sys
 

@@ -20,9 +20,16 @@ Steps (each timed in ``RunOutput.timings``):
 4. **simulate**: :func:`engine.backtest.simulate` with the configured costs.
 5. **metrics**: :func:`engine.metrics.compute_metrics` on the curve from ``--from`` on.
 6. **report**: QuantStats tearsheet against equal-weight buy-and-hold
-   (:mod:`engine.report`), and the trades (CSV) and equity curve (Parquet)
-   written next to it. Every file is written to a temporary name and moved into
-   place, so an interrupted run never leaves a half-written file.
+   (:mod:`engine.report`).
+7. **save**: the trades (CSV), the equity curve (Parquet) and the metrics with
+   the run's inputs (JSON), next to the report. Every file is written to a
+   temporary name and moved into place, so an interrupted run never leaves a
+   half-written file.
+
+Warm-up: the loader also reads the strategy's warm-up bars *before* ``--from``
+(when stored), the engine places no order on them, and the metrics, report and
+saved curve start at ``--from``; so a strategy can trade from the first bar of
+the requested period, and its figures cover exactly that period.
 
 ``--to`` is exclusive on candle open time (``--to 2023-01-15`` ends with the
 candle opened at 2023-01-14 23:59 on 1m). Without ``--to`` the run goes to the
