@@ -531,3 +531,27 @@ def test_loader_errors(catalog) -> None:
         load_strategy_data(catalog, s, ["BTC/USDX"], None, None, "testex")
     with pytest.raises(NoDataError):
         load_strategy_data(catalog, s, ["BTC/USDT"], START - 10**9, START - 10**8, "testex")
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    a=st.lists(st.one_of(st.floats(-5, 5), st.just(float("nan"))), min_size=1, max_size=40),
+    level=st.floats(-2, 2),
+)
+def test_cross_helpers_match_a_plain_loop(a: list[float], level: float) -> None:
+    arr = np.array(a)
+    up, down, last = [], [], None  # last = previous non-NaN value
+    filled, seen = [], None
+    for v in arr:
+        nan = np.isnan(v)
+        up.append(not nan and last is not None and v > level and last <= level)
+        down.append(not nan and last is not None and v < level and last >= level)
+        if not nan:
+            last = v
+            seen = v
+        filled.append(np.nan if seen is None else seen)
+    assert crossed_above(arr, level).tolist() == up
+    assert crossed_below(arr, level).tolist() == down
+    np.testing.assert_array_equal(ffill(arr), np.array(filled))
+    both = ffill(np.column_stack([arr, arr[::-1]]))
+    np.testing.assert_array_equal(both[:, 0], np.array(filled))
