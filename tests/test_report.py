@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datasets.bars import Bars
 from engine.metrics import daily_returns
@@ -135,3 +137,21 @@ def test_benchmark_and_strategy_share_the_daily_rule() -> None:
     bench = daily_returns(buy_and_hold_equity(bars, 1.0), 1.0)
     assert len(bench) == 3
     assert float(np.prod(1 + bench) - 1) == pytest.approx(1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0.5, 2.0), st.floats(0.5, 2.0)), min_size=1, max_size=30),
+    st.floats(0.01, 1e4),
+)
+def test_buy_and_hold_properties(moves: list[tuple[float, float]], scale: float) -> None:
+    close = np.cumprod(np.asarray(moves), axis=0) * np.array([100.0, 3.0])
+    eq = buy_and_hold_equity(make_bars(close), initial=10.0).to_numpy()
+    growth = close / close[0]
+    # equal weight at the start, never rebalanced: the mean of the growths
+    np.testing.assert_allclose(eq, 10.0 * growth.mean(axis=1), rtol=1e-12)
+    # between the worst and the best holding, and blind to each symbol's price level
+    assert np.all(eq <= 10.0 * growth.max(axis=1) + 1e-9)
+    assert np.all(eq >= 10.0 * growth.min(axis=1) - 1e-9)
+    rescaled = buy_and_hold_equity(make_bars(close * np.array([scale, 1.0])), initial=10.0)
+    np.testing.assert_allclose(rescaled.to_numpy(), eq, rtol=1e-9)
