@@ -203,3 +203,31 @@ def test_first_call_warm_cache(benchmark):
         f"\nfirst call with a warm cache (median process): imports {imports:.3f} s "
         f"+ first simulate {first:.3f} s = {imports + first:.3f} s"
     )
+
+
+def test_simulate_1m_bars_two_symbols(benchmark, market, cross):
+    """Two symbols sharing cash (the second a scaled copy shifted by 1000 bars)."""
+
+    def two(a: np.ndarray, k: float) -> np.ndarray:
+        return np.ascontiguousarray(np.column_stack([a[:, 0], np.roll(a[:, 0], 1000) * k]))
+
+    bars = Bars(
+        "1m",
+        ("BTC/USDT", "ETH/USDT"),
+        market.time,
+        two(market.open, 0.05),
+        two(market.high, 0.05),
+        two(market.low, 0.05),
+        two(market.close, 0.05),
+        two(market.volume, 1.0),
+        synthetic=True,
+    )
+    e = np.ascontiguousarray(
+        np.column_stack([cross.entries[:, 0], np.roll(cross.entries[:, 0], 1000)])
+    )
+    sig = Signals(e, np.zeros(e.shape, dtype=bool))
+    cfg = SimConfig(fee_taker=0.0004, fee_maker=0.0002, slippage_bps=1.0, size=0.45)
+    simulate(bars, sig, cfg)
+    res = benchmark(simulate, bars, sig, cfg)
+    benchmark.extra_info["bars_per_s"] = N / benchmark.stats.stats.median
+    benchmark.extra_info["trades"] = len(res.records.trades)
