@@ -215,7 +215,8 @@ def feature_matrix(
     -------
     FeatureMatrix
         ``len(timeframes) * len(FEATURE_NAMES)`` columns. A coarser timeframe's row
-        for base bar ``t`` comes from its last candle closed by ``t``'s close.
+        for base bar ``t`` comes from the symbol's last candle of that timeframe closed
+        by ``t``'s close.
     """
     spec = spec or FeatureSpec()
     base = data.bars
@@ -236,7 +237,11 @@ def feature_matrix(
                     f"timeframe {tf} is finer than the base {data.base}; the base must be "
                     "the finest loaded timeframe."
                 )
-            feats = take_asof(feats, asof_index(base.close_time, bars.close_time))
+            # as of the symbol's last *existing* closed candle: a coarse row where only
+            # other symbols traded must not blank this symbol's features
+            have = ~np.isnan(bars.close[:, _column(bars, symbol)])
+            idx = asof_index(base.close_time, bars.close_time[have])
+            feats = take_asof(feats[have], idx)
         blocks.append(feats)
         names.extend(f"{tf}:{f}" for f in FEATURE_NAMES)
     values = np.ascontiguousarray(np.hstack(blocks)) if blocks else np.empty((base.n, 0))

@@ -62,12 +62,27 @@ def test_coarse_features_come_from_the_last_closed_candle(data: MultiBars) -> No
         ct = int(data.bars.close_time[row])
         if np.isnan(data.bars.close[row, 0]):
             continue
-        closed = np.flatnonzero(hourly.close_time <= ct)
+        closed = np.flatnonzero((hourly.close_time <= ct) & ~np.isnan(hourly.close[:, 0]))
         if closed.size == 0:
             assert np.isnan(block[row]).all()
             continue
         np.testing.assert_array_equal(block[row], h_feats[closed[-1]])
         assert hourly.close_time[closed[-1]] <= ct < hourly.close_time[closed[-1]] + HOUR
+
+
+def test_coarse_row_missing_for_the_symbol_uses_its_previous_candle() -> None:
+    data = make_multibars(600, base="5m", informative=("1h",), seed=2)
+    hourly = data["1h"]
+    hourly.close[30, 0] = np.nan  # BTC has no 1h candle 30; ETH has
+    fm = feature_matrix(data, "BTC/USDT")
+    k = len(FEATURE_NAMES)
+    after = np.flatnonzero(
+        (data.bars.close_time >= hourly.close_time[30])
+        & (data.bars.close_time < hourly.close_time[31])
+    )
+    h_feats = timeframe_features(hourly, "BTC/USDT")
+    np.testing.assert_array_equal(fm.values[after, k : 2 * k], np.repeat(h_feats[29:30], 12, 0))
+    assert after.size == 12
 
 
 def test_window_tensor_shape_and_content(data: MultiBars) -> None:
