@@ -436,7 +436,9 @@ class Strategy(ABC):
         """Put ``values`` computed on ``timeframe`` candles onto the base index.
 
         Base row ``t`` gets the value of the last ``timeframe`` candle whose close is
-        <= the close of base bar ``t``; NaN before the first such candle.
+        <= the close of base bar ``t``; NaN before the first such candle. A NaN value
+        (a symbol missing that coarse candle) is passed on as NaN; :func:`ffill` the
+        coarse values first to carry the previous candle's value instead.
 
         Parameters
         ----------
