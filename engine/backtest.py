@@ -31,12 +31,11 @@ Position exits (stop-loss, take-profit, trailing stop)
     otherwise the bar's low/high touches it and it fills at the level. **Pessimistic rule**:
     when one bar touches both the stop and the take-profit, the stop is taken (a gap at the
     open is not ambiguous: an open beyond the take-profit fills it there, since the open
-    comes first). The trailing
-    reference ``best`` is updated with a bar's high (low for shorts) only after that bar's
-    stop check. For a position opened *inside* a bar (a limit/stop entry filled at its
-    price) the same bar checks only the protective stop (assuming the adverse extreme came
-    after the fill), its take-profit starts on the next bar, and ``best`` is updated with the
-    bar's close, not its high.
+    comes first). The trailing reference ``best`` is updated with a bar's high (low for
+    shorts) only after that bar's stop check. For a position opened *inside* a bar (a
+    limit/stop entry filled at its price) the same bar checks only the protective stop
+    (assuming the adverse extreme came after the fill), its take-profit starts on the next
+    bar, and ``best`` is updated with the bar's close, not its high.
 Order of events inside one bar, per symbol
     1. pending market exit, then pending market entry, at the open;
     2. held position's stop / take-profit gapped through at the open;
@@ -66,6 +65,9 @@ Sizing
     ``allow_short=False`` turns a short entry into an exit of the long (flat).
 Accounting
     Equity = cash + sum(qty * last valid close) after every bar; short sales credit cash.
+    ``equity``, ``cash`` and ``positions`` are indexed by bar close time. A fill's ``time``
+    is the open time of the bar it happened in (the candle's label; the exact moment inside
+    the bar is unknown), except end-of-data close-outs, stamped with the bar's close time.
     At the end of data every open position is closed at its last valid close with the taker
     fee and no slippage (exit reason "end", fill time = close time of the last bar), so the
     trade list and the final equity agree.
