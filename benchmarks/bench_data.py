@@ -55,6 +55,10 @@ def fixture_million(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     cat = Catalog(tmp_path_factory.mktemp("bench") / "data")
     for i, sym in enumerate(("BTC/USDT", "ETH/USDT")):
         cat.write(random_walk(1_000_000, seed=i), "bench", sym, "1m", origin="random walk")
+    # a third series with 1 % of its minutes missing and a later start: a union index is built
+    sol = random_walk(1_000_000, seed=2, start=T0 + 1_440 * MIN)
+    keep = np.random.default_rng(3).random(len(sol)) > 0.01
+    cat.write(sol[keep], "bench", "SOL/USDT", "1m", origin="random walk with holes")
     return cat
 
 
@@ -62,6 +66,11 @@ def test_load_two_symbols_million_bars(benchmark, million: Catalog) -> None:
     bars = benchmark(million.load, ["BTC/USDT", "ETH/USDT"], "1m", None, None, "bench")
     assert bars.close.shape == (1_000_000, 2)
     assert not np.isnan(bars.close).any()
+
+
+def test_load_two_symbols_different_indexes(benchmark, million: Catalog) -> None:
+    bars = benchmark(million.load, ["BTC/USDT", "SOL/USDT"], "1m", None, None, "bench")
+    assert bars.n > 1_000_000 and np.isnan(bars.close[:, 1]).any()
 
 
 def test_derive_1h_from_million_1m_cold(benchmark, million: Catalog) -> None:

@@ -250,6 +250,7 @@ class Catalog:
         self.root = Path(root)
         self.max_jump = max_jump
         self._con = None
+        self._meta_cache: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 
     @classmethod
     def from_settings(cls, settings: Any) -> Catalog:
@@ -297,13 +298,19 @@ class Catalog:
     # -- metadata ----------------------------------------------------------------------------
 
     def _read_meta(self, directory: Path) -> dict[str, Any] | None:
+        """Parsed ``_series.json`` (memoised on the file's size and mtime); None if unreadable."""
         path = directory / META_NAME
         try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
+            st = path.stat()
+            stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+            hit = self._meta_cache.get(path)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+            meta = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
+        self._meta_cache[path] = (stamp, meta)
+        return meta
 
     def _file_stats(self, path: Path, tf_ms: int) -> dict[str, Any]:
         import pyarrow.parquet as pq
@@ -395,6 +402,8 @@ class Catalog:
         return None
 
     def _check_exchange(self, exchange: str) -> None:
+        if any((self.root / f"exchange={exchange}").glob("symbol=*/timeframe=*/year=*.parquet")):
+            return
         if exchange not in self.exchanges():
             raise UnknownNameError(
                 "exchange",
