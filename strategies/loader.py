@@ -23,7 +23,7 @@ def load_strategy_data(
     symbols: Sequence[str],
     start: int | None,
     end: int | None,
-    exchange: str,
+    exchange: str | None,
     base_timeframe: str | None = None,
     *,
     warmup: bool = False,
@@ -39,7 +39,8 @@ def load_strategy_data(
     symbols : sequence of str
     start, end : int or None
         UTC ms; ``end`` is exclusive on open time, like ``Catalog.load``.
-    exchange : str
+    exchange : str or None
+        Catalog exchange; None lets the catalog pick the one holding every symbol.
     base_timeframe : str, optional
         Base timeframe; must equal ``strategy.timeframe`` when given (create the
         strategy with ``timeframe=...`` to change it).
