@@ -340,7 +340,9 @@ class Catalog:
                 "exchange": exchange,
                 "symbol": base.get("symbol", symbol),
                 "timeframe": normalize(timeframe),
-                "source": base.get("source", "real"),
+                # without metadata, only the exchange name tells: the sample lives under
+                # 'synthetic'; never label generated data real by default
+                "source": base.get("source", "synthetic" if exchange == "synthetic" else "real"),
                 "origins": base.get("origins", []),
                 "created": base.get("created"),
                 "updated": base.get("updated"),
@@ -396,13 +398,15 @@ class Catalog:
     def series_source(self, exchange: str, symbol: str) -> str | None:
         """``"real"`` or ``"synthetic"`` for a stored symbol, None when nothing is stored."""
         for tf in self.timeframes(exchange, symbol):
-            meta = self._read_meta(self.series_dir(exchange, symbol, tf))
+            meta = self._series_meta(exchange, symbol, tf)
             if meta is not None:
                 return meta.get("source", "real")
         return None
 
     def _check_exchange(self, exchange: str) -> None:
-        if any((self.root / f"exchange={exchange}").glob("symbol=*/timeframe=*/year=*.parquet")):
+        if _EXCHANGE_RE.match(exchange) and any(
+            (self.root / f"exchange={exchange}").glob("symbol=*/timeframe=*/year=*.parquet")
+        ):
             return
         if exchange not in self.exchanges():
             raise UnknownNameError(

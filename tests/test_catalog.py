@@ -353,9 +353,17 @@ def test_failed_first_write_leaves_no_series_behind(
 
 def test_coverage_survives_lost_metadata(cat: Catalog) -> None:
     cat.write(candles(5), "binanceusdm", "BTC/USDT:USDT", "1m")
+    cat.write(candles(5), "synthetic", "ETH/USDT", "1m", source="synthetic")
     (cat.series_dir("binanceusdm", "BTC/USDT:USDT", "1m") / "_series.json").unlink()
+    (cat.series_dir("synthetic", "ETH/USDT", "1m") / "_series.json").unlink()
     cov = cat.coverage()
-    assert [(c.symbol, c.rows) for c in cov] == [("BTC/USDT:USDT", 5)]
+    assert [(c.symbol, c.rows, c.source) for c in cov] == [
+        ("BTC/USDT:USDT", 5, "real"),
+        ("ETH/USDT", 5, "synthetic"),
+    ]
+    # the sample still cannot be mixed with real candles
+    with pytest.raises(DataError, match="synthetic candles"):
+        cat.write(candles(5, start=T0 + 5 * MIN), "synthetic", "ETH/USDT", "1m")
 
 
 def test_empty_input_is_a_no_op(cat: Catalog) -> None:
