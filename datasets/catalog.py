@@ -260,6 +260,18 @@ class Catalog:
     def __repr__(self) -> str:
         return f"Catalog({str(self.root)!r})"
 
+    def close(self) -> None:
+        """Close the DuckDB connection (reopened on the next read)."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- paths -------------------------------------------------------------------------------
 
     def series_dir(self, exchange: str, symbol: str, timeframe: str) -> Path:

@@ -291,7 +291,7 @@ def validate(
     Returns
     -------
     ValidationReport
-        Masks in input row order; gaps over the valid rows.
+        Masks in input row order; gaps over the input's on-grid timestamps.
     """
     if not max_jump > 0:
         raise DataError(f"max_jump {max_jump!r} must be a positive fraction such as 0.5.")
