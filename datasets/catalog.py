@@ -189,6 +189,16 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_dir(directory: Path) -> None:
+    """Persist renames in ``directory`` (best effort; not possible on every platform)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _atomic_swap(pairs: list[tuple[Path, Path]]) -> None:
     """Move each ``(temp, target)`` into place; all or nothing on exceptions.
 
@@ -620,6 +630,7 @@ class Catalog:
             meta_target = directory / META_NAME
             meta_tmp = directory / f".{META_NAME}.tmp-{token}"
             meta_tmp.write_text(json.dumps(meta, indent=1))
+            _fsync_file(meta_tmp)
             pairs.append((meta_tmp, meta_target))
         except BaseException:
             for tmp, _ in pairs:
@@ -627,6 +638,7 @@ class Catalog:
                     tmp.unlink()
             raise
         _atomic_swap(pairs)
+        _fsync_dir(directory)
         self._invalidate_derived(exchange, symbol)
         first, last = int(new["time"][0]), int(new["time"][-1])
         gaps = [tuple(g) for g in meta["gaps"] if g[1] >= first and g[0] <= last]
