@@ -2,6 +2,13 @@
 
 Budget: <= 15 s end to end with the HTML report, warm (sample stored, numba cache warm).
 
+Measured on the 2-core development machine while other jobs were running (load 2-4):
+warm 8.3-12.3 s (load 0.3-0.9, signals 0.4-1.3, simulate 0.05-0.3, metrics 0.1-0.3,
+report 4.2-7.8, save 0.2-0.7; the rest is interpreter start-up and imports); first-ever
+run 20-33 s (sample generation about 4-6 s and numba compilation about 9-15 s on top).
+The report phase is quantstats' import (about 2 s: scipy.stats, seaborn, matplotlib)
+plus ``qs.reports.html`` (about 3.5 s: its metrics table about 1.6 s, 13 plots the rest).
+
 Run as benchmarks (pytest-benchmark; the project's pytest config disables them by default):
 
     .venv/bin/pytest benchmarks/bench_cli.py --benchmark-enable
