@@ -874,6 +874,7 @@ class Catalog:
         import pandas as pd
 
         tf = normalize(timeframe)
+        _check_range(start, end)
         self._check_symbol(exchange, symbol)
         cols = self._read_series(exchange, symbol, tf, start, end)
         if cols["time"].size == 0:
@@ -921,6 +922,7 @@ class Catalog:
         if not symbols:
             raise DataError("no symbols given: name at least one, for example BTC/USDT.")
         tf = normalize(timeframe)
+        _check_range(start, end)
         exchange = self._resolve_exchange(symbols, exchange)
         for s in symbols:
             self._check_symbol(exchange, s)
@@ -1174,6 +1176,14 @@ def _summarize(meta: dict[str, Any], tf_ms: int) -> dict[str, Any]:
         missing_bars=int(sum(g[2] for g in gaps)),
     )
     return meta
+
+
+def _check_range(start: int | None, end: int | None) -> None:
+    if start is not None and end is not None and int(start) >= int(end):
+        raise DataError(
+            f"empty time range: start {format_time(start)} is not before end {format_time(end)} "
+            "(end is exclusive). Give a start earlier than the end."
+        )
 
 
 def _range_clause(start: int | None, end: int | None) -> str:

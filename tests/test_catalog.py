@@ -133,6 +133,12 @@ def test_load_range_end_is_exclusive(cat: Catalog) -> None:
     assert len(frame) == 5
 
 
+def test_empty_range_is_refused(cat: Catalog) -> None:
+    cat.write(candles(10), "binance", "BTC/USDT", "1m")
+    with pytest.raises(DataError, match="not before end"):
+        cat.load(["BTC/USDT"], "1m", start=T0 + 5 * MIN, end=T0 + 5 * MIN, exchange="binance")
+
+
 def test_load_two_symbols_on_union_index(cat: Catalog) -> None:
     a = candles(60, seed=1)
     b = candles(40, start=T0 + 30 * MIN, seed=2, price=10.0)
