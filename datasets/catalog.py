@@ -4,7 +4,7 @@ Layout (under the catalog root, ``settings.data.path``, default ``./data``)::
 
     exchange=<exchange>/symbol=<BASE-QUOTE>/timeframe=<tf>/year=<YYYY>.parquet
     exchange=<exchange>/symbol=<BASE-QUOTE>/timeframe=<tf>/_series.json
-    _derived/exchange=<exchange>/symbol=<BASE-QUOTE>/timeframe=<tf>.parquet (+ .json)
+    _derived/exchange=<exchange>/symbol=<BASE-QUOTE>/timeframe=<tf>.from=<base>.parquet (+ .json)
 
 One file per calendar year (UTC) of candle open times. In the directory name ``/`` of the
 symbol is written ``-`` and ``:`` (settle currency of derivatives) ``_``; the exact symbol is
@@ -292,13 +292,13 @@ class Catalog:
             / f"timeframe={normalize(timeframe)}"
         )
 
-    def _derived_path(self, exchange: str, symbol: str, timeframe: str) -> Path:
+    def _derived_path(self, exchange: str, symbol: str, timeframe: str, base: str) -> Path:
         return (
             self.root
             / DERIVED_DIR
             / f"exchange={exchange}"
             / f"symbol={symbol_dirname(symbol)}"
-            / f"timeframe={normalize(timeframe)}.parquet"
+            / f"timeframe={normalize(timeframe)}.from={normalize(base)}.parquet"
         )
 
     def _year_files(self, directory: Path) -> dict[int, Path]:
@@ -750,6 +750,7 @@ class Catalog:
                 )
             )
         derived_root = self.root / DERIVED_DIR
+        derived: dict[tuple[str, str, str], SeriesInfo] = {}
         if derived_root.is_dir():
             for jp in sorted(derived_root.glob("exchange=*/symbol=*/timeframe=*.json")):
                 try:
@@ -764,20 +765,22 @@ class Catalog:
                     continue
                 if not m.get("rows") or not jp.with_suffix(".parquet").exists():
                     continue
-                out.append(
-                    SeriesInfo(
-                        m["exchange"],
-                        m["symbol"],
-                        m["timeframe"],
-                        m["first"],
-                        m["last"],
-                        m["rows"],
-                        len(m["gaps"]),
-                        sum(g[2] for g in m["gaps"]),
-                        m.get("source", "real"),
-                        True,
-                    )
+                key = (m["exchange"], m["symbol"], m["timeframe"])
+                if key in derived and derived[key].rows >= m["rows"]:
+                    continue  # the same timeframe cached from two bases: show the longer one
+                derived[key] = SeriesInfo(
+                    m["exchange"],
+                    m["symbol"],
+                    m["timeframe"],
+                    m["first"],
+                    m["last"],
+                    m["rows"],
+                    len(m["gaps"]),
+                    sum(g[2] for g in m["gaps"]),
+                    m.get("source", "real"),
+                    True,
                 )
+        out.extend(derived.values())
         out.sort(key=lambda s: (s.exchange, s.symbol, timeframe_ms(s.timeframe), s.derived))
         return out
 
@@ -1069,7 +1072,7 @@ class Catalog:
         start: int | None,
         end: int | None,
     ) -> dict[str, np.ndarray]:
-        path = self._derived_path(exchange, symbol, tf)
+        path = self._derived_path(exchange, symbol, tf, base)
         info_path = path.with_suffix(".json")
         base_dir = self.series_dir(exchange, symbol, base)
         fp = self._fingerprint(base_dir)
@@ -1120,7 +1123,7 @@ class Catalog:
         import pyarrow.parquet as pq
 
         cols = self.derive(exchange, symbol, tf, base=base)
-        path = self._derived_path(exchange, symbol, tf)
+        path = self._derived_path(exchange, symbol, tf, base)
         token = uuid.uuid4().hex[:8]
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
