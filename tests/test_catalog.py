@@ -411,3 +411,19 @@ def test_chunked_overlapping_writes_equal_one_write(cuts, seed) -> None:
         out = cat.load_frame("binance", "BTC/USDT", "1h")
         pd.testing.assert_frame_equal(out, full.reset_index(drop=True))
         assert cat.coverage()[0].rows == 300 and cat.gaps("binance", "BTC/USDT", "1h") == []
+
+
+def test_concurrent_writers_of_one_series_lose_nothing(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    full = candles(8 * 50, step=HOUR, seed=11)
+    chunks = [full.iloc[i * 50 : (i + 1) * 50] for i in range(8)]
+
+    def write(chunk: pd.DataFrame) -> int:
+        # separate Catalog objects, as separate processes would have
+        return Catalog(tmp_path / "data").write(chunk, "binance", "BTC/USDT", "1h").rows_new
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert sum(pool.map(write, chunks)) == len(full)
+    out = Catalog(tmp_path / "data").load_frame("binance", "BTC/USDT", "1h")
+    pd.testing.assert_frame_equal(out, full.reset_index(drop=True))
