@@ -52,6 +52,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time as _time
 import uuid
 from dataclasses import dataclass, field
@@ -259,7 +260,7 @@ class Catalog:
     def __init__(self, root: str | Path, *, max_jump: float = DEFAULT_MAX_JUMP) -> None:
         self.root = Path(root)
         self.max_jump = max_jump
-        self._con = None
+        self._local = threading.local()
         self._meta_cache: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 
     @classmethod
@@ -271,10 +272,11 @@ class Catalog:
         return f"Catalog({str(self.root)!r})"
 
     def close(self) -> None:
-        """Close the DuckDB connection (reopened on the next read)."""
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        """Close this thread's DuckDB connection (reopened on the next read)."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
 
     def __enter__(self) -> Catalog:
         return self
@@ -311,11 +313,13 @@ class Catalog:
         return dict(sorted(out.items()))
 
     def _connection(self):
-        if self._con is None:
+        """This thread's DuckDB connection (a connection must not be shared across threads)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
             import duckdb
 
-            self._con = duckdb.connect(":memory:")
-        return self._con
+            con = self._local.con = duckdb.connect(":memory:")
+        return con
 
     # -- metadata ----------------------------------------------------------------------------
 

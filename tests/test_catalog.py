@@ -427,3 +427,19 @@ def test_concurrent_writers_of_one_series_lose_nothing(tmp_path: Path) -> None:
         assert sum(pool.map(write, chunks)) == len(full)
     out = Catalog(tmp_path / "data").load_frame("binance", "BTC/USDT", "1h")
     pd.testing.assert_frame_equal(out, full.reset_index(drop=True))
+
+
+def test_one_catalog_shared_by_reader_threads(cat: Catalog) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    df = candles(1920, seed=12)  # 32 whole hours
+    cat.write(df, "binance", "BTC/USDT", "1m")
+
+    def read(i: int) -> float:
+        tf = ("1m", "5m", "15m", "1h")[i % 4]
+        return float(cat.load(["BTC/USDT"], tf, exchange="binance").volume.sum())
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        totals = list(pool.map(read, range(16)))
+    # whole hours: every timeframe holds the same total volume
+    assert totals == pytest.approx([df.volume.sum()] * 16, rel=1e-12)
