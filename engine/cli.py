@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from gogo2.clikit import config_option, load
+from gogo2.clikit import config_option, load, param_option, strategy_option, symbols_option
 
 EPILOG = """\b
 Examples:
@@ -30,23 +30,15 @@ Examples:
     metavar="DATE",
     help="End (UTC, exclusive on candle open time). Default: end of the stored data.",
 )
-@click.option(
-    "--symbols", default=None, metavar="LIST", help="Comma-separated, e.g. BTC/USDT,ETH/USDT."
-)
+@symbols_option
 @click.option(
     "--timeframe",
     default=None,
     help="Base timeframe, e.g. 1m, 5m, 1h. Default: the config's for the config's strategy, "
     "else the strategy's own.",
 )
-@click.option("--strategy", default=None, help="Strategy name (default from config).")
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="K=V",
-    help="Strategy parameter; repeat for several.",
-)
+@strategy_option
+@param_option
 @click.option("--cash", default=None, metavar="AMOUNT", help="Initial cash in quote currency.")
 @click.option(
     "--fee",

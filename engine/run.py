@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gogo2.clikit import parse_symbols
 from gogo2.errors import UserInputError
 from gogo2.timeframes import normalize, parse_time
 
@@ -178,31 +179,6 @@ class RunOutput:
 
 
 # -- validation ----------------------------------------------------------------------------------
-
-
-def parse_symbols(value: str | Sequence[str] | None, default: Sequence[str]) -> tuple[str, ...]:
-    """``"btc/usdt, ETH/USDT"`` -> ``("BTC/USDT", "ETH/USDT")``; refuses empty and malformed names."""
-    if value is None:
-        items = list(default)
-    elif isinstance(value, str):
-        items = [s for s in (p.strip() for p in value.split(",")) if s]
-    else:
-        items = [str(s).strip() for s in value if str(s).strip()]
-    if not items:
-        raise UserInputError(
-            f"--symbols {value!r} names no symbol. Write them comma-separated, like BTC/USDT,ETH/USDT."
-        )
-    out: list[str] = []
-    for s in items:
-        sym = s.upper()
-        base, sep, quote = sym.partition("/")
-        if not sep or not base or not quote or "/" in quote:
-            raise UserInputError(
-                f"--symbols: {s!r} is not a symbol. Write BASE/QUOTE, like BTC/USDT."
-            )
-        if sym not in out:
-            out.append(sym)
-    return tuple(out)
 
 
 def _check_range(name: str, value: float, lo: float, hi: float | None, fix: str) -> float:

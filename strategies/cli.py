@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import click
 
-from gogo2.clikit import config_option, load
+from gogo2.clikit import (
+    config_option,
+    load,
+    param_option,
+    parse_symbols,
+    strategy_option,
+    symbols_option,
+)
 
 DAY_MS = 86_400_000
 
@@ -19,30 +26,6 @@ Examples:
   python cli.py check-lookahead --strategy rsi_reversion --symbols BTC/USDT \\
       --from 2023-06-01 --to 2023-06-15 --timeframe 5m
 """
-
-
-def _symbols(value: str | None, default: tuple[str, ...]) -> list[str]:
-    from gogo2.errors import UserInputError
-
-    if value is None:
-        return list(default)
-    out: list[str] = []
-    for part in value.split(","):
-        sym = part.strip().upper()
-        if not sym:
-            continue
-        base, sep, quote = sym.partition("/")
-        if not sep or not base or not quote or "/" in quote:
-            raise UserInputError(
-                f"--symbols: {part.strip()!r} is not a symbol. Write BASE/QUOTE, like BTC/USDT."
-            )
-        if sym not in out:
-            out.append(sym)
-    if not out:
-        raise UserInputError(
-            f"--symbols {value!r} names no symbol. Write them comma-separated, like BTC/USDT,ETH/USDT."
-        )
-    return out
 
 
 def _first_common_time(catalog: object, exchange: str, symbols: list[str]) -> int | None:
@@ -60,17 +43,9 @@ def _first_common_time(catalog: object, exchange: str, symbols: list[str]) -> in
 
 
 @click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--strategy", default=None, help="Strategy name (default from config).")
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="K=V",
-    help="Strategy parameter; repeat for several.",
-)
-@click.option(
-    "--symbols", default=None, metavar="LIST", help="Comma-separated, e.g. BTC/USDT,ETH/USDT."
-)
+@strategy_option
+@param_option
+@symbols_option
 @click.option(
     "--from",
     "start",
@@ -170,7 +145,7 @@ def check_lookahead(
     exch = (exchange or settings.data.exchange).strip()
     if not exch:
         raise UserInputError("--exchange is empty. Give an exchange name, like synthetic.")
-    syms = _symbols(symbols, settings.backtest.symbols)
+    syms = list(parse_symbols(symbols, settings.backtest.symbols))
 
     from strategies.registry import create
 
