@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 
 from datasets.bars import Bars
-from engine import enums, nb
-from engine.backtest import SimConfig, _prepare_signals, simulate
+from engine import nb
+from engine.backtest import SimConfig, _prepare_signals, allocate_outputs, simulate
 from engine.signals import LIMIT, Signals
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,11 +121,7 @@ def test_simulate_1m_bars_limit_with_exits(benchmark, market, cross_exits):
 
 def test_kernel_only_market(benchmark, market, cross):
     sig = _prepare_signals(cross, N, 1)
-    ne = int(np.count_nonzero(sig["entries"]))
-    fills = np.zeros(2 * ne + 1, dtype=enums.fill_dt)
-    trades = np.zeros(ne + 1, dtype=enums.trade_dt)
-    eq, cash, pos = np.empty(N), np.empty(N), np.empty((N, 1))
-    counters = np.zeros(enums.N_COUNTERS, dtype=np.int64)
+    fills, trades, eq, cash, pos, counters = allocate_outputs(N, 1, sig["entries"])
     args = (
         market.time,
         market.open,

@@ -169,23 +169,6 @@ def _true_range_nb(high: FloatArray, low: FloatArray, close: FloatArray) -> Floa
     return out
 
 
-@njit(cache=True, nogil=True)
-def _wilder_nb(x: FloatArray, window: int) -> FloatArray:
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    if n < window:
-        return out
-    s = 0.0
-    for k in range(window):
-        s += x[k]
-    v = s / window
-    out[window - 1] = v
-    for t in range(window, n):
-        v = (v * (window - 1) + x[t]) / window
-        out[t] = v
-    return out
-
-
 # --------------------------------------------------------------------------- plumbing
 
 
@@ -407,7 +390,7 @@ def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, window: int = 14) -> 
     w = _check_window(window)
 
     def kernel(hh: FloatArray, ll: FloatArray, cc: FloatArray) -> FloatArray:
-        return _wilder_nb(_true_range_nb(hh, ll, cc), w)
+        return _ema_nb(_true_range_nb(hh, ll, cc), w, 1.0 / w)  # Wilder smoothing
 
     return _apply((h, lo, c), kernel)[0]
 

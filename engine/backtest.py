@@ -96,7 +96,7 @@ if TYPE_CHECKING:
     from datasets.bars import Bars, MultiBars
     from gogo2.config import BacktestConfig
 
-__all__ = ["BacktestResult", "SimConfig", "SimRecords", "simulate"]
+__all__ = ["BacktestResult", "SimConfig", "SimRecords", "allocate_outputs", "simulate"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -349,6 +349,24 @@ _PLACEHOLDER_F = np.full((1, 1), np.nan)
 _PLACEHOLDER_I = np.zeros((1, 1), dtype=np.int8)
 
 
+def allocate_outputs(n: int, m: int, entries: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Output buffers of ``nb.simulate_nb`` for ``n`` bars x ``m`` symbols.
+
+    Every entry row yields at most two fills (a reversal closes and opens) and one trade,
+    so sizing the record arrays from the count of entry rows never overflows.
+    Returns (fills, trades, equity, cash, positions, counters).
+    """
+    n_entry_rows = int(np.count_nonzero(entries))
+    return (
+        np.zeros(2 * n_entry_rows + 1, dtype=enums.fill_dt),
+        np.zeros(n_entry_rows + 1, dtype=enums.trade_dt),
+        np.empty(n, dtype=np.float64),
+        np.empty(n, dtype=np.float64),
+        np.empty((n, m), dtype=np.float64),
+        np.zeros(enums.N_COUNTERS, dtype=np.int64),
+    )
+
+
 def simulate(
     bars: Bars | MultiBars, signals: Signals, config: SimConfig | None = None, warmup: int = 0
 ) -> BacktestResult:
@@ -408,13 +426,7 @@ def simulate(
     sig = _prepare_signals(signals, n, m)
     params = cfg.to_params(int(warmup), int(bars.tf_ms))
 
-    n_entry_rows = int(np.count_nonzero(sig["entries"]))
-    fills = np.zeros(2 * n_entry_rows + 1, dtype=enums.fill_dt)
-    trades = np.zeros(n_entry_rows + 1, dtype=enums.trade_dt)
-    equity = np.empty(n, dtype=np.float64)
-    cash = np.empty(n, dtype=np.float64)
-    positions = np.empty((n, m), dtype=np.float64)
-    counters = np.zeros(enums.N_COUNTERS, dtype=np.int64)
+    fills, trades, equity, cash, positions, counters = allocate_outputs(n, m, sig["entries"])
     nb.simulate_nb(
         time,
         *ohlc,
