@@ -121,19 +121,20 @@ def test_backtest_from_another_directory_uses_project_data_and_reports(
     assert not (project / "data" / "exchange=synthetic").exists()
 
 
-def test_no_data_error_names_the_catalog(project: Path, elsewhere: Path) -> None:
-    proc = run(
-        project,
-        elsewhere,
-        "backtest",
-        "--from",
-        "2024-01-01",
-        "--exchange",
-        "kraken",
-        "--no-report",
-    )
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--exchange", "kraken", "--from", "2023-01-01"], "unknown exchange 'kraken'"),
+        (["--exchange", "binance", "--from", "2024-01-01"], "no 1m candles of binance BTC/USDT"),
+    ],
+    ids=["exchange", "range"],
+)
+def test_no_data_errors_name_the_catalog(
+    project: Path, elsewhere: Path, args: list[str], needle: str
+) -> None:
+    proc = run(project, elsewhere, "backtest", "--symbols", "BTC/USDT", "--no-report", *args)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    assert "kraken" in lines[0] and str(project / "data") in lines[0]
+    assert needle in lines[0] and str(project / "data") in lines[0]
     assert list(elsewhere.iterdir()) == []
