@@ -92,7 +92,7 @@ config_option = click.option(
     "config_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="YAML file deep-merged over config.yaml.",
+    help="YAML file deep-merged over config.yaml; relative paths in it are taken from its folder.",
 )
 
 
