@@ -10,15 +10,18 @@
 Each command lives in its package (``engine/cli.py``, ``datasets/cli.py``, ...)
 and is imported only when it runs, so ``--help`` stays fast. Heavy libraries
 (numba, torch, quantstats, ccxt) are imported inside the command bodies.
+Commands in ``PLANNED`` are not built yet: ``--help`` lists them as such and running
+one prints a single line and exits with code 2. Bad usage (a mistyped command, a
+missing option) is one ``error:`` line with exit code 2, like every bad input.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
+from gogo2.clikit import CommandNotFound, LazyGroup
 from gogo2.errors import Gogo2Error, UserInputError
 
 COMMANDS = {
@@ -31,29 +34,28 @@ COMMANDS = {
     "data": ("datasets.cli", "data", "Download, import and list market data."),
 }
 
-
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS:
-            return None
-        module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(module), attr)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+# Commands that are not built yet; move one to COMMANDS when it exists.
+PLANNED = {
+    "paper": "paper trading: a strategy on live prices with simulated fills",
+    "live": "live trading on an exchange account through ccxt",
+    "train": "train the torch models on catalog data",
+    "sweep": "backtest a strategy over a grid of parameters",
+}
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    planned=PLANNED,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="gogo2", message="gogo2 %(version)s")
 def cli() -> None:
     """gogo2: backtest-first trading system for crypto markets."""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,8 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted.", err=True)
         return 130
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()  # the help text, not an error line
+        return e.exit_code
+    except click.UsageError as e:
+        where = ""
+        if e.ctx is not None and not isinstance(e, CommandNotFound):
+            where = f" Run '{e.ctx.command_path} --help' for usage."
+        click.echo(f"error: {_one_line(e.format_message())}{where}", err=True)
+        return e.exit_code
     except click.ClickException as e:
-        e.show()
+        click.echo(f"error: {_one_line(e.format_message())}", err=True)
         return e.exit_code
     except UserInputError as e:
         click.echo(f"error: {e}", err=True)

@@ -439,7 +439,7 @@ class Catalog:
                 "exchange",
                 exchange,
                 self.exchanges(),
-                fix=_how_to_get_data(),
+                fix=_how_to_get_data(self.root),
             )
 
     def _check_symbol(self, exchange: str, symbol: str) -> None:
@@ -449,7 +449,7 @@ class Catalog:
                 f"symbol on {exchange}",
                 symbol,
                 self.symbols(exchange),
-                fix=_how_to_get_data(),
+                fix=_how_to_get_data(self.root),
             )
 
     # -- write -------------------------------------------------------------------------------
@@ -803,7 +803,9 @@ class Catalog:
         if not full:
             missing = [s for s in symbols if not any(s in syms for syms in held.values())]
             if missing:
-                raise UnknownNameError("symbol", missing[0], self.symbols(), fix=_how_to_get_data())
+                raise UnknownNameError(
+                    "symbol", missing[0], self.symbols(), fix=_how_to_get_data(self.root)
+                )
             where = "; ".join(
                 f"{s} on {', '.join(sorted(ex for ex, syms in held.items() if s in syms))}"
                 for s in symbols
@@ -995,7 +997,7 @@ class Catalog:
             f"{format_time(end)} (exclusive)" if end is not None else "end"
         )
         return NoDataError(
-            f"no {tf} candles of {exchange} {symbol} in {asked} UTC. Stored: "
+            f"no {tf} candles of {exchange} {symbol} in {asked} UTC in the catalog {self.root}. Stored: "
             f"{'; '.join(stored) or 'nothing'}. Choose a range inside it, or download/import "
             "the missing period."
         )
@@ -1241,8 +1243,8 @@ def _esc(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _how_to_get_data() -> str:
-    return (
+def _how_to_get_data(root: Path | None = None) -> str:
+    return (f"The catalog is {root}. " if root is not None else "") + (
         "Get candles with `cli.py data download` or `cli.py data import`; "
         "`cli.py backtest` creates the synthetic sample under exchange 'synthetic'."
     )

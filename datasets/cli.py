@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from gogo2.clikit import LazyGroup
 
 SUBCOMMANDS = {
     "download": (
@@ -25,21 +25,6 @@ SUBCOMMANDS = {
 }
 
 
-class _LazyData(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in SUBCOMMANDS:
-            return None
-        module, attr, _ = SUBCOMMANDS[name]
-        return getattr(importlib.import_module(module), attr)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with formatter.section("Commands"):
-            formatter.write_dl([(n, SUBCOMMANDS[n][2]) for n in sorted(SUBCOMMANDS)])
-
-
-@click.group(cls=_LazyData)
+@click.group(cls=LazyGroup, lazy=SUBCOMMANDS)
 def data() -> None:
     """Download, import and list market data."""

@@ -3,11 +3,17 @@
 Order of precedence, lowest first:
 
 1. the defaults written in the models below;
-2. ``config.yaml`` in the working directory (or the project root);
+2. the project's ``config.yaml`` (next to ``cli.py``; never one in the working directory);
 3. an environment overlay: ``config.<env>.yaml`` when ``GOGO2_ENV=<env>`` is set;
 4. the file given with ``--config PATH`` (deep-merged, so it may hold only what differs);
 5. environment variables ``GOGO2__SECTION__KEY=value`` (for example
    ``GOGO2__BACKTEST__CASH=5000``); values are parsed as YAML scalars.
+
+Paths (every ``Path`` setting: ``data.dir``, ``backtest.report_dir``, ...) never depend on the
+working directory: ``~`` is expanded, and a relative path is taken from the directory of the
+file that sets it (``--config other/x.yaml`` with ``dir: data`` means ``other/data``). Defaults
+and ``GOGO2__`` environment variables are taken from the project directory. The loaded
+settings hold absolute paths only, so every command uses one catalog wherever it runs from.
 
 Secrets (exchange API keys) are never read from files: they come only from the
 environment variables ``GOGO2_API_KEY``, ``GOGO2_API_SECRET`` and ``GOGO2_API_PASSWORD``.
@@ -20,10 +26,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from gogo2.errors import ConfigError, UserInputError, did_you_mean
 from gogo2.timeframes import normalize
@@ -33,6 +49,30 @@ ENV_PREFIX = "GOGO2__"
 SECRET_KEYS = ("api_key", "api_secret", "api_password", "secret", "password", "apikey")
 
 
+def absolute_path(raw: str | Path, base: Path) -> Path:
+    """``raw`` with ``~`` expanded, taken from ``base`` when relative, ``..`` folded away."""
+    p = Path(raw).expanduser()
+    if not p.is_absolute():
+        p = base / p
+    return Path(os.path.normpath(p))
+
+
+def _not_empty(v: Any) -> Any:
+    if isinstance(v, str) and not v.strip():
+        raise ValueError("is empty; give a directory, for example data")
+    return v
+
+
+def _anchor(v: Path, info: ValidationInfo) -> Path:
+    """A relative path left at this point (a default) is taken from the project directory."""
+    root = (info.context or {}).get("root", PROJECT_ROOT)
+    return absolute_path(v, Path(root))
+
+
+ConfigPath = Annotated[Path, BeforeValidator(_not_empty), AfterValidator(_anchor)]
+"""A directory setting; always absolute once loaded (see the module docstring)."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -40,9 +80,9 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where candles live and how they are cached."""
 
-    dir: Path = Field(
+    dir: ConfigPath = Field(
         Path("data"),
-        description="Catalog root; relative paths are taken from the working directory.",
+        description="Catalog root; a relative path is taken from the directory of the file that sets it.",
     )
     exchange: str = Field(
         "synthetic",
@@ -60,7 +100,8 @@ class DataConfig(_Section):
 
     @property
     def path(self) -> Path:
-        return self.dir if self.dir.is_absolute() else Path.cwd() / self.dir
+        """The catalog root (absolute)."""
+        return self.dir
 
 
 class BacktestConfig(_Section):
@@ -89,7 +130,10 @@ class BacktestConfig(_Section):
     lot_size: float = Field(
         1e-5, ge=0, description="Order quantities are rounded down to a multiple of this."
     )
-    report_dir: Path = Path("reports")
+    report_dir: ConfigPath = Field(
+        Path("reports"),
+        description="Where backtest reports go; relative paths as for data.dir.",
+    )
 
     @field_validator("timeframe")
     @classmethod
@@ -99,13 +143,28 @@ class BacktestConfig(_Section):
         except UserInputError as e:
             raise ValueError(str(e).removeprefix(f"bad timeframe {v!r}: ")) from None
 
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbol_text(cls, v: Any) -> Any:
+        """``symbols: BTC/USDT`` or ``symbols: BTC/USDT,ETH/USDT`` (a string) is a list too."""
+        if isinstance(v, str):
+            v = [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
     @field_validator("symbols")
     @classmethod
     def _symbols(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("names no symbol; list at least one, for example [BTC/USDT]")
+        out: list[str] = []
         for s in v:
-            if "/" not in s:
+            sym = s.strip().upper()
+            base, sep, quote = sym.partition("/")
+            if not sep or not base or not quote or "/" in quote:
                 raise ValueError(f"symbol {s!r} must be written BASE/QUOTE, for example BTC/USDT")
-        return v
+            if sym not in out:
+                out.append(sym)
+        return tuple(out)
 
 
 class ExchangeConfig(_Section):
@@ -159,9 +218,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(
-            f"config file {path} is not valid YAML: {e}. Fix the syntax at the place shown."
-        ) from None
+        raise ConfigError(_yaml_error(path, text, e)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -170,6 +227,51 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         )
     _refuse_secrets(data, str(path))
     return data
+
+
+def _yaml_error(path: Path, text: str, err: yaml.YAMLError) -> str:
+    """``config file F is not valid YAML at line L, column C: problem ...``, naming the file."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    cmark = getattr(err, "context_mark", None)
+    if context and cmark is not None and cmark is not mark:
+        context += f" started at line {cmark.line + 1}, column {cmark.column + 1}"
+    what = f"{problem} ({context})" if context else problem
+    if mark is None:
+        return f"config file {path} is not valid YAML: {what}. Fix the syntax of the file."
+    lines = text.splitlines()
+    line = lines[mark.line].rstrip() if mark.line < len(lines) else ""
+    shown = f" The line reads {line!r}." if line.strip() else ""
+    return (
+        f"config file {path} is not valid YAML at line {mark.line + 1}, column {mark.column + 1}: "
+        f"{what}.{shown} Fix the syntax there."
+    )
+
+
+def _path_keys() -> list[tuple[str, str]]:
+    """``(section, key)`` of every path setting, e.g. ``("data", "dir")``."""
+    out = []
+    for section, field in Settings.model_fields.items():
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for key, f in model.model_fields.items():
+            if f.annotation is Path or Path in get_args(f.annotation):
+                out.append((section, key))
+    return out
+
+
+def _anchor_layer(layer: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A copy of ``layer`` whose relative path settings are taken from ``base``."""
+    out = dict(layer)
+    for section, key in _path_keys():
+        node = out.get(section)
+        if isinstance(node, dict) and isinstance(node.get(key), str | Path):
+            raw = node[key]
+            if str(raw).strip():
+                out[section] = {**node, key: str(absolute_path(raw, base))}
+    return out
 
 
 def _refuse_secrets(data: dict[str, Any], where: str, prefix: str = "") -> None:
@@ -250,23 +352,33 @@ def _format_errors(err: ValidationError, sources: list[str]) -> str:
     )
 
 
-def find_default_config() -> Path | None:
-    for candidate in (Path.cwd() / "config.yaml", PROJECT_ROOT / "config.yaml"):
-        if candidate.is_file():
-            return candidate
-    return None
+def find_default_config(root: Path | None = None) -> Path | None:
+    """The project's ``config.yaml`` (in ``root``, default the project directory), if present."""
+    candidate = Path(root or PROJECT_ROOT) / "config.yaml"
+    return candidate if candidate.is_file() else None
 
 
 def load_settings(
-    path: str | Path | None = None, environ: dict[str, str] | None = None
+    path: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    *,
+    root: str | Path | None = None,
 ) -> Settings:
-    """Read the configuration: defaults < config.yaml < config.<GOGO2_ENV>.yaml < ``path`` < env vars."""
+    """Read the configuration: defaults < config.yaml < config.<GOGO2_ENV>.yaml < ``path`` < env vars.
+
+    ``root`` is the project directory holding ``config.yaml`` (default: the one of this
+    checkout, never the working directory). ``path`` (``--config``) is taken from the
+    working directory like any command-line path. Relative path settings are resolved
+    against the directory of the file that sets them; defaults and environment variables
+    against ``root``.
+    """
     environ = dict(os.environ if environ is None else environ)
+    root = Path(absolute_path(root, Path.cwd())) if root is not None else PROJECT_ROOT
     merged: dict[str, Any] = {}
     sources: list[str] = []
-    base = find_default_config()
+    base = find_default_config(root)
     if base is not None:
-        merged = _merge(merged, _read_yaml(base))
+        merged = _merge(merged, _anchor_layer(_read_yaml(base), base.parent))
         sources.append(base.name)
         env_name = environ.get("GOGO2_ENV")
         if env_name:
@@ -275,19 +387,26 @@ def load_settings(
                 raise ConfigError(
                     f"GOGO2_ENV={env_name!r} but {overlay.name} does not exist next to {base.name}. Create it or unset GOGO2_ENV."
                 )
-            merged = _merge(merged, _read_yaml(overlay))
+            merged = _merge(merged, _anchor_layer(_read_yaml(overlay), overlay.parent))
             sources.append(overlay.name)
     if path is not None:
-        p = Path(path)
+        p = Path(path).expanduser()
         if not p.is_file():
             raise ConfigError(f"--config {path}: no such file. Give the path of a YAML file.")
-        merged = _merge(merged, _read_yaml(p))
+        merged = _merge(merged, _anchor_layer(_read_yaml(p), p.resolve().parent))
         sources.append(p.name)
     env = _env_overrides(environ)
     if env:
-        merged = _merge(merged, env)
+        merged = _merge(merged, _anchor_layer(env, root))
         sources.append("environment")
+    for section, field in Settings.model_fields.items():
+        # sections left out are validated too, so their default paths get anchored to root
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            if merged.get(section) is None:
+                merged[section] = {}
     try:
-        return Settings(**merged, sources=tuple(sources))
+        return Settings.model_validate(
+            {**merged, "sources": tuple(sources)}, context={"root": root}
+        )
     except ValidationError as e:
         raise ConfigError(_format_errors(e, sources)) from None

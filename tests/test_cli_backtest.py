@@ -56,8 +56,9 @@ def test_help_through_the_root_command() -> None:
 
 @pytest.fixture(name="workdir")
 def fixture_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory: data/ and reports/ resolve inside it."""
+    """An empty project and working directory: data/ and reports/ resolve inside it."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("gogo2.config.PROJECT_ROOT", tmp_path)
     for name in [k for k in __import__("os").environ if k.startswith("GOGO2__")]:
         monkeypatch.delenv(name)
     return tmp_path
