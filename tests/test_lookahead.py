@@ -336,6 +336,19 @@ def test_cli_fails_a_biased_strategy_with_exit_code_1(cli_env: str, capsys, monk
     assert "BTC/USDT entries: 1 with full data, 0 with data cut at" in out.out
 
 
+@pytest.mark.parametrize("mode", ["--sampled", "--exhaustive"])
+def test_cli_mode_flags(cli_env: str, capsys, monkeypatch, mode: str) -> None:
+    monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
+    registry.register(PeekNextClose)
+    args = ["check-lookahead", "--strategy", "biased_peek_next_close", "--config", cli_env]
+    code = cli.main([*args, "--days", "1", "--cuts", "3", mode])
+    out = capsys.readouterr()
+    assert code == 1
+    name = mode.removeprefix("--")
+    assert f"look-ahead found in biased_peek_next_close[5m]() ({name})" in out.err
+    assert ("3 cuts and " in out.err) is (name == "sampled")
+
+
 @pytest.mark.parametrize(
     ("args", "match"),
     [
