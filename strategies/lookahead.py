@@ -63,7 +63,8 @@ _DEFAULT_FILL = {"entries": 0, "exits": False, "order_type": 0}
 
 EXHAUSTIVE_MAX_ROWS = 50_000
 """Ranges up to this many base bars are checked exhaustively by default (about 35 days
-of 1m or 170 days of 5m candles; a month of 5m takes about 2 s on a 2-core machine)."""
+of 1m or 170 days of 5m candles; a month of 5m with ``mtf_trend`` takes 2-4 s on a
+2-core machine). The CLI help repeats this number."""
 
 MAX_ISSUES = 20
 """Look-ahead rows listed per check; the check stops classifying after that many."""

@@ -397,6 +397,9 @@ def test_cli_help_imports_nothing_heavy() -> None:
     ).stdout
     assert "--cuts" in out and "--param" in out
     assert "HEAVY []" in out
+    from strategies.lookahead import EXHAUSTIVE_MAX_ROWS
+
+    assert f"exhaustive up to {EXHAUSTIVE_MAX_ROWS:,} base bars" in " ".join(out.split())
 
 
 # ------------------------------------------------------------------ real candles
