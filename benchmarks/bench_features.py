@@ -105,11 +105,28 @@ def test_mtf_trend_signals_two_years_5m(benchmark, m5: MultiBars) -> None:
     benchmark(s.signals, data)
 
 
-def test_lookahead_check_30_days_1m(benchmark, m1: MultiBars) -> None:
+def test_lookahead_sampled_30_days_1m(benchmark, m1: MultiBars) -> None:
     month = m1.until(int(m1.bars.time[0]) + 30 * 86_400_000)
     s = registry.create("sma_cross")
-    report = benchmark(check_lookahead, s, month, 20, 0)
+    report = benchmark(check_lookahead, s, month, 20, 0, exhaustive=False)
     assert report.ok
+
+
+def test_lookahead_exhaustive_30_days_1m(benchmark, m1: MultiBars) -> None:
+    month = m1.until(int(m1.bars.time[0]) + 30 * 86_400_000)
+    s = registry.create("sma_cross")
+    report = benchmark.pedantic(check_lookahead, (s, month), {"exhaustive": True}, rounds=3)
+    assert report.ok and report.rows_checked == month.bars.n - s.warmup
+
+
+def test_lookahead_exhaustive_30_days_5m_mtf(benchmark, m5: MultiBars) -> None:
+    """mtf_trend (1h trend, 5m entries): every one of ~8,640 rows of 2 symbols re-decided
+    from its 2,436-bar trailing window."""
+    end = int(m5.bars.time[0]) + 30 * 86_400_000
+    month = MultiBars("5m", {"5m": m5.bars.until(end), "1h": m5["1h"].until(end)})
+    s = registry.create("mtf_trend")
+    report = benchmark.pedantic(check_lookahead, (s, month), {"exhaustive": True}, rounds=3)
+    assert report.ok and report.rows_checked == month.bars.n - s.warmup
 
 
 def test_feature_matrix_two_years_5m_1h_4h(benchmark, m5: MultiBars) -> None:

@@ -22,6 +22,7 @@ DAY_MS = 86_400_000
 EPILOG = """\b
 Examples:
   python cli.py check-lookahead --strategy sma_cross
+  python cli.py check-lookahead --strategy mtf_trend --from 2023-01-01 --days 365 --sampled
   python cli.py check-lookahead --strategy mtf_trend --param trend=30 --cuts 40
   python cli.py check-lookahead --strategy rsi_reversion --symbols BTC/USDT \\
       --from 2023-06-01 --to 2023-06-15 --timeframe 5m
@@ -71,8 +72,23 @@ def _first_common_time(catalog: object, exchange: str, symbols: list[str]) -> in
     "--timeframe", default=None, help="Base timeframe. Default: the strategy's own (e.g. 5m)."
 )
 @click.option("--exchange", default=None, help="Catalog exchange. Default: data.exchange.")
-@click.option("--cuts", default="20", show_default=True, metavar="N", help="Cut points to test.")
-@click.option("--seed", default="0", show_default=True, metavar="S", help="Seed of the cut choice.")
+@click.option(
+    "--exhaustive/--sampled",
+    "exhaustive",
+    default=None,
+    help="Re-decide every row from its trailing window, or only the boundary rows plus "
+    "--cuts whole-history cuts. Default: exhaustive up to 50,000 base bars.",
+)
+@click.option(
+    "--cuts",
+    default="20",
+    show_default=True,
+    metavar="N",
+    help="Whole-history cut points (sampled mode).",
+)
+@click.option(
+    "--seed", default="0", show_default=True, metavar="S", help="Seed of the cut choice (sampled)."
+)
 @click.option(
     "--warmup-starts",
     default="5",
@@ -93,6 +109,7 @@ def check_lookahead(
     days: str,
     timeframe: str | None,
     exchange: str | None,
+    exhaustive: bool | None,
     cuts: str,
     seed: str,
     warmup_starts: str,
@@ -101,11 +118,16 @@ def check_lookahead(
 ) -> None:
     """Prove a strategy's past decisions do not change when future data is cut.
 
-    The strategy runs on the whole range, then on histories cut at N points (chosen
-    at random and around the bars where it acts); every timeframe is cut at the same
-    instant, so a coarse candle still open at the cut is absent. Any decision at or
-    before a cut that differs from the full run is look-ahead bias: the command
-    prints the bar, symbol, field and both values and exits with code 1.
+    The strategy runs on the whole range; then each row after the warm-up is decided
+    again from the trailing window of warm-up bars that ends at it, as a live runner
+    would (every timeframe cut at the row's close, so a coarse candle still open then
+    is absent). Up to 50,000 base bars every row is checked (--exhaustive); beyond,
+    the rows where sparse leaks hide (last bar of each hour and day, first bar seeing
+    each coarse candle, both edges of every gap, every acting row and the row before
+    each of them) plus --cuts whole-history cuts (--sampled). A decision that differs
+    from the full run, and still differs when rerun on the whole history up to its
+    row, is look-ahead bias: the command prints the bar, symbol, field and both values
+    and exits with code 1.
 
     It also restarts the history later (--warmup-starts) and warns when decisions
     after the strategy's warm-up differ from the full run: then a live window or a
@@ -179,14 +201,14 @@ def check_lookahead(
         highlight=False,
         soft_wrap=True,
     )
-    report = check_lookahead(strat, data, cuts=n_cuts, seed=seed_v)
+    report = check_lookahead(strat, data, cuts=n_cuts, seed=seed_v, exhaustive=exhaustive)
     if n_starts and bars.n > strat.warmup + 1:
         # a short warm-up does not bias the past, so it is reported, not failed
-        warm = check_warmup(strat, data, starts=n_starts, seed=seed_v)
+        warm = check_warmup(strat, data, starts=n_starts, seed=seed_v, lookahead=report)
         prefix = "" if warm.ok else "warning: "
         console.print(prefix + warm.summary(), markup=False, highlight=False, soft_wrap=True)
     if report.ok:
-        console.print(report.summary(), markup=False, highlight=False)
+        console.print(report.summary(), markup=False, highlight=False, soft_wrap=True)
         return
     for issue in report.issues:
         console.print(f"  {issue.describe()}", markup=False, highlight=False, soft_wrap=True)

@@ -1,15 +1,31 @@
 """Look-ahead bias detector: past decisions must not change when the future is cut off.
 
-The strategy runs once on the full history, then again on histories cut at chosen
-instants with :meth:`MultiBars.until` (every timeframe cut at the same time, so a
-coarse candle still open at the cut is absent). Every signal field at every row up
-to the cut must be identical in both runs; the first difference found for a cut is
-reported with the bar time, the symbol, the field and both values.
+A backtest decides every row from the whole history; a live runner decides row ``t``
+from the candles closed by ``t`` only, in a trailing window of ``strategy.warmup``
+base bars (:func:`strategies.base.trailing_window`). The two must agree at every row.
+Two modes check it:
 
-Where to cut matters: a strategy that peeks one bar ahead differs from the full run
-only at the last row of a cut history, and only where the peeked value changes the
-decision. So besides random rows, the cuts target rows where the full run *acts*
-(any non-zero entry, exit, or price/stop field) and the rows just before them.
+* **Exhaustive** (the default up to :data:`EXHAUSTIVE_MAX_ROWS` base bars): every row's
+  decision is recomputed from the trailing window that ends at that row, exactly as a
+  live runner would compute it, and every field of it is compared with the full run,
+  including rows where the full run did nothing (a veto is a decision). A leak confined
+  to one row in a thousand is found because that row is checked. Each window is a
+  slice of the history (no copy of the whole history per row), and the strategy's
+  vectorized method runs on it as it would live, numba indicators included.
+* **Sampled** (longer ranges): histories cut at ``cuts`` chosen rows (half at or just
+  before rows where the full run acts, half uniform) are rerun whole and compared at
+  every row up to the cut, and every *boundary row* is re-decided from its trailing
+  window as above: the last base bar of each hour and day, the first base bar that sees
+  each informative candle, both edges of every data gap (missing timestamps and
+  per-symbol holes) and every acting row, each with the row just before it. Those are
+  the rows where sparse leaks live (a peek at the next day's first bar, a 1h candle
+  aligned one base bar early, a back-fill across a hole).
+
+A row whose window decision differs from the full run is rerun on the whole history up
+to that row. If that still differs, the full run used data from after the row:
+look-ahead, reported with the bar time, the symbol, the field and both values. If the
+whole-history rerun agrees, the difference comes from the window's missing start: the
+declared warm-up is too short (reported separately, see :func:`check_warmup`).
 
 :func:`check_warmup` is the mirror image: it removes the *start* of the history and
 checks that, once ``strategy.warmup`` bars have passed, decisions equal the full run's,
@@ -23,24 +39,42 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from datasets.bars import MultiBars
+from datasets.bars import Bars, MultiBars
 from engine.signals import Signals
 from gogo2.errors import Gogo2Error, UserInputError
 from gogo2.timeframes import format_time
 from strategies.base import Strategy, trailing_window
 
 __all__ = [
+    "EXHAUSTIVE_MAX_ROWS",
     "FIELDS",
     "LookaheadError",
     "LookaheadIssue",
     "LookaheadReport",
+    "TrailingWindows",
     "WarmupReport",
+    "boundary_rows",
     "check_lookahead",
     "check_warmup",
 ]
 
 FIELDS = ("entries", "exits", "order_type", "price", "size", "sl", "tp", "trail")
 _DEFAULT_FILL = {"entries": 0, "exits": False, "order_type": 0}
+
+EXHAUSTIVE_MAX_ROWS = 50_000
+"""Ranges up to this many base bars are checked exhaustively by default (about 35 days
+of 1m or 170 days of 5m candles; a month of 5m with ``mtf_trend`` takes 2-4 s on a
+2-core machine). The CLI help repeats this number."""
+
+MAX_ISSUES = 20
+"""Look-ahead rows listed per check; the check stops classifying after that many."""
+
+MAX_RERUNS = 500
+"""Whole-history reruns spent classifying window differences that windows of 2, 4, 8...
+times the warm-up did not settle; rows beyond stay unverified."""
+
+_HOUR_MS = 3_600_000
+_DAY_MS = 86_400_000
 
 
 class LookaheadError(Gogo2Error):
@@ -75,14 +109,29 @@ class LookaheadReport:
     """Outcome of :func:`check_lookahead`."""
 
     strategy: str
+    mode: str = "sampled"
+    """``"exhaustive"`` (every row re-decided) or ``"sampled"`` (cuts and boundary rows)."""
+    window: int = 0
+    """Length in base bars of the trailing windows rows were re-decided from."""
     cuts: list[int] = field(default_factory=list)
-    """Close times of the cut points that were checked."""
+    """Close times of the whole-history cuts that were checked (sampled mode)."""
+    rows_checked: int = 0
+    """Rows re-decided from their own trailing window."""
     issues: list[LookaheadIssue] = field(default_factory=list)
-    """First difference per failing cut, earliest bar first."""
+    """Look-ahead found, earliest bar first: per failing cut its first difference, per
+    failing row its first differing field (at most :data:`MAX_ISSUES` rows)."""
+    warmup_issues: list[LookaheadIssue] = field(default_factory=list)
+    """Rows whose window decision differs only because the window starts later (first
+    :data:`MAX_ISSUES`); ``cut_time`` is the row's close time."""
+    warmup_rows: int = 0
+    """How many rows differ that way."""
+    unverified: int = 0
+    """Rows whose window decision differs from the full run but were not rerun on the
+    whole history (the rerun budget was spent): possibly look-ahead."""
 
     @property
     def ok(self) -> bool:
-        return not self.issues
+        return not self.issues and not self.unverified
 
     @property
     def n_cuts(self) -> int:
@@ -91,13 +140,33 @@ class LookaheadReport:
     def __iter__(self) -> Iterator[LookaheadIssue]:
         return iter(self.issues)
 
+    def _scope(self) -> str:
+        if self.mode == "exhaustive":
+            return (
+                f"all {self.rows_checked} rows after the warm-up re-decided from their "
+                f"{self.window}-bar window"
+            )
+        return (
+            f"{self.n_cuts} cuts and {self.rows_checked} boundary rows re-decided from their "
+            f"{self.window}-bar window"
+        )
+
     def summary(self) -> str:
         if self.ok:
-            return f"no look-ahead found in {self.n_cuts} cuts"
+            return f"no look-ahead found ({self.mode}): {self._scope()}"
+        if not self.issues:
+            return (
+                f"look-ahead not ruled out for {self.strategy} ({self.mode}): {self.unverified} "
+                f"rows decide differently from their {self.window}-bar window and were not "
+                "rerun on the whole history; most likely the declared warm-up is far too "
+                "short: raise the strategy's lookback()"
+            )
         first = self.issues[0]
+        what = "rows" if self.mode == "exhaustive" else "cuts or rows"
+        more = f" (and {self.unverified} unverified rows)" if self.unverified else ""
         return (
-            f"look-ahead found in {self.strategy}: {len(self.issues)} of {self.n_cuts} cuts "
-            f"changed past decisions; first: {first.describe()}"
+            f"look-ahead found in {self.strategy} ({self.mode}): {len(self.issues)} {what} "
+            f"changed past decisions{more}; {self._scope()}; first: {first.describe()}"
         )
 
 
@@ -121,6 +190,10 @@ def _as_compare(arr: np.ndarray | None, name: str, shape: tuple[int, int]) -> np
             return np.full(shape, float(_DEFAULT_FILL[name]))
         return np.full(shape, np.nan)
     return np.asarray(arr, dtype=np.float64)
+
+
+def _differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return ~((a == b) | (np.isnan(a) & np.isnan(b)))
 
 
 def _active_rows(sig: Signals) -> np.ndarray:
@@ -169,7 +242,7 @@ def _first_difference(
             continue
         a = _as_compare(a_raw, name, (n_full, m))[full_start : full_start + length]
         b = _as_compare(b_raw, name, (n_other, m))[other_start : other_start + length]
-        differ = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+        differ = _differ(a, b)
         if not differ.any():
             continue
         r, c = np.argwhere(differ)[0]
@@ -178,10 +251,204 @@ def _first_difference(
     return best
 
 
+def _issue(bars: Bars, cut_time: int, diff: tuple[int, str, int, float, float]) -> LookaheadIssue:
+    r, name, col, a, b = diff
+    return LookaheadIssue(
+        cut_time=int(cut_time),
+        bar_time=int(bars.time[r]),
+        symbol=bars.symbols[col],
+        field=name,
+        full_value=a,
+        cut_value=b,
+    )
+
+
+# ---------------------------------------------------------------------- trailing windows
+
+
+class TrailingWindows:
+    """The live view of every base row: ``trailing_window(data.until(close[t]), length)``.
+
+    Slice bounds for all rows are found at once (vectorized ``searchsorted``); :meth:`at`
+    then cuts only the rows of one window, never the whole history, so re-deciding
+    every row costs one strategy call on ``length`` bars per row.
+
+    Parameters
+    ----------
+    data : MultiBars
+    length : int
+        Base bars per window (the strategy's warm-up: what a live runner keeps).
+    """
+
+    def __init__(self, data: MultiBars, length: int) -> None:
+        if length < 1:
+            raise UserInputError(f"trailing window length {length} must be >= 1 base bar.")
+        base = data.bars
+        self.data = data
+        self.length = int(length)
+        close = base.close_time
+        rows = np.arange(base.n, dtype=np.int64)
+        self.start = np.maximum(0, rows + 1 - self.length)
+        """First base row of each row's window."""
+        start_open = base.time[self.start] if base.n else np.empty(0, np.int64)
+        self._bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for tf, b in data.frames.items():
+            if tf == data.base:
+                continue
+            # candles closed by the row's close, from the first closing at/after the
+            # window's first open: trailing_window applied to data.until(close[t])
+            stop = np.searchsorted(b.close_time, close, side="right")
+            first = np.minimum(np.searchsorted(b.close_time, start_open, side="left"), stop)
+            self._bounds[tf] = (first, stop)
+
+    def at(self, row: int) -> MultiBars:
+        """The window ending at base row ``row`` (every timeframe cut at its close)."""
+        frames: dict[str, Bars] = {}
+        for tf, b in self.data.frames.items():
+            if tf == self.data.base:
+                frames[tf] = b.slice(int(self.start[row]), int(row) + 1)
+            else:
+                first, stop = self._bounds[tf]
+                frames[tf] = b.slice(int(first[row]), int(stop[row]))
+        return MultiBars(self.data.base, frames)
+
+
+def boundary_rows(data: MultiBars, full: Signals | None = None) -> np.ndarray:
+    """Base rows where sparse look-ahead hides, each with the row just before it.
+
+    The last base bar of each UTC hour and day (by close time), the first base bar that
+    can see each candle of every coarser timeframe in ``data``, both edges of every gap
+    in the time index and of every per-symbol hole (NaN close), and, when ``full`` is
+    given, every row where it acts (any field away from its default).
+
+    Returns
+    -------
+    np.ndarray[int64]
+        Sorted unique row numbers in ``[0, n)``.
+    """
+    bars = data.bars
+    n = bars.n
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    close = bars.close_time
+    marks: list[np.ndarray] = [np.array([n - 1], dtype=np.int64)]
+    for period in (_HOUR_MS, _DAY_MS):
+        bucket = (close - 1) // period  # a bar closing at 11:00 belongs to hour 10
+        marks.append(np.flatnonzero(bucket[:-1] != bucket[1:]))
+    for tf, b in data.frames.items():
+        if tf != data.base and b.n:
+            marks.append(np.searchsorted(close, b.close_time, side="left"))
+    jump = np.flatnonzero(np.diff(bars.time) > bars.tf_ms)
+    hole = np.isnan(bars.close)
+    edge = np.flatnonzero((hole[1:] != hole[:-1]).any(axis=1)) if n > 1 else jump
+    marks += [jump, jump + 1, edge, edge + 1]
+    if full is not None:
+        marks.append(_active_rows(full))
+    rows = np.unique(np.concatenate([np.asarray(a, dtype=np.int64) for a in marks]))
+    rows = np.unique(np.concatenate([rows, rows - 1]))
+    return rows[(rows >= 0) & (rows < n)]
+
+
+@dataclass
+class _WindowPass:
+    rows_checked: int = 0
+    leaks: list[LookaheadIssue] = field(default_factory=list)
+    warm: list[LookaheadIssue] = field(default_factory=list)
+    warm_rows: int = 0
+    unverified: int = 0
+
+
+def _window_pass(
+    strategy: Strategy, data: MultiBars, full: Signals, rows: np.ndarray, length: int
+) -> _WindowPass:
+    """Re-decide each of ``rows`` from its trailing window and classify the differences."""
+    bars = data.bars
+    m = len(bars.symbols)
+    rows = np.asarray(rows, dtype=np.int64)
+    windows = TrailingWindows(data, length)
+    last = {name: np.empty((rows.size, m)) for name in FIELDS}
+    for i, t in enumerate(rows.tolist()):
+        sig = strategy.signals(windows.at(t))
+        for name in FIELDS:
+            arr = _field_array(sig, name)
+            last[name][i] = _DEFAULT_FILL.get(name, np.nan) if arr is None else arr[-1]
+    differ = np.zeros(rows.size, dtype=np.bool_)
+    for name in FIELDS:
+        whole = _as_compare(_field_array(full, name), name, (bars.n, m))[rows]
+        differ |= _differ(whole, last[name]).any(axis=1)
+    out = _WindowPass(rows_checked=int(rows.size))
+    close = bars.close_time
+    longer: dict[int, TrailingWindows] = {}
+    reruns = 0
+    for i in np.flatnonzero(differ).tolist():
+        t = int(rows[i])
+        if len(out.leaks) >= MAX_ISSUES:
+            out.unverified += 1
+            continue
+        # A longer window that ends at t holds no future either: if it agrees with the
+        # full run, the row's decision needs only more past (a warm-up matter).
+        agreed = False
+        size = 2 * length
+        while size < t + 1 and not agreed:
+            if size not in longer:
+                longer[size] = TrailingWindows(data, size)
+            sig = strategy.signals(longer[size].at(t))
+            agreed = _first_difference(full, sig, t, sig.entries.shape[0] - 1, 1, m) is None
+            size *= 2
+        if agreed:
+            prefix_diff = None
+        elif windows.start[t] == 0:
+            prefix_diff = _row_difference(full, last, i, t, m)  # the window is the whole prefix
+        elif reruns < MAX_RERUNS:
+            reruns += 1
+            prefix = strategy.signals(data.until(int(close[t])))
+            prefix_diff = _first_difference(full, prefix, t, t, 1, m)
+        else:
+            out.unverified += 1
+            continue
+        if prefix_diff is not None:
+            out.leaks.append(_issue(bars, int(close[t]), prefix_diff))
+            continue
+        out.warm_rows += 1
+        if len(out.warm) < MAX_ISSUES:
+            diff = _row_difference(full, last, i, t, m)
+            assert diff is not None
+            out.warm.append(_issue(bars, int(close[t]), diff))
+    return out
+
+
+def _row_difference(
+    full: Signals, last: dict[str, np.ndarray], i: int, t: int, m: int
+) -> tuple[int, str, int, float, float] | None:
+    """First differing field/column between the full run's row ``t`` and window row ``i``."""
+    for name in FIELDS:
+        a = _as_compare(_field_array(full, name), name, (full.entries.shape[0], m))[t]
+        b = last[name][i]
+        d = np.flatnonzero(_differ(a, b))
+        if d.size:
+            c = int(d[0])
+            return t, name, c, float(a[c]), float(b[c])
+    return None
+
+
+# ---------------------------------------------------------------------- the checks
+
+
+def _check_count(name: str, value: object, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise UserInputError(f"{name} {value!r} must be a whole number >= {least}, for example 20.")
+    return int(value)
+
+
 def check_lookahead(
-    strategy: Strategy, data: MultiBars, cuts: int = 20, seed: int = 0
+    strategy: Strategy,
+    data: MultiBars,
+    cuts: int = 20,
+    seed: int = 0,
+    *,
+    exhaustive: bool | None = None,
 ) -> LookaheadReport:
-    """Recompute ``strategy``'s signals on histories cut at ``cuts`` points.
+    """Check that no decision of ``strategy`` on ``data`` uses data from after its bar.
 
     Parameters
     ----------
@@ -189,24 +456,27 @@ def check_lookahead(
     data : MultiBars
         The full history (base timeframe equal to ``strategy.timeframe``).
     cuts : int
-        Number of cut points (fewer when the history is short).
+        Sampled mode: number of whole-history cuts (fewer when the history is short).
     seed : int
-        Seed of the cut choice (``np.random.default_rng``).
+        Sampled mode: seed of the cut choice (``np.random.default_rng``).
+    exhaustive : bool, optional
+        True: re-decide every row from its trailing window of ``strategy.warmup`` bars.
+        False: sampled mode (random cuts plus every :func:`boundary_rows` row). None
+        (default): exhaustive when the history holds at most
+        :data:`EXHAUSTIVE_MAX_ROWS` base bars.
 
     Returns
     -------
     LookaheadReport
-        ``ok`` when no decision at or before any cut differs from the full run;
-        otherwise ``issues`` names, per failing cut, the earliest differing bar time,
-        symbol, field and the values with full and with cut data.
+        ``ok`` when no decision differs from the full run's; otherwise ``issues`` names
+        the bar time, symbol, field and the values with full and with cut data.
 
     Raises
     ------
     UserInputError
         When ``cuts`` < 1, or the history is shorter than the warm-up plus 2 base bars.
     """
-    if isinstance(cuts, bool) or not isinstance(cuts, (int, np.integer)) or cuts < 1:
-        raise UserInputError(f"--cuts {cuts!r} must be a whole number >= 1, for example 20.")
+    n_cuts = _check_count("--cuts", cuts, 1)
     bars = data.bars
     if bars.n < strategy.warmup + 2:
         raise UserInputError(
@@ -214,36 +484,37 @@ def check_lookahead(
             f"strategy {strategy.label()!r}: it needs its warm-up of {strategy.warmup} bars "
             "plus 2. Widen the range with --from/--to."
         )
+    if exhaustive is None:
+        exhaustive = bars.n <= EXHAUSTIVE_MAX_ROWS
     full = strategy.signals(data)
-    # Cuts fall after the warm-up; decisions during it are still compared, since every
-    # cut compares all rows up to it.
-    rows = _choose_cuts(bars.n, strategy.warmup, _active_rows(full), int(cuts), int(seed))
-    if rows.size == 0:  # pragma: no cover - excluded by the length check above
-        raise UserInputError(
-            f"the history holds {bars.n} base bars of {bars.timeframe}, too few to cut for "
-            f"strategy {strategy.label()!r} (warm-up {strategy.warmup} bars). "
-            "Widen the range with --from/--to."
-        )
-    report = LookaheadReport(strategy=repr(strategy))
-    close_time = bars.close_time
-    for row in rows:
-        at = int(close_time[row])
-        cut_data = data.until(at)
-        cut_sig = strategy.signals(cut_data)
-        report.cuts.append(at)
-        diff = _first_difference(full, cut_sig, 0, 0, int(row) + 1, len(bars.symbols))
-        if diff is not None:
-            r, name, col, a, b = diff
-            report.issues.append(
-                LookaheadIssue(
-                    cut_time=at,
-                    bar_time=int(bars.time[r]),
-                    symbol=bars.symbols[col],
-                    field=name,
-                    full_value=a,
-                    cut_value=b,
-                )
-            )
+    length = max(1, strategy.warmup)
+    report = LookaheadReport(
+        strategy=repr(strategy), mode="exhaustive" if exhaustive else "sampled", window=length
+    )
+    # Rows before the warm-up place no orders (the engine ignores them), and a window
+    # ending there may not yet hold a candle of every timeframe: windows start after it.
+    if exhaustive:
+        rows = np.arange(strategy.warmup, bars.n, dtype=np.int64)
+    else:
+        rows = boundary_rows(data, full)
+        rows = rows[rows >= strategy.warmup]
+        # Whole-history cuts fall after the warm-up; each compares every row up to it.
+        chosen = _choose_cuts(bars.n, strategy.warmup, _active_rows(full), n_cuts, int(seed))
+        close = bars.close_time
+        m = len(bars.symbols)
+        for row in chosen.tolist():
+            at = int(close[row])
+            cut_sig = strategy.signals(data.until(at))
+            report.cuts.append(at)
+            diff = _first_difference(full, cut_sig, 0, 0, row + 1, m)
+            if diff is not None:
+                report.issues.append(_issue(bars, at, diff))
+    found = _window_pass(strategy, data, full, rows, length)
+    report.rows_checked = found.rows_checked
+    report.issues.extend(found.leaks)
+    report.warmup_issues = found.warm
+    report.warmup_rows = found.warm_rows
+    report.unverified = found.unverified
     report.issues.sort(key=lambda i: (i.bar_time, i.cut_time))
     return report
 
@@ -257,47 +528,70 @@ class WarmupReport:
     starts: list[int] = field(default_factory=list)
     """Open times of the later first bars that were tried."""
     issues: list[LookaheadIssue] = field(default_factory=list)
-    """First difference per failing start; ``cut_time`` holds that start's open time."""
+    """First difference per failing start, then the first rows (at most
+    :data:`MAX_ISSUES`) whose trailing window of ``warmup`` bars decides differently from
+    the whole history; ``cut_time`` holds the open time of that later history's first bar."""
+    failed_starts: int = 0
+    rows_checked: int = 0
+    """Rows re-decided from their trailing window of ``warmup`` bars."""
+    window_rows: int = 0
+    """How many of them decide differently from the whole history."""
 
     @property
     def ok(self) -> bool:
         return not self.issues
 
     def summary(self) -> str:
+        scope = f"{len(self.starts)} later starts and {self.rows_checked} trailing windows"
         if self.ok:
             return (
                 f"warm-up of {self.warmup} bars is enough: decisions match the full history "
-                f"in {len(self.starts)} later starts"
+                f"in {scope}"
             )
         first = self.issues[0]
         return (
             f"warm-up of {self.warmup} bars is too short for {self.strategy}: "
-            f"{len(self.issues)} of {len(self.starts)} later starts decide differently after "
-            f"it; first: bar {format_time(first.bar_time)} {first.symbol} {first.field}: "
+            f"{self.failed_starts} of {len(self.starts)} later starts and {self.window_rows} "
+            f"of {self.rows_checked} trailing windows decide differently after it; first: bar "
+            f"{format_time(first.bar_time)} {first.symbol} {first.field}: "
             f"{_fmt(first.full_value)} with full history, {_fmt(first.cut_value)} with history "
             f"from {format_time(first.cut_time)}"
         )
 
 
 def check_warmup(
-    strategy: Strategy, data: MultiBars, starts: int = 5, seed: int = 0
+    strategy: Strategy,
+    data: MultiBars,
+    starts: int = 5,
+    seed: int = 0,
+    *,
+    windows: bool = True,
+    lookahead: LookaheadReport | None = None,
 ) -> WarmupReport:
     """Check that ``strategy.warmup`` bars of history are enough.
 
-    The signals are recomputed on histories that begin later (at ``starts`` random base
-    bars); once ``strategy.warmup`` bars have passed from such a start, every decision
-    must equal the full-history one. This is what lets a live runner keep only a
-    trailing window, and a backtest start at ``--from`` after loading the warm-up.
+    Two ways. The signals are recomputed on histories that begin later (at ``starts``
+    random base bars); once ``strategy.warmup`` bars have passed from such a start,
+    every decision must equal the full-history one. And (``windows=True``) rows after
+    the warm-up are re-decided from the trailing window of ``strategy.warmup`` bars
+    ending at them, as a live runner decides: every row when the history holds at most
+    :data:`EXHAUSTIVE_MAX_ROWS` bars, else every :func:`boundary_rows` row. A warm-up
+    declared one bar short shows up at the first row where the full run acts.
     Strategies built on recursive indicators (EMA, Wilder RSI/ATR) match up to the
     seed's remaining weight, so a rare difference exactly at a threshold can show up;
     a systematic one means the declared :meth:`Strategy.lookback` is too short.
+
+    Parameters
+    ----------
+    lookahead : LookaheadReport, optional
+        A :func:`check_lookahead` report of the same strategy and data: its window
+        results are reused instead of re-deciding the rows again.
 
     Returns
     -------
     WarmupReport
     """
-    if isinstance(starts, bool) or not isinstance(starts, (int, np.integer)) or starts < 1:
-        raise UserInputError(f"starts {starts!r} must be a whole number >= 1.")
+    n_starts = _check_count("starts", starts, 1)
     bars = data.bars
     w = strategy.warmup
     hi = bars.n - w - 1  # leave at least one decision after the warm-up
@@ -307,26 +601,40 @@ def check_warmup(
             "widen the range."
         )
     rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(np.arange(1, hi + 1), size=min(int(starts), hi), replace=False))
+    rows = np.sort(rng.choice(np.arange(1, hi + 1), size=min(n_starts, hi), replace=False))
     full = strategy.signals(data)
     report = WarmupReport(strategy=repr(strategy), warmup=w)
     m = len(bars.symbols)
-    for s in rows:
-        s = int(s)
+    for s in rows.tolist():
         # the history a runner started at bar s would hold: the last n - s bars
         later = strategy.signals(trailing_window(data, bars.n - s))
         report.starts.append(int(bars.time[s]))
         diff = _first_difference(full, later, s + w, w, bars.n - s - w, m)
         if diff is not None:
-            r, name, col, a, b = diff
-            report.issues.append(
-                LookaheadIssue(
-                    cut_time=int(bars.time[s]),
-                    bar_time=int(bars.time[r]),
-                    symbol=bars.symbols[col],
-                    field=name,
-                    full_value=a,
-                    cut_value=b,
-                )
+            report.issues.append(_issue(bars, int(bars.time[s]), diff))
+    report.failed_starts = len(report.issues)
+    if lookahead is not None:
+        warm, report.window_rows = lookahead.warmup_issues, lookahead.warmup_rows
+        report.rows_checked = lookahead.rows_checked
+    elif windows:
+        length = max(1, w)
+        if bars.n <= EXHAUSTIVE_MAX_ROWS:
+            check = np.arange(w, bars.n, dtype=np.int64)
+        else:
+            check = boundary_rows(data, full)
+            check = check[check >= w]
+        found = _window_pass(strategy, data, full, check, length)
+        warm, report.window_rows = found.warm, found.warm_rows
+        report.rows_checked = found.rows_checked
+    else:
+        warm = []
+    length = max(1, w)
+    for issue in warm:
+        row = int(np.searchsorted(bars.time, issue.bar_time))
+        first = int(bars.time[max(0, row + 1 - length)])
+        report.issues.append(
+            LookaheadIssue(
+                first, issue.bar_time, issue.symbol, issue.field, issue.full_value, issue.cut_value
             )
+        )
     return report

@@ -86,16 +86,28 @@ def fixture_data() -> MultiBars:
 # ------------------------------------------------------------------ honest strategies pass
 
 
+@pytest.mark.parametrize("exhaustive", [True, False], ids=["exhaustive", "sampled"])
 @pytest.mark.parametrize("name", ["sma_cross", "rsi_reversion", "mtf_trend"])
-def test_bundled_strategies_have_no_lookahead(name: str) -> None:
+def test_bundled_strategies_have_no_lookahead(name: str, exhaustive: bool) -> None:
     params = {"sma_cross": ["band=0.001"], "rsi_reversion": ["short=true"]}.get(name, [])
     s = registry.create(name, params, timeframe="5m")
     data = make_multibars(4_000, base="5m", informative=("1h",), seed=5, vol=0.003, gaps=0.01)
-    report = check_lookahead(s, data, cuts=15, seed=1)
+    report = check_lookahead(s, data, cuts=15, seed=1, exhaustive=exhaustive)
     assert report.ok, report.summary()
-    assert report.n_cuts == 15
-    assert report.summary() == "no look-ahead found in 15 cuts"
-    assert all(c > int(data.bars.time[0]) for c in report.cuts)
+    assert report.issues == [] and report.unverified == 0
+    assert report.window == s.warmup
+    if exhaustive:
+        assert report.mode == "exhaustive" and report.n_cuts == 0
+        assert report.rows_checked == 4_000 - s.warmup
+        assert report.summary() == (
+            f"no look-ahead found (exhaustive): all {4_000 - s.warmup} rows after the "
+            f"warm-up re-decided from their {s.warmup}-bar window"
+        )
+    else:
+        assert report.mode == "sampled" and report.n_cuts == 15
+        assert 0 < report.rows_checked < 4_000 - s.warmup
+        assert report.summary().startswith("no look-ahead found (sampled): 15 cuts and ")
+        assert all(c > int(data.bars.time[0]) for c in report.cuts)
 
 
 def test_bundled_strategies_pass_with_limit_orders_and_stops(data: MultiBars) -> None:
@@ -188,10 +200,10 @@ def test_catches_bias_in_a_secondary_field(data: MultiBars) -> None:
 
 
 def test_report_is_deterministic_for_a_seed(data: MultiBars) -> None:
-    a = check_lookahead(PeekNextClose(), data, cuts=8, seed=4)
-    b = check_lookahead(PeekNextClose(), data, cuts=8, seed=4)
+    a = check_lookahead(PeekNextClose(), data, cuts=8, seed=4, exhaustive=False)
+    b = check_lookahead(PeekNextClose(), data, cuts=8, seed=4, exhaustive=False)
     assert a.cuts == b.cuts and a.issues == b.issues
-    c = check_lookahead(PeekNextClose(), data, cuts=8, seed=5)
+    c = check_lookahead(PeekNextClose(), data, cuts=8, seed=5, exhaustive=False)
     assert c.cuts != a.cuts
 
 
@@ -285,7 +297,7 @@ def test_cli_passes_bundled_strategies(cli_env: str, name: str, capsys) -> None:
     )
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "no look-ahead found in 6 cuts" in out.out
+    assert "no look-ahead found (exhaustive): all " in out.out
     assert "bars is enough: decisions match the full history in 5 later starts" in out.out
 
 
@@ -297,7 +309,7 @@ def test_cli_warns_about_a_short_warmup(cli_env: str, capsys, monkeypatch) -> No
     out = capsys.readouterr().out
     assert code == 0
     assert "warning: warm-up of 5 bars is too short" in out
-    assert "no look-ahead found in 20 cuts" in out
+    assert "no look-ahead found (exhaustive)" in out
 
 
 def test_cli_fails_a_biased_strategy_with_exit_code_1(cli_env: str, capsys, monkeypatch) -> None:
@@ -322,6 +334,19 @@ def test_cli_fails_a_biased_strategy_with_exit_code_1(cli_env: str, capsys, monk
     assert code == 1
     assert "look-ahead found" in out.err
     assert "BTC/USDT entries: 1 with full data, 0 with data cut at" in out.out
+
+
+@pytest.mark.parametrize("mode", ["--sampled", "--exhaustive"])
+def test_cli_mode_flags(cli_env: str, capsys, monkeypatch, mode: str) -> None:
+    monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
+    registry.register(PeekNextClose)
+    args = ["check-lookahead", "--strategy", "biased_peek_next_close", "--config", cli_env]
+    code = cli.main([*args, "--days", "1", "--cuts", "3", mode])
+    out = capsys.readouterr()
+    assert code == 1
+    name = mode.removeprefix("--")
+    assert f"look-ahead found in biased_peek_next_close[5m]() ({name})" in out.err
+    assert ("3 cuts and " in out.err) is (name == "sampled")
 
 
 @pytest.mark.parametrize(
@@ -372,6 +397,9 @@ def test_cli_help_imports_nothing_heavy() -> None:
     ).stdout
     assert "--cuts" in out and "--param" in out
     assert "HEAVY []" in out
+    from strategies.lookahead import EXHAUSTIVE_MAX_ROWS
+
+    assert f"exhaustive up to {EXHAUSTIVE_MAX_ROWS:,} base bars" in " ".join(out.split())
 
 
 # ------------------------------------------------------------------ real candles
