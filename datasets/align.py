@@ -17,7 +17,14 @@ def asof_index(base_close_time: np.ndarray, other_close_time: np.ndarray) -> np.
 
 
 def take_asof(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``values[index]`` along axis 0 with NaN where ``index`` is -1 (values float)."""
+    """``values[index]`` along axis 0 with NaN where ``index`` is -1 (values float).
+
+    ``values`` may be empty (no coarser candle closed yet, e.g. a short live window): every
+    row is then NaN.
+    """
+    values = np.asarray(values)
+    if values.shape[0] == 0:
+        return np.full(index.shape + values.shape[1:], np.nan)
     out = values[np.maximum(index, 0)].astype(np.float64, copy=True)
     out[index < 0] = np.nan
     return out

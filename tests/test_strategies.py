@@ -218,6 +218,18 @@ def test_asof_uses_closed_coarse_bars_only() -> None:
     np.testing.assert_array_equal(aligned[23], hourly.close[1])
 
 
+def test_window_with_no_closed_coarse_candle_decides_nothing() -> None:
+    """A live window shorter than one 1h candle (10 bars of 5m) holds no closed 1h candle:
+    the as-of view is all NaN and mtf_trend places no order, instead of failing."""
+    data = make_multibars(10, base="5m", informative=("1h",))
+    assert data["1h"].n == 0
+    aligned = _Demo().asof(data, "1h", data["1h"].close)
+    assert aligned.shape == (10, 2)
+    assert np.isnan(aligned).all()
+    sig = MtfTrend().signals(data)
+    assert not sig.entries.any()
+
+
 # ------------------------------------------------------------------ array helpers
 
 
