@@ -1,7 +1,7 @@
 """Import candle files into the catalog.
 
     python cli.py data import PATH [PATH ...] [--exchange binance] [--symbol BTC/USDT]
-        [--timeframe 1m] [--repair] [--config PATH]
+        [--timeframe 1m] [--force] [--repair] [--max-jump 1.0] [--config PATH]
 
 Formats (recognised by extension and content):
 
@@ -24,7 +24,18 @@ Formats (recognised by extension and content):
 Symbol, timeframe and exchange come from the options when given, else from the file name
 (``BTCUSDT-1m-...`` or ``BTC_USDT-1m...``) and the folder (freqtrade keeps files under
 ``.../data/<exchange>/``; a Binance dump implies ``binance``). A timeframe found nowhere is
-taken from the most common spacing of the candles (and said so).
+taken from the most common spacing of the candles (and said so). A ``--symbol`` or
+``--timeframe`` that contradicts the file name (``--symbol ETH/USDT`` for
+``BTCUSDT-1h-2023-01.csv``) is refused unless ``--force``. In freqtrade names only the real
+candle types count as a type (``-futures``; ``-mark``, ``-index``, ``-premiumIndex`` and
+``-funding_rate`` are refused, as they are not traded prices); any other part after the
+timeframe is just a part of the name. A CSV delimited by ``;``, tabs or ``|`` (with a
+decimal comma or not) is recognised from its first lines and said so.
+
+The extreme-jump threshold is ``--max-jump`` when given, else ``data.max_jump`` when the
+configuration sets it, else the per-timeframe default of
+:func:`datasets.schema.default_max_jump` (0.5 up to 1h, 0.75 up to 4h, 1.0 up to 1d, 2.0
+above).
 
 All files are read and validated before anything is written: a bad file (unreadable,
 missing columns, bad candles without ``--repair``) stops the command and the catalog is left
@@ -44,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from datasets.catalog_cli import max_jump_option
 from gogo2.clikit import config_option
 from gogo2.errors import DataError, UserInputError
 from gogo2.timeframes import format_time, normalize, timeframe_ms
@@ -78,8 +90,13 @@ _BINANCE_NAME = re.compile(
 )
 _FREQTRADE_NAME = re.compile(
     r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)(?:_(?P<settle>[A-Za-z0-9]+))?"
-    r"-(?P<tf>\d+[smhdwM])(?:-(?P<kind>[a-z_]+))?$"
+    r"-(?P<tf>\d+[smhdwM])(?:-(?P<rest>.+))?$"
 )
+#: freqtrade's candle types that are not traded prices. freqtrade names its data files
+#: ``PAIR-TIMEFRAME.ext`` (spot) and ``PAIR-TIMEFRAME-TYPE.ext`` (``futures``, ``mark``,
+#: ``index``, ``premiumIndex``, ``funding_rate``); any other third dash-separated part is
+#: just a part of the file name (``BTC_USDT-1h-old.csv``).
+DERIVED_CANDLE_TYPES = ("mark", "index", "premiumIndex", "funding_rate")
 _SUFFIXES = (".json.gz", ".csv.gz", ".csv", ".zip", ".json", ".feather", ".parquet", ".pq")
 
 
@@ -123,6 +140,7 @@ def infer_from_name(path: Path) -> dict[str, str]:
         sym = split_pair(m.group("pair"))
         if sym:
             out["symbol"] = sym
+        out["pair"] = m.group("pair")
         if m.group("tf").endswith("mo"):
             raise DataError(
                 f"{path}: monthly candles ({m.group('tf')}) have no fixed length and cannot be "
@@ -134,16 +152,21 @@ def infer_from_name(path: Path) -> dict[str, str]:
         return out
     m = _FREQTRADE_NAME.match(stem)
     if m:
-        sym = f"{m.group('base').upper()}/{m.group('quote').upper()}"
+        sym: str | None = f"{m.group('base').upper()}/{m.group('quote').upper()}"
+        kind = m.group("rest")
         if m.group("settle"):
-            sym += f":{m.group('settle').upper()}"
-        kind = m.group("kind")
-        if kind not in (None, "spot", "futures"):
+            # freqtrade writes a settle currency only in futures names (BTC_USDT_USDT-1h-futures);
+            # without such a candle type, three parts (coinbase_BTC_USD-1d) are not a pair
+            derivative = kind in ("futures", *DERIVED_CANDLE_TYPES)
+            sym = f"{sym}:{m.group('settle').upper()}" if derivative else None
+        if kind in DERIVED_CANDLE_TYPES:
             raise DataError(
-                f"{path}: the name says these are {kind!r} candles (freqtrade's mark/index/"
-                "funding files), not traded prices. Import the spot or futures candle file."
+                f"{path}: the name says these are freqtrade {kind!r} candles (a mark price, "
+                "index, premium index or funding rate), not traded prices. Import the spot or "
+                "futures candle file (PAIR-TIMEFRAME.ext or PAIR-TIMEFRAME-futures.ext)."
             )
-        out["symbol"] = sym
+        if sym is not None:
+            out["symbol"] = sym
         out["timeframe"] = m.group("tf")
         out["kind"] = "freqtrade"
         ex = _exchange_from_folders(path)
@@ -265,9 +288,11 @@ def normalize_table(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     return pd.DataFrame({"time": _time_to_ms(sub["time"], path, str(time_col)), **values})
 
 
-def _first_line(path: Path, suffix: str) -> str:
+def _head(path: Path, suffix: str, n: int = 2) -> list[str]:
+    """The first ``n`` lines of a (zipped or gzipped) text file."""
     import gzip
     import io
+    import itertools
     import zipfile
 
     if suffix == ".zip":
@@ -279,39 +304,75 @@ def _first_line(path: Path, suffix: str) -> str:
                     "(a Binance public-data dump). Unzip it and import the CSV files."
                 )
             with zf.open(names[0]) as fh:
-                return io.TextIOWrapper(fh, encoding="utf-8", errors="replace").readline()
+                text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace")
+                return list(itertools.islice(text, n))
     opener = gzip.open if suffix.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        return fh.readline()
+        return list(itertools.islice(fh, n))
 
 
-def _read_csv(path: Path, suffix: str) -> tuple[pd.DataFrame, str]:
+#: Delimiters recognised besides the comma, and how they are named in notes.
+_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'"}
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+
+
+def sniff_delimiter(lines: list[str]) -> tuple[str, str]:
+    """``(delimiter, decimal)`` of a CSV from its first lines.
+
+    The comma unless the first line splits into more fields on ``;``, a tab or ``|``; with
+    another delimiter than the comma, numbers written with a decimal comma (``16500,25``,
+    as spreadsheets in many locales export them) are read as such.
+    """
+    first = lines[0] if lines else ""
+    best, fields = ",", first.count(",")
+    for d in _DELIMITERS:
+        if first.count(d) > fields:
+            best, fields = d, first.count(d)
+    decimal = "."
+    if best != ",":
+        cells = [c.strip().strip('"') for line in lines for c in line.split(best)]
+        if any(_DECIMAL_COMMA.match(c) for c in cells):
+            decimal = ","
+    return best, decimal
+
+
+def _read_csv(path: Path, suffix: str) -> tuple[pd.DataFrame, str, list[str]]:
     import pandas as pd
 
-    first = _first_line(path, suffix).strip()
+    lines = _head(path, suffix)
+    first = lines[0].strip() if lines else ""
     if not first:
         raise DataError(f"{path}: the file is empty. Give a file with candles.")
-    cells = [c.strip().strip('"') for c in first.split(",")]
+    sep, decimal = sniff_delimiter(lines)
+    notes = []
+    if sep != ",":
+        notes.append(
+            f"the file uses {_DELIMITERS[sep]} as delimiter"
+            + (" and a decimal comma" if decimal == "," else "")
+            + "; read as such"
+        )
+    cells = [c.strip().strip('"') for c in first.split(sep)]
     try:
-        float(cells[0])
+        float(cells[0].replace(",", ".") if decimal == "," else cells[0])
         has_header = False
     except ValueError:
         has_header = True
+    opts: dict[str, Any] = {"sep": sep, "decimal": decimal}
     if has_header:
-        df = pd.read_csv(path, skipinitialspace=True)
+        df = pd.read_csv(path, skipinitialspace=True, **opts)
         lower = [str(c).strip().lower() for c in df.columns]
         fmt = "binance-csv" if lower[: len(BINANCE_COLUMNS)] == list(BINANCE_COLUMNS) else "csv"
-        return normalize_table(df, path), fmt
+        return normalize_table(df, path), fmt, notes
     if len(cells) < 6:
         raise DataError(
             f"{path}: a CSV without a header needs at least 6 columns (open time, open, high, "
             f"low, close, volume, as in Binance dumps); the first line has {len(cells)}. Add a "
             "header row naming the columns."
         )
-    df = pd.read_csv(path, header=None, usecols=range(6))
+    df = pd.read_csv(path, header=None, usecols=range(6), **opts)
     df.columns = ["time", *OHLCV]
     fmt = "binance-csv" if len(cells) == len(BINANCE_COLUMNS) else "csv"
-    return normalize_table(df, path), fmt
+    return normalize_table(df, path), fmt, notes
 
 
 def _read_json(path: Path) -> tuple[pd.DataFrame, str]:
@@ -360,6 +421,12 @@ def read_candles(path: str | Path) -> tuple[pd.DataFrame, str]:
     DataError
         The file is missing, unreadable, of an unknown type or lacks the needed columns.
     """
+    frame, fmt, _ = read_candle_file(path)
+    return frame, fmt
+
+
+def read_candle_file(path: str | Path) -> tuple[pd.DataFrame, str, list[str]]:
+    """:func:`read_candles` plus notes on how the file was read (e.g. its delimiter)."""
     import pandas as pd
 
     path = Path(path)
@@ -370,15 +437,15 @@ def read_candles(path: str | Path) -> tuple[pd.DataFrame, str]:
         if suffix in (".csv", ".csv.gz", ".zip"):
             return _read_csv(path, suffix)
         if suffix in (".json", ".json.gz"):
-            return _read_json(path)
+            return (*_read_json(path), [])
         if suffix == ".feather":
             df = pd.read_feather(path)
             fmt = "freqtrade-feather" if "date" in df.columns else "feather"
-            return normalize_table(df, path), fmt
+            return normalize_table(df, path), fmt, []
         if suffix in (".parquet", ".pq"):
             df = pd.read_parquet(path)
             fmt = "freqtrade-parquet" if "date" in df.columns else "parquet"
-            return normalize_table(df, path), fmt
+            return normalize_table(df, path), fmt, []
     except DataError:
         raise
     except Exception as e:  # pandas, pyarrow, zip and json raise many kinds
@@ -410,25 +477,89 @@ def infer_timeframe(time_ms: Any) -> str | None:
         return None
 
 
+def _same_symbol(given: str, hints: dict[str, str]) -> bool:
+    """Whether ``--symbol`` agrees with the symbol (or raw Binance pair) of the file name."""
+    g = given.strip().upper()
+    if "symbol" in hints:
+        return g == hints["symbol"].upper()
+    if "pair" in hints:
+        return g.split(":")[0].replace("/", "") == hints["pair"].upper()
+    return True
+
+
+def check_name_agrees(
+    path: Path,
+    hints: dict[str, str],
+    symbol: str | None,
+    timeframe: str | None,
+    force: bool,
+    spacing: str | None = None,
+) -> list[str]:
+    """Refuse ``--symbol`` / ``--timeframe`` values that contradict the file name.
+
+    ``spacing`` (the most common candle spacing, when known) is named in the timeframe
+    message, so it says which of the two the data agrees with. Returns notes saying which
+    option overrode the name when ``force`` is set.
+
+    Raises
+    ------
+    DataError
+        Naming the file, both values and the two fixes (drop the option, or ``--force``).
+    """
+    notes = []
+    if symbol is not None and not _same_symbol(symbol, hints):
+        named = hints.get("symbol") or hints["pair"]
+        if not force:
+            raise DataError(
+                f"{path}: --symbol {symbol} contradicts the file name, which says {named}. "
+                f"Drop --symbol to import it as {named}, or add --force if the file really "
+                f"holds {symbol} candles."
+            )
+        notes.append(f"--symbol {symbol} overrides {named} of the file name (--force)")
+    if timeframe is not None and "timeframe" in hints:
+        named_tf = hints["timeframe"]
+        try:
+            same = normalize(named_tf) == normalize(timeframe)
+        except UserInputError:  # a monthly name: refused later with its own message
+            same = True
+        if not same:
+            if not force:
+                data = f" The candles are mostly {spacing} apart." if spacing else ""
+                raise DataError(
+                    f"{path}: --timeframe {timeframe} contradicts the file name, which says "
+                    f"{named_tf}.{data} Drop --timeframe to import it as {named_tf}, or add "
+                    f"--force if the file really holds {timeframe} candles."
+                )
+            notes.append(f"--timeframe {timeframe} overrides {named_tf} of the file name (--force)")
+    return notes
+
+
 def parse_file(
     path: str | Path,
     *,
     symbol: str | None = None,
     timeframe: str | None = None,
     exchange: str | None = None,
+    force: bool = False,
 ) -> ParsedFile:
     """Read ``path`` and settle its series key (options first, then name and folder, then data).
+
+    An option that contradicts the file name (``--symbol ETH/USDT`` for
+    ``BTCUSDT-1h-2023-01.csv``, ``--timeframe 5m`` for ``BTC_USDT-1h.feather``) is refused
+    unless ``force``.
 
     Raises
     ------
     DataError
-        Unreadable file, or a symbol / exchange that cannot be inferred (the message says
-        which option to give).
+        Unreadable file, an option contradicting the file name, or a symbol / exchange that
+        cannot be inferred (the message says which option to give).
     """
     path = Path(path)
     hints = infer_from_name(path)
-    frame, fmt = read_candles(path)
-    pf = ParsedFile(path, frame, fmt)
+    frame, fmt, read_notes = read_candle_file(path)
+    spacing = infer_timeframe(frame["time"].to_numpy())
+    override_notes = check_name_agrees(path, hints, symbol, timeframe, force, spacing)
+    pf = ParsedFile(path, frame, fmt, notes=[*read_notes, *override_notes])
     pf.symbol = symbol or hints.get("symbol")
     pf.exchange = exchange or hints.get("exchange")
     tf = timeframe or hints.get("timeframe")
@@ -458,12 +589,14 @@ def parse_file(
             "--exchange binance)."
         )
     pf.timeframe = normalize(tf)
-    spacing = infer_timeframe(frame["time"].to_numpy())
     if spacing is not None and timeframe_ms(spacing) > timeframe_ms(pf.timeframe):
         said = "--timeframe" if timeframe else "the file name"
+        fix = f"--timeframe {spacing}"
+        if "timeframe" in hints and not force:
+            fix += " --force"  # the name says otherwise: the option must overrule it
         raise DataError(
             f"{path}: {said} says {pf.timeframe} but the candles are mostly {spacing} apart. "
-            f"Give --timeframe {spacing} (or check the file)."
+            f"Give {fix} (or check the file)."
         )
     return pf
 
@@ -490,12 +623,15 @@ def prepare_import(
     exchange: str | None = None,
     repair: bool = False,
     max_jump: float | None = None,
+    force: bool = False,
 ) -> tuple[list[ParsedFile], list[SeriesImport]]:
     """Read and validate every file; nothing is written.
 
     Files of one (exchange, symbol, timeframe) are merged in the given order (a later file
     wins on a repeated timestamp) and validated again together, so a jump between files is
-    caught too.
+    caught too. ``max_jump`` None means the per-timeframe default
+    (:func:`datasets.schema.default_max_jump`); ``force`` lets ``symbol`` / ``timeframe``
+    overrule a file name that says otherwise.
 
     Raises
     ------
@@ -504,17 +640,23 @@ def prepare_import(
     """
     import pandas as pd
 
-    from datasets.schema import DEFAULT_MAX_JUMP, check_candles
+    from datasets.schema import check_candles, resolve_max_jump
 
-    mj = DEFAULT_MAX_JUMP if max_jump is None else max_jump
     if not paths:
         raise UserInputError("data import: give at least one file.")
-    parsed = [parse_file(p, symbol=symbol, timeframe=timeframe, exchange=exchange) for p in paths]
+    parsed = [
+        parse_file(p, symbol=symbol, timeframe=timeframe, exchange=exchange, force=force)
+        for p in paths
+    ]
     groups: dict[tuple[str, str, str], list[tuple[ParsedFile, pd.DataFrame, list[str]]]] = {}
     for pf in parsed:
         assert pf.exchange and pf.symbol and pf.timeframe
         clean, changes, _ = check_candles(
-            pf.frame, pf.timeframe, origin=str(pf.path), repair=repair, max_jump=mj
+            pf.frame,
+            pf.timeframe,
+            origin=str(pf.path),
+            repair=repair,
+            max_jump=resolve_max_jump(pf.timeframe, max_jump),
         )
         groups.setdefault((pf.exchange, pf.symbol, pf.timeframe), []).append((pf, clean, changes))
     series = []
@@ -526,7 +668,9 @@ def prepare_import(
             merged = pd.concat([f for _, f, _ in items], ignore_index=True)
             merged = merged.drop_duplicates("time", keep="last").sort_values("time", kind="stable")
             origin = " + ".join(str(pf.path) for pf, _, _ in items)
-            frame, more, _ = check_candles(merged, tf, origin=origin, repair=repair, max_jump=mj)
+            frame, more, _ = check_candles(
+                merged, tf, origin=origin, repair=repair, max_jump=resolve_max_jump(tf, max_jump)
+            )
             changes += more
         notes = [f"{pf.path.name}: {n}" for pf, _, _ in items for n in pf.notes]
         files = [pf.path for pf, _, _ in items]
@@ -542,20 +686,29 @@ def import_files(
     timeframe: str | None = None,
     exchange: str | None = None,
     repair: bool = False,
+    max_jump: float | None = None,
+    force: bool = False,
 ) -> list[tuple[SeriesImport, Any]]:
     """Validate all ``paths`` first, then write each series to ``catalog`` (``source="real"``).
+
+    ``max_jump`` (a fraction) replaces the per-timeframe extreme-jump threshold of
+    :func:`datasets.schema.default_max_jump`, for the files and for the seams with what is
+    stored; the catalog's own ``max_jump`` is not used here.
 
     Returns
     -------
     list of (SeriesImport, WriteReport)
     """
+    from datasets.schema import resolve_max_jump
+
     _, series = prepare_import(
         paths,
         symbol=symbol,
         timeframe=timeframe,
         exchange=exchange,
         repair=repair,
-        max_jump=getattr(catalog, "max_jump", None),
+        max_jump=max_jump,
+        force=force,
     )
     out = []
     for s in series:
@@ -567,6 +720,7 @@ def import_files(
             source="real",
             repair=repair,
             origin=" + ".join(str(p) for p in s.files),
+            max_jump=resolve_max_jump(s.timeframe, max_jump),
         )
         out.append((s, report))
     return out
@@ -580,17 +734,25 @@ def import_files(
     "--timeframe", default=None, help="Timeframe, e.g. 1m (default: from the name or the data)."
 )
 @click.option(
+    "--force",
+    is_flag=True,
+    help="Let --symbol / --timeframe overrule a file name that says otherwise.",
+)
+@click.option(
     "--repair",
     is_flag=True,
     help="Sort, de-duplicate and drop bad candles (each change is reported) instead of refusing.",
 )
+@max_jump_option
 @config_option
 def import_cmd(
     paths: tuple[str, ...],
     exchange: str | None,
     symbol: str | None,
     timeframe: str | None,
+    force: bool,
     repair: bool,
+    max_jump: float | None,
     config_path: str | None,
 ) -> None:
     """Import Binance, freqtrade or plain CSV candle files into the catalog.
@@ -601,12 +763,14 @@ def import_cmd(
     from rich.console import Console
 
     from datasets.catalog import Catalog
+    from datasets.catalog_cli import stored_in
+    from datasets.schema import configured_max_jump
     from gogo2.clikit import load
 
     settings = load(config_path)
     if timeframe is not None:
         timeframe = normalize(timeframe)
-    catalog = Catalog(settings.data.path, max_jump=settings.data.max_jump)
+    catalog = Catalog.from_settings(settings)
     out = Console(highlight=False, soft_wrap=True)
     results = import_files(
         catalog,
@@ -615,6 +779,8 @@ def import_cmd(
         timeframe=timeframe,
         exchange=exchange.strip().lower() if exchange else None,
         repair=repair,
+        max_jump=max_jump if max_jump is not None else configured_max_jump(settings.data),
+        force=force,
     )
     for s, report in results:
         out.print(
@@ -633,3 +799,4 @@ def import_cmd(
                 f"{format_time(b)} (not filled).",
                 markup=False,
             )
+    out.print(stored_in(catalog), markup=False)
