@@ -1,7 +1,8 @@
 """Download candles from an exchange through ccxt into the catalog.
 
     python cli.py data download --exchange binance --symbols BTC/USDT,ETH/USDT \\
-        --timeframes 1m,1h --from 2023-01-01 [--to 2024-01-01] [--repair] [--config PATH]
+        --timeframes 1m,1h --from 2023-01-01 [--to 2024-01-01] [--repair] [--max-jump 1.0] \\
+        [--config PATH]
 
 How it behaves:
 
@@ -14,14 +15,22 @@ How it behaves:
   stored candle when ``--from`` is earlier.
 * **Closed candles only**: ``--to`` is exclusive on open time; the still-open last candle
   (open time + timeframe > now) is dropped, so nothing partial is ever stored.
-* **Retries**: ``ccxt.NetworkError`` (timeouts, 5xx, DDoS protection, rate limits) is
-  retried ``exchange.retries`` times with exponential backoff starting at
-  ``exchange.backoff_s`` seconds; after that the run stops with
+* **Retries**: ``ccxt.NetworkError`` that may pass (timeouts, 5xx, DDoS protection, rate
+  limits, a dropped connection) is retried ``exchange.retries`` times with exponential
+  backoff starting at ``exchange.backoff_s`` seconds; after that the run stops with
   :class:`~gogo2.errors.ExchangeFetchError` (exit code 1), keeping what was already
   written. ccxt's own rate limiter is on (``enableRateLimit``).
+* **Fail fast on a network no retry can fix**: a host name that does not resolve (DNS; no
+  network at all looks like this), a connection refused by the host, an unreachable
+  network and TLS/certificate errors stop the run at the first attempt with
+  :class:`ExchangeUnreachableError`: one line naming the cause and the host (exit code 1:
+  the command was right, the machine's network or the exchange host is not).
 * **Errors that will not go away** (unknown exchange, symbol or timeframe, refused
-  credentials, other exchange errors) stop the run with one message naming the exchange
-  and the symbol (exit code 2).
+  credentials, other exchange errors) stop the run at the first attempt with one message
+  naming the exchange and the symbol (exit code 2: the input must change).
+* **Extreme jumps**: the threshold is ``--max-jump`` when given, else ``data.max_jump`` when
+  the configuration sets it, else the per-timeframe default of
+  :func:`datasets.schema.default_max_jump`.
 * **Writes**: rows are written in chunks of ``chunk_rows`` through ``Catalog.write`` with
   ``source="real"``; every write is atomic, and an interrupted run resumes where the last
   write ended. Validation is the catalog's: bad candles are refused unless ``--repair``.
@@ -35,6 +44,9 @@ ccxt at a mirror, a proxy or a local test server.
 
 from __future__ import annotations
 
+import errno
+import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,6 +55,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from datasets.catalog_cli import max_jump_option
 from gogo2.clikit import config_option
 from gogo2.errors import (
     ExchangeFetchError,
@@ -75,6 +88,91 @@ DEFAULT_PAGE_LIMITS: dict[str, int] = {
 FALLBACK_PAGE_LIMIT = 500
 DEFAULT_CHUNK_ROWS = 100_000
 API_URL_ENV = "GOGO2_EXCHANGE_API_URL"
+
+
+class ExchangeUnreachableError(ExchangeFetchError):
+    """The exchange cannot be reached for a reason a retry will not fix (exit code 1).
+
+    DNS failure, connection refused, unreachable network, TLS/certificate error.
+    ``cause`` is one of ``"dns"``, ``"refused"``, ``"unreachable"``, ``"tls"``.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+def _exception_chain(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and everything it wraps (``__cause__``, ``__context__``, urllib3's ``reason``)."""
+    todo: list[Any] = [err]
+    seen: set[int] = set()
+    while todo:
+        x = todo.pop(0)
+        if not isinstance(x, BaseException) or id(x) in seen:
+            continue
+        seen.add(id(x))
+        yield x
+        todo.extend([x.__cause__, x.__context__, getattr(x, "reason", None)])
+        todo.extend(a for a in x.args if isinstance(a, BaseException))
+
+
+def unfixable_network_cause(err: BaseException) -> tuple[str, str] | None:
+    """``(cause, description)`` when ``err`` is a network failure no retry can fix, else None.
+
+    Looks through the exceptions ccxt, requests and urllib3 wrap around the socket error:
+    a :class:`socket.gaierror` (DNS), :class:`ConnectionRefusedError`, an unreachable
+    network or host, or an :class:`ssl.SSLError` (TLS handshake or certificate).
+    """
+    for x in _exception_chain(err):
+        if isinstance(x, socket.gaierror):
+            reason = x.strerror or str(x)
+            return "dns", f"DNS lookup failed ({reason})"
+        if isinstance(x, ConnectionRefusedError):
+            return "refused", "connection refused (nothing listens on that host and port)"
+        if isinstance(x, OSError) and x.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "unreachable", f"network unreachable ({x.strerror or x})"
+        if isinstance(x, ssl.SSLError):
+            kind = "certificate" if isinstance(x, ssl.SSLCertVerificationError) else "handshake"
+            detail = getattr(x, "verify_message", None) or x.reason or str(x)
+            return "tls", f"TLS {kind} error ({detail})"
+    return None
+
+
+def _host_of(err: BaseException) -> str | None:
+    """The host:port of the url named in a ccxt error message ('binance GET https://...')."""
+    for word in str(err).split():
+        if "://" in word:
+            netloc = urlsplit(word).netloc
+            if netloc:
+                return netloc
+    return None
+
+
+def _unreachable(
+    err: BaseException, exchange: Any, symbol: str | None, timeframe: str | None
+) -> ExchangeUnreachableError | None:
+    found = unfixable_network_cause(err)
+    if found is None:
+        return None
+    cause, description = found
+    what = " ".join(x for x in (exchange.id, symbol, timeframe) if x)
+    host = _host_of(err)
+    fix = {
+        "dns": "Check the network connection and the host name",
+        "refused": "Check the host and port, or whether the service is running",
+        "unreachable": "Check the network connection",
+        "tls": "Check the system clock, any proxy intercepting TLS and the CA certificates",
+    }[cause]
+    if getattr(exchange, "api_url_override", None):
+        fix += f" (the host comes from --api-url / {API_URL_ENV})"
+    return ExchangeUnreachableError(
+        f"{what}: cannot reach {host or 'the exchange'}: {description}. Not retried (a retry "
+        f"cannot fix this): {fix.lower()[0]}{fix[1:]}. Candles fetched before are stored; run "
+        "the same command again to resume.",
+        cause,
+    )
 
 
 @dataclass
@@ -160,6 +258,7 @@ def override_api_urls(exchange: Any, base_url: str) -> None:
     urls = dict(exchange.urls)
     urls["api"] = rewrite(urls.get("api", {}))
     exchange.urls = urls
+    exchange.api_url_override = root  # named when the host cannot be reached
 
 
 def page_limit(exchange: Any) -> int:
@@ -218,9 +317,11 @@ def call_with_retry(
 ) -> Any:
     """Call ``fn``; retry ``ccxt.NetworkError`` with exponential backoff.
 
-    The delay before retry ``i`` (1-based) is ``backoff_s * 2 ** (i - 1)``. Permanent
-    ccxt errors become :class:`UserInputError`; a network error still failing after
-    ``retries`` retries becomes :class:`ExchangeFetchError`.
+    The delay before retry ``i`` (1-based) is ``backoff_s * 2 ** (i - 1)``. A network
+    failure no retry can fix (DNS, connection refused, unreachable network, TLS) raises
+    :class:`ExchangeUnreachableError` at once; permanent ccxt errors become
+    :class:`UserInputError`; a network error still failing after ``retries`` retries
+    becomes :class:`ExchangeFetchError`.
     """
     import ccxt
 
@@ -229,6 +330,9 @@ def call_with_retry(
         try:
             return fn()
         except ccxt.NetworkError as e:
+            unreachable = _unreachable(e, exchange, symbol, timeframe)
+            if unreachable is not None:
+                raise unreachable from None
             if attempt >= retries:
                 what = " ".join(x for x in (exchange.id, symbol, timeframe) if x)
                 raise ExchangeFetchError(
@@ -243,7 +347,10 @@ def call_with_retry(
                 on_retry(attempt, delay, e)
             sleep(delay)
         except ccxt.BaseError as e:
-            raise _translate(e, exchange, symbol, timeframe) from None
+            raise (
+                _unreachable(e, exchange, symbol, timeframe)
+                or _translate(e, exchange, symbol, timeframe)
+            ) from None
 
 
 # --------------------------------------------------------------------------- paging
@@ -385,6 +492,7 @@ def download_series(
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_retry: Callable[[int, float, Exception], None] | None = None,
+    max_jump: float | None = None,
 ) -> SeriesResult:
     """Download one series into ``catalog``; the rules are in the module docstring.
 
@@ -413,6 +521,9 @@ def download_series(
         ``progress(done_candles, total_candles)`` after every page.
     on_retry : callable, optional
         ``on_retry(attempt, delay_s, error)`` before each backoff sleep.
+    max_jump : float, optional
+        Extreme-jump threshold passed to ``Catalog.write``; None means the per-timeframe
+        default (:func:`datasets.schema.default_max_jump`), not the catalog's own.
 
     Returns
     -------
@@ -421,8 +532,9 @@ def download_series(
     """
     step = timeframe_ms(timeframe)
     now = int(now_ms if now_ms is not None else time.time() * 1000)
-    from datasets.schema import grid_offset_ms
+    from datasets.schema import grid_offset_ms, resolve_max_jump
 
+    mj = resolve_max_jump(timeframe, max_jump)
     off = grid_offset_ms(step)  # weekly candles open on Mondays
     current_open = ((now - off) // step) * step + off  # every candle before this one is closed
     stop = current_open if end is None else min(int(end), current_open)
@@ -449,6 +561,7 @@ def download_series(
             source="real",
             repair=repair,
             origin=origin,
+            max_jump=mj,
         )
         result.changes.extend(getattr(report, "changes", None) or [])
         buffer.clear()
@@ -595,6 +708,7 @@ def _describe(res: SeriesResult) -> list[str]:
     is_flag=True,
     help="Sort, de-duplicate and drop bad candles (each change is reported) instead of refusing.",
 )
+@max_jump_option
 @click.option("--api-url", default=None, envvar=API_URL_ENV, hidden=True)
 @config_option
 def download_cmd(
@@ -604,13 +718,15 @@ def download_cmd(
     start: str,
     end: str | None,
     repair: bool,
+    max_jump: float | None,
     api_url: str | None,
     config_path: str | None,
 ) -> None:
     """Download candles from an exchange through ccxt into the catalog.
 
-    Resumes after what is stored, skips the still-open candle, retries network errors
-    with backoff and reports gaps (never fills them).
+    Resumes after what is stored, skips the still-open candle, retries timeouts, 5xx and
+    rate limits with backoff, stops at once on DNS, refused-connection and TLS errors, and
+    reports gaps (never fills them).
     """
     from rich.console import Console
     from rich.progress import (
@@ -622,10 +738,13 @@ def download_cmd(
     )
 
     from datasets.catalog import Catalog
+    from datasets.catalog_cli import stored_in
+    from datasets.schema import configured_max_jump
     from gogo2.clikit import load
 
     settings = load(config_path)
     ex_cfg = settings.exchange
+    given_jump = max_jump if max_jump is not None else configured_max_jump(settings.data)
     syms = _split(symbols, "--symbols")
     tfs = [normalize(tf) for tf in _split(timeframes, "--timeframes")]
     t0 = parse_time(start, "--from")
@@ -653,7 +772,7 @@ def download_cmd(
         on_retry=on_retry,
     )
     check_request(exchange, syms, tfs)
-    catalog = Catalog(settings.data.path, max_jump=settings.data.max_jump)
+    catalog = Catalog.from_settings(settings)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -682,7 +801,9 @@ def download_cmd(
                     backoff_s=ex_cfg.backoff_s,
                     progress=advance,
                     on_retry=on_retry,
+                    max_jump=given_jump,
                 )
                 progress.remove_task(task)
                 for line in _describe(res):
                     out.print(line, markup=False)
+    out.print(stored_in(catalog), markup=False)
