@@ -25,7 +25,7 @@ max_jump_option = click.option(
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     metavar="FRACTION",
-    help="Largest accepted close-to-close move, e.g. 1.0 for 100 % (default: data.max_jump if "
+    help="Largest accepted close-to-close move as a fraction, 1.0 = 100% (default: data.max_jump if "
     "set, else 0.5 up to 1h, 0.75 up to 4h, 1.0 up to 1d, 2.0 above).",
 )
 

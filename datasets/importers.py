@@ -480,10 +480,14 @@ def infer_timeframe(time_ms: Any) -> str | None:
 def _same_symbol(given: str, hints: dict[str, str]) -> bool:
     """Whether ``--symbol`` agrees with the symbol (or raw Binance pair) of the file name."""
     g = given.strip().upper()
+    if hints.get("kind") == "binance":
+        # spot and USD-M futures dumps share the name BTCUSDT-1h-...: the settle part is free
+        g = g.split(":")[0]
+        if "symbol" in hints:
+            return g == hints["symbol"].upper()
+        return g.replace("/", "") == hints["pair"].upper()
     if "symbol" in hints:
         return g == hints["symbol"].upper()
-    if "pair" in hints:
-        return g.split(":")[0].replace("/", "") == hints["pair"].upper()
     return True
 
 

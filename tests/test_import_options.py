@@ -58,6 +58,13 @@ def test_agreeing_options_need_no_force(tmp_path) -> None:
     binance_rows(candles(10, step=HOUR)).to_csv(path, header=False, index=False)
     pf = parse_file(path, symbol="btc/usdt", timeframe="60m")  # same symbol and length
     assert (pf.symbol, pf.timeframe, pf.notes) == ("btc/usdt", "1h", [])
+    # Binance futures dumps carry the same name as spot ones: a settle currency is no conflict
+    assert parse_file(path, symbol="BTC/USDT:USDT").symbol == "BTC/USDT:USDT"
+    # but a freqtrade futures name does say futures
+    fut = tmp_path / "BTC_USDT_USDT-1h-futures.feather"
+    freqtrade_frame(candles(10, step=HOUR)).to_feather(fut)
+    with pytest.raises(DataError, match="which says BTC/USDT:USDT"):
+        parse_file(fut, symbol="BTC/USDT", exchange="binance")
     # an unknown quote currency: the raw pair of the name is compared
     odd = tmp_path / "ABCXYZ-1h-2023-01.csv"
     binance_rows(candles(10, step=HOUR)).to_csv(odd, header=False, index=False)
