@@ -486,7 +486,7 @@ def check_candles(
         for d in DEFECTS:
             if report.count(d):
                 at = format_time(int(report.time[report.masks[d]].min()))
-                parts.append(f"{report.count(d)} with {_DEFECT_TEXT[d]}, first at {at}")
+                parts.append(f"{_DEFECT_TEXT[d]}: {report.count(d)} row(s), first at {at}")
         msg = (
             f"{origin}: {report.n_bad} bad candle row(s) out of {report.n_rows} "
             f"({'; '.join(parts)}); first bad timestamp {first} UTC. Nothing was stored. "
@@ -500,7 +500,7 @@ def check_candles(
         raise CandleValidationError(
             f"{origin}: {pj.size} close-to-close jump(s) above max_jump={max_jump} that persist "
             f"(first at {format_time(int(pj.min()))} UTC); repair cannot tell them from a real "
-            "move or a unit change. Nothing was stored. Check the source; "
+            "move or a unit change. Nothing was stored. Check the source. "
             + jump_hint(report, timeframe, only=report.persistent_jumps)
         )
     changes: list[str] = []

@@ -192,7 +192,7 @@ def test_a_57_percent_day_is_accepted_by_the_daily_default(tmp_path) -> None:
     with pytest.raises(CandleValidationError) as err:
         import_files(cat, [hpath], exchange="coinbase")
     msg = str(err.value)
-    assert "1 with extreme close-to-close jumps" in msg
+    assert "extreme close-to-close jumps: 1 row(s)" in msg
     assert f"The largest move is +57.0% (at {format_time(T0 + 3 * HOUR)} UTC)" in msg
     assert "now 0.5 for 1h" in msg and "--max-jump 0.60" in msg and "data.max_jump" in msg
     [(_, report)] = import_files(cat, [hpath], exchange="coinbase", max_jump=0.6)

@@ -253,7 +253,9 @@ def test_high_inside_the_range_but_below_the_body_is_refused_by_name() -> None:
     with pytest.raises(CandleValidationError) as err:
         check_candles(df, "1m", origin="x.csv")
     msg = str(err.value)
-    assert "1 with high below the body (high < max(open, close)), first at 2023-01-01 00:00" in msg
+    assert (
+        "high below the body (high < max(open, close)): 1 row(s), first at 2023-01-01 00:00" in msg
+    )
     assert "low above" not in msg
 
 
@@ -266,7 +268,7 @@ def test_low_inside_the_range_but_above_the_body_is_refused_by_name() -> None:
     with pytest.raises(CandleValidationError) as err:
         check_candles(df, "1m", origin="x.csv")
     msg = str(err.value)
-    assert "1 with low above the body (low > min(open, close)), first at 2023-01-01 00:00" in msg
+    assert "low above the body (low > min(open, close)): 1 row(s), first at 2023-01-01 00:00" in msg
     assert "high below" not in msg
 
 
@@ -322,7 +324,7 @@ def test_real_sized_daily_jump_passes_at_the_1d_default_and_the_hint_names_the_f
     with pytest.raises(CandleValidationError) as err:
         check_candles(df, "1d", origin="coinbase.csv", max_jump=0.5)
     msg = str(err.value)
-    assert "1 with extreme close-to-close jumps" in msg
+    assert "extreme close-to-close jumps: 1 row(s)" in msg
     assert f"The largest move is +57.0% (at {format_time(T0 + 3 * 86_400_000)} UTC)" in msg
     # the suggested threshold is the move rounded up to the next 0.05: 0.57 -> 0.60
     assert "pass --max-jump 0.60 to data import / data download" in msg
