@@ -1,15 +1,71 @@
-"""``cli.py data list``: what the catalog holds.
+"""``cli.py data list``: what the catalog holds; and what the data commands share.
 
 A table of exchange, symbol, timeframe, first and last candle (UTC open times), rows, gaps
 (events / missing candles) and whether the series is real exchange data or the generated
-synthetic sample. Derived timeframes cached by the catalog are shown too, marked derived.
+synthetic sample, under the resolved catalog path. Derived timeframes cached by the catalog
+are shown too, marked derived. An ``--exchange`` that is neither stored nor a ccxt exchange
+id is refused (exit code 2) with the closest name.
+
+``data import`` and ``data download`` take their ``--max-jump`` option from here and end
+with the :func:`stored_in` line.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
 
 from gogo2.clikit import config_option, load
+
+max_jump_option = click.option(
+    "--max-jump",
+    "max_jump",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="FRACTION",
+    help="Largest accepted close-to-close move as a fraction, 1.0 = 100% (default: data.max_jump if "
+    "set, else 0.5 up to 1h, 0.75 up to 4h, 1.0 up to 1d, 2.0 above).",
+)
+
+
+def catalog_path(catalog: Any) -> Path:
+    """The catalog's root directory, resolved (absolute, symlinks followed)."""
+    return Path(catalog.root).resolve()
+
+
+def stored_in(catalog: Any) -> str:
+    """``"stored in <resolved catalog path>"``, the last line of import and download."""
+    return f"stored in {catalog_path(catalog)}"
+
+
+def check_exchange_name(exchange: str, stored: set[str]) -> None:
+    """Refuse an exchange name that is neither in the catalog nor a ccxt exchange id.
+
+    ``synthetic`` (the generated sample) is always a valid name. ccxt is imported only
+    when ``exchange`` is neither stored nor ``synthetic``.
+
+    Raises
+    ------
+    UserInputError
+        With the closest stored or ccxt name.
+    """
+    stored = stored | {"synthetic"}
+    if exchange in stored:
+        return
+    import ccxt
+
+    from gogo2.errors import UserInputError, did_you_mean
+
+    if exchange in ccxt.exchanges:
+        return
+    hint = did_you_mean(exchange, stored) or did_you_mean(exchange, set(ccxt.exchanges))
+    have = ", ".join(sorted(stored - {"synthetic"})) or "none"
+    raise UserInputError(
+        f"--exchange {exchange!r} is not an exchange: neither stored in the catalog nor a ccxt "
+        f"exchange id.{hint} Stored exchanges: {have}."
+    )
 
 
 @click.command("list")
@@ -44,10 +100,14 @@ def list_cmd(
     if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
         console = Console(width=160)
     tf = normalize(timeframe) if timeframe else None
-    everything = [s for s in catalog.coverage() if derived or not s.derived]
+    exchange = exchange.strip().lower() if exchange else None
+    stored = catalog.coverage()
+    everything = [s for s in stored if derived or not s.derived]
+    if exchange:
+        check_exchange_name(exchange, {s.exchange for s in stored})
     if not everything:
         click.echo(
-            f"The catalog at {settings.data.path} is empty.\n"
+            f"The catalog at {catalog_path(catalog)} is empty.\n"
             "Get candles with:\n"
             "  python cli.py data download --exchange binance --symbols BTC/USDT "
             "--timeframes 1m --from 2024-01-01\n"
@@ -66,9 +126,7 @@ def list_cmd(
     if not rows:
         hints = []
         if exchange and exchange not in {s.exchange for s in everything}:
-            hints.append(
-                f"exchange {exchange!r}.{did_you_mean(exchange, {s.exchange for s in everything})}"
-            )
+            hints.append(f"series of exchange {exchange!r} are stored.")
         if symbol and symbol not in {s.symbol for s in everything}:
             hints.append(
                 f"symbol {symbol!r}.{did_you_mean(symbol, {s.symbol for s in everything})}"
@@ -76,11 +134,12 @@ def list_cmd(
         detail = (" No " + " No ".join(hints)) if hints else ""
         click.echo(
             f"No stored series match the filters.{detail} "
-            "Run `python cli.py data list` without filters to see everything."
+            "Run `python cli.py data list` without filters to see everything.\n"
+            f"Catalog: {catalog_path(catalog)}"
         )
         return
     table = Table(
-        title=f"Catalog {settings.data.path}",
+        title="Stored series",
         caption="gaps: gap events / missing candles (reported, never filled)",
         header_style="bold",
     )
@@ -110,6 +169,9 @@ def list_cmd(
             style=style,
         )
     console.print(table)
+    console.print(
+        f"catalog: {catalog_path(catalog)}", markup=False, highlight=False, soft_wrap=True
+    )
     if any(s.source == "synthetic" for s in rows):
         console.print(
             "[yellow]synthetic[/] rows are generated sample data, not exchange prices: "

@@ -1,7 +1,8 @@
 """Download candles from an exchange through ccxt into the catalog.
 
     python cli.py data download --exchange binance --symbols BTC/USDT,ETH/USDT \\
-        --timeframes 1m,1h --from 2023-01-01 [--to 2024-01-01] [--repair] [--config PATH]
+        --timeframes 1m,1h --from 2023-01-01 [--to 2024-01-01] [--repair] [--max-jump 1.0] \\
+        [--config PATH]
 
 How it behaves:
 
@@ -14,14 +15,22 @@ How it behaves:
   stored candle when ``--from`` is earlier.
 * **Closed candles only**: ``--to`` is exclusive on open time; the still-open last candle
   (open time + timeframe > now) is dropped, so nothing partial is ever stored.
-* **Retries**: ``ccxt.NetworkError`` (timeouts, 5xx, DDoS protection, rate limits) is
-  retried ``exchange.retries`` times with exponential backoff starting at
-  ``exchange.backoff_s`` seconds; after that the run stops with
+* **Retries**: ``ccxt.NetworkError`` that may pass (timeouts, 5xx, DDoS protection, rate
+  limits, a dropped connection) is retried ``exchange.retries`` times with exponential
+  backoff starting at ``exchange.backoff_s`` seconds; after that the run stops with
   :class:`~gogo2.errors.ExchangeFetchError` (exit code 1), keeping what was already
   written. ccxt's own rate limiter is on (``enableRateLimit``).
+* **Fail fast on a network no retry can fix**: a host name that does not resolve (DNS; no
+  network at all looks like this), a connection refused by the host, an unreachable
+  network and TLS/certificate errors stop the run at the first attempt with
+  :class:`ExchangeUnreachableError`: one line naming the cause and the host (exit code 1:
+  the command was right, the machine's network or the exchange host is not).
 * **Errors that will not go away** (unknown exchange, symbol or timeframe, refused
-  credentials, other exchange errors) stop the run with one message naming the exchange
-  and the symbol (exit code 2).
+  credentials, other exchange errors) stop the run at the first attempt with one message
+  naming the exchange and the symbol (exit code 2: the input must change).
+* **Extreme jumps**: the threshold is ``--max-jump`` when given, else ``data.max_jump`` when
+  the configuration sets it, else the per-timeframe default of
+  :func:`datasets.schema.default_max_jump`.
 * **Writes**: rows are written in chunks of ``chunk_rows`` through ``Catalog.write`` with
   ``source="real"``; every write is atomic, and an interrupted run resumes where the last
   write ended. Validation is the catalog's: bad candles are refused unless ``--repair``.
@@ -31,6 +40,9 @@ How it behaves:
 ``--api-url URL`` (hidden; also the environment variable ``GOGO2_EXCHANGE_API_URL``)
 replaces the scheme and host of every REST url of the exchange, keeping each path, to point
 ccxt at a mirror, a proxy or a local test server.
+
+The ccxt client (creation, url override, page size, retries, error translation) lives in
+:mod:`datasets.exchange_client`; its names are re-exported here.
 """
 
 from __future__ import annotations
@@ -39,42 +51,31 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import click
 
-from gogo2.clikit import config_option
-from gogo2.errors import (
-    ExchangeFetchError,
-    UnknownNameError,
-    UserInputError,
-    did_you_mean,
+from datasets.catalog_cli import max_jump_option
+from datasets.exchange_client import (  # noqa: F401  (re-exported: the client API)
+    API_URL_ENV,
+    DEFAULT_PAGE_LIMITS,
+    FALLBACK_PAGE_LIMIT,
+    ExchangeUnreachableError,
+    _translate,
+    call_with_retry,
+    make_exchange,
+    override_api_urls,
+    page_limit,
+    unfixable_network_cause,
 )
+from gogo2.clikit import config_option
+from gogo2.errors import ExchangeFetchError, UnknownNameError, UserInputError
 from gogo2.timeframes import format_time, normalize, parse_time, timeframe_ms
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from gogo2.config import ExchangeConfig
-
-#: Page sizes of exchanges whose ccxt class does not declare ``features[...]['fetchOHLCV']['limit']``.
-DEFAULT_PAGE_LIMITS: dict[str, int] = {
-    "binance": 1000,
-    "binanceus": 1000,
-    "binanceusdm": 1500,
-    "binancecoinm": 1500,
-    "bybit": 1000,
-    "okx": 300,
-    "kraken": 720,
-    "coinbase": 300,
-    "kucoin": 1500,
-    "bitfinex": 10000,
-    "gate": 1000,
-}
-FALLBACK_PAGE_LIMIT = 500
 DEFAULT_CHUNK_ROWS = 100_000
-API_URL_ENV = "GOGO2_EXCHANGE_API_URL"
 
 
 @dataclass
@@ -97,153 +98,6 @@ class SeriesResult:
     #: (last candle received, end of the range, candles missing) when the exchange sent
     #: nothing for the end of the range (an ongoing outage, or a delisted market)
     tail_missing: tuple[int, int, int] | None = None
-
-
-# --------------------------------------------------------------------------- exchange
-def make_exchange(
-    name: str, settings: ExchangeConfig | None = None, api_url: str | None = None
-) -> Any:
-    """Create the ccxt client for ``name`` with rate limiting on.
-
-    Parameters
-    ----------
-    name : str
-        ccxt exchange id ('binance').
-    settings : gogo2.config.ExchangeConfig, optional
-        Timeout and rate-limit override; defaults to ``ExchangeConfig()``.
-    api_url : str, optional
-        Base url (``http://host:port``) replacing the host of every REST url.
-
-    Raises
-    ------
-    UnknownNameError
-        ``name`` is not a ccxt exchange id (the message suggests the closest one).
-    """
-    import ccxt
-
-    from gogo2.config import ExchangeConfig
-
-    settings = settings or ExchangeConfig()
-    ex_id = name.strip().lower()
-    if ex_id not in ccxt.exchanges:
-        raise UnknownNameError(
-            "exchange",
-            name,
-            ccxt.exchanges,
-            "Give a ccxt exchange id with --exchange (for example binance).",
-        )
-    config: dict[str, Any] = {"enableRateLimit": True, "timeout": settings.timeout_ms}
-    if settings.rate_limit_ms is not None:
-        config["rateLimit"] = settings.rate_limit_ms
-    exchange = getattr(ccxt, ex_id)(config)
-    if api_url:
-        override_api_urls(exchange, api_url)
-    return exchange
-
-
-def override_api_urls(exchange: Any, base_url: str) -> None:
-    """Point every REST url of ``exchange`` at ``base_url``, keeping the paths."""
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UserInputError(
-            f"--api-url {base_url!r} is not an http(s) url. Write it like http://127.0.0.1:8080."
-        )
-    root = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-
-    def rewrite(node: Any) -> Any:
-        if isinstance(node, str):
-            return f"{root}{urlsplit(node).path}" if "://" in node else node
-        if isinstance(node, dict):
-            return {k: rewrite(v) for k, v in node.items()}
-        return node
-
-    urls = dict(exchange.urls)
-    urls["api"] = rewrite(urls.get("api", {}))
-    exchange.urls = urls
-
-
-def page_limit(exchange: Any) -> int:
-    """Most candles one ``fetch_ohlcv`` call may return on ``exchange``."""
-    features = getattr(exchange, "features", None) or {}
-    for market_type in ("spot", "swap", "future"):
-        node = features.get(market_type) or {}
-        candidates = [node] + [v for v in node.values() if isinstance(v, dict)]
-        for cand in candidates:
-            limit = (cand.get("fetchOHLCV") or {}).get("limit") if isinstance(cand, dict) else None
-            if isinstance(limit, int) and limit > 0:
-                return limit
-    return DEFAULT_PAGE_LIMITS.get(exchange.id, FALLBACK_PAGE_LIMIT)
-
-
-def _translate(
-    err: Exception, exchange: Any, symbol: str | None, timeframe: str | None
-) -> Exception:
-    """Turn a permanent ccxt error into a UserInputError naming what was asked."""
-    import ccxt
-
-    what = f"{exchange.id}"
-    if symbol:
-        what += f" {symbol}"
-    if timeframe:
-        what += f" {timeframe}"
-    detail = str(err).strip()
-    if isinstance(err, ccxt.BadSymbol):
-        known = list(getattr(exchange, "symbols", None) or [])
-        return UserInputError(
-            f"{exchange.id} has no market {symbol!r}.{did_you_mean(symbol or '', known)} "
-            "Write the symbol as BASE/QUOTE exactly as the exchange lists it (for example "
-            f"BTC/USDT). Exchange said: {detail}"
-        )
-    if isinstance(err, (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended)):
-        return UserInputError(
-            f"{exchange.id} refused the request for {what}: {detail}. Candles need no key; "
-            "unset GOGO2_API_KEY / GOGO2_API_SECRET or fix them."
-        )
-    return UserInputError(
-        f"{exchange.id} rejected the request for {what}: {type(err).__name__}: {detail}. "
-        "Check the symbol, timeframe and dates."
-    )
-
-
-def call_with_retry(
-    fn: Callable[[], Any],
-    *,
-    exchange: Any,
-    retries: int,
-    backoff_s: float,
-    sleep: Callable[[float], None] = time.sleep,
-    symbol: str | None = None,
-    timeframe: str | None = None,
-    on_retry: Callable[[int, float, Exception], None] | None = None,
-) -> Any:
-    """Call ``fn``; retry ``ccxt.NetworkError`` with exponential backoff.
-
-    The delay before retry ``i`` (1-based) is ``backoff_s * 2 ** (i - 1)``. Permanent
-    ccxt errors become :class:`UserInputError`; a network error still failing after
-    ``retries`` retries becomes :class:`ExchangeFetchError`.
-    """
-    import ccxt
-
-    attempt = 0
-    while True:
-        try:
-            return fn()
-        except ccxt.NetworkError as e:
-            if attempt >= retries:
-                what = " ".join(x for x in (exchange.id, symbol, timeframe) if x)
-                raise ExchangeFetchError(
-                    f"{what}: still failing after {retries} retries ({type(e).__name__}: "
-                    f"{str(e).strip()[:200]}). Candles fetched before the failure are stored; "
-                    "run the same command again later to resume, or raise exchange.retries / "
-                    "exchange.backoff_s."
-                ) from None
-            delay = backoff_s * (2**attempt)
-            attempt += 1
-            if on_retry is not None:
-                on_retry(attempt, delay, e)
-            sleep(delay)
-        except ccxt.BaseError as e:
-            raise _translate(e, exchange, symbol, timeframe) from None
 
 
 # --------------------------------------------------------------------------- paging
@@ -385,6 +239,7 @@ def download_series(
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_retry: Callable[[int, float, Exception], None] | None = None,
+    max_jump: float | None = None,
 ) -> SeriesResult:
     """Download one series into ``catalog``; the rules are in the module docstring.
 
@@ -413,6 +268,9 @@ def download_series(
         ``progress(done_candles, total_candles)`` after every page.
     on_retry : callable, optional
         ``on_retry(attempt, delay_s, error)`` before each backoff sleep.
+    max_jump : float, optional
+        Extreme-jump threshold passed to ``Catalog.write``; None means the per-timeframe
+        default (:func:`datasets.schema.default_max_jump`), not the catalog's own.
 
     Returns
     -------
@@ -421,8 +279,9 @@ def download_series(
     """
     step = timeframe_ms(timeframe)
     now = int(now_ms if now_ms is not None else time.time() * 1000)
-    from datasets.schema import grid_offset_ms
+    from datasets.schema import grid_offset_ms, resolve_max_jump
 
+    mj = resolve_max_jump(timeframe, max_jump)
     off = grid_offset_ms(step)  # weekly candles open on Mondays
     current_open = ((now - off) // step) * step + off  # every candle before this one is closed
     stop = current_open if end is None else min(int(end), current_open)
@@ -449,6 +308,7 @@ def download_series(
             source="real",
             repair=repair,
             origin=origin,
+            max_jump=mj,
         )
         result.changes.extend(getattr(report, "changes", None) or [])
         buffer.clear()
@@ -595,6 +455,7 @@ def _describe(res: SeriesResult) -> list[str]:
     is_flag=True,
     help="Sort, de-duplicate and drop bad candles (each change is reported) instead of refusing.",
 )
+@max_jump_option
 @click.option("--api-url", default=None, envvar=API_URL_ENV, hidden=True)
 @config_option
 def download_cmd(
@@ -604,13 +465,15 @@ def download_cmd(
     start: str,
     end: str | None,
     repair: bool,
+    max_jump: float | None,
     api_url: str | None,
     config_path: str | None,
 ) -> None:
     """Download candles from an exchange through ccxt into the catalog.
 
-    Resumes after what is stored, skips the still-open candle, retries network errors
-    with backoff and reports gaps (never fills them).
+    Resumes after what is stored, skips the still-open candle, retries timeouts, 5xx and
+    rate limits with backoff, stops at once on DNS, refused-connection and TLS errors, and
+    reports gaps (never fills them).
     """
     from rich.console import Console
     from rich.progress import (
@@ -622,10 +485,13 @@ def download_cmd(
     )
 
     from datasets.catalog import Catalog
+    from datasets.catalog_cli import stored_in
+    from datasets.schema import configured_max_jump
     from gogo2.clikit import load
 
     settings = load(config_path)
     ex_cfg = settings.exchange
+    given_jump = max_jump if max_jump is not None else configured_max_jump(settings.data)
     syms = _split(symbols, "--symbols")
     tfs = [normalize(tf) for tf in _split(timeframes, "--timeframes")]
     t0 = parse_time(start, "--from")
@@ -653,7 +519,7 @@ def download_cmd(
         on_retry=on_retry,
     )
     check_request(exchange, syms, tfs)
-    catalog = Catalog(settings.data.path, max_jump=settings.data.max_jump)
+    catalog = Catalog.from_settings(settings)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -682,7 +548,9 @@ def download_cmd(
                     backoff_s=ex_cfg.backoff_s,
                     progress=advance,
                     on_retry=on_retry,
+                    max_jump=given_jump,
                 )
                 progress.remove_task(task)
                 for line in _describe(res):
                     out.print(line, markup=False)
+    out.print(stored_in(catalog), markup=False)

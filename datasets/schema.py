@@ -12,8 +12,9 @@ Defects found by :func:`validate` (each one makes a row *bad*):
 * ``nan``: a missing value in any of the six columns;
 * ``non_positive_price``: open, high, low or close ``<= 0``;
 * ``negative_volume``: volume ``< 0``;
-* ``high_below_body``: ``high < max(open, close)`` (or ``high < low``);
-* ``low_above_body``: ``low > min(open, close)``;
+* ``high_below_body``: ``high < max(open, close)``: the high is below the candle's body
+  (this also catches ``high < low`` whenever the low is not itself above the body);
+* ``low_above_body``: ``low > min(open, close)``: the low is above the candle's body;
 * ``duplicate``: a timestamp seen before (the *later* row of the input wins on repair);
 * ``unsorted``: a timestamp earlier than the one before it;
 * ``off_grid``: a timestamp not on the timeframe grid (``time % timeframe_ms != 0``; weekly
@@ -21,9 +22,12 @@ Defects found by :func:`validate` (each one makes a row *bad*):
 * ``zero_volume``: volume ``== 0``. Exchanges emit such placeholder candles (open = high =
   low = close = previous close) during outages; they are not trades, so they are refused like
   the other defects and dropped on repair, which turns them into ordinary gaps;
-* ``extreme_jump``: ``|close / previous close - 1| > max_jump`` (default 0.5, from
-  ``settings.data.max_jump``) between *consecutive* candles; a move across a gap (hours or
-  days without candles) is not a jump.
+* ``extreme_jump``: ``|close / previous close - 1| > max_jump`` between *consecutive*
+  candles; a move across a gap (hours or days without candles) is not a jump. The threshold
+  depends on the timeframe unless it is given (:func:`default_max_jump`: 0.5 up to 1h,
+  0.75 up to 4h, 1.0 up to 1d, 2.0 above), since a real move grows with the candle length:
+  a 50 % day is rare but happens, a 50 % minute is a bad print. ``--max-jump`` on the
+  import and download commands, or ``data.max_jump`` set in the configuration, replace it.
 
 Gaps (missing candles) are **not** defects: they are found by :func:`find_gaps` and
 reported, never filled.
@@ -32,7 +36,8 @@ Repair (``repair=True``) sorts by time, keeps the last of duplicate timestamps, 
 with any other defect and reports each change as one line of text. An isolated one-candle
 spike (a jump away and straight back) is dropped; a jump that persists (the price stays at the
 new level) cannot be told apart from a real move or a unit change, so it is refused even with
-``repair=True`` and the message says to check the source or raise ``data.max_jump``.
+``repair=True`` and the message says to check the source or raise the threshold
+(``--max-jump``, ``data.max_jump``).
 """
 
 from __future__ import annotations
@@ -52,6 +57,14 @@ COLUMNS: tuple[str, ...] = ("time", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 VALUE_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume")
 DEFAULT_MAX_JUMP = 0.5
+#: Default extreme-jump threshold by candle length: ``(largest timeframe in ms, threshold)``,
+#: first match wins; longer candles get :data:`MAX_JUMP_LONGEST`.
+MAX_JUMP_BY_TIMEFRAME: tuple[tuple[int, float], ...] = (
+    (3_600_000, 0.5),  # 1s .. 1h
+    (14_400_000, 0.75),  # up to 4h
+    (86_400_000, 1.0),  # up to 1d
+)
+MAX_JUMP_LONGEST = 2.0  # longer than a day (3d, 1w, ...)
 WEEK_MS = 604_800_000
 #: 1970-01-01 was a Thursday; weekly candles open on Monday 00:00 UTC (1970-01-05).
 WEEK_OFFSET_MS = 4 * 86_400_000
@@ -73,14 +86,46 @@ _DEFECT_TEXT = {
     "nan": "missing (NaN) values",
     "non_positive_price": "prices <= 0",
     "negative_volume": "negative volume",
-    "high_below_body": "high below max(open, close)",
-    "low_above_body": "low above min(open, close)",
+    "high_below_body": "high below the body (high < max(open, close))",
+    "low_above_body": "low above the body (low > min(open, close))",
     "duplicate": "duplicate timestamps",
     "unsorted": "unsorted timestamps",
     "off_grid": "timestamps off the timeframe grid",
     "zero_volume": "zero-volume placeholder candles",
     "extreme_jump": "extreme close-to-close jumps",
 }
+
+
+def default_max_jump(timeframe: str) -> float:
+    """The extreme-jump threshold used for ``timeframe`` when none is given.
+
+    0.5 (50 %) for candles up to 1h, 0.75 up to 4h, 1.0 up to 1d and 2.0 for longer ones
+    (see :data:`MAX_JUMP_BY_TIMEFRAME`).
+    """
+    tf_ms = timeframe_ms(timeframe)
+    for longest, threshold in MAX_JUMP_BY_TIMEFRAME:
+        if tf_ms <= longest:
+            return threshold
+    return MAX_JUMP_LONGEST
+
+
+def resolve_max_jump(timeframe: str, given: float | None = None) -> float:
+    """``given`` when set (a ``--max-jump`` flag or an explicit ``data.max_jump``), else the
+    per-timeframe default of :func:`default_max_jump`."""
+    if given is None:
+        return default_max_jump(timeframe)
+    if not given > 0:
+        raise DataError(f"--max-jump {given!r} must be a positive fraction, such as 0.8 for 80 %.")
+    return float(given)
+
+
+def configured_max_jump(data_config) -> float | None:
+    """``data.max_jump`` when the configuration sets it explicitly (a YAML file or
+    ``GOGO2__DATA__MAX_JUMP``), else None (the per-timeframe default applies)."""
+    fields_set = getattr(data_config, "model_fields_set", None)
+    if fields_set is None or "max_jump" in fields_set:
+        return getattr(data_config, "max_jump", None)
+    return None
 
 
 def arrow_schema():
@@ -133,6 +178,10 @@ class ValidationReport:
     time: np.ndarray
     gaps: list[tuple[int, int, int]] = field(default_factory=list)
     persistent_jumps: np.ndarray | None = None
+    #: ``close / previous close - 1`` at the rows flagged ``extreme_jump`` (NaN elsewhere)
+    jump_moves: np.ndarray | None = None
+    #: the threshold the jumps were measured against
+    max_jump: float = DEFAULT_MAX_JUMP
 
     @property
     def n_bad(self) -> int:
@@ -338,6 +387,12 @@ def validate(
     jump[keep[jump_sorted]] = True
     persistent = np.zeros(n, dtype=bool)
     persistent[keep[persistent_sorted]] = True
+    jump_moves = np.full(n, np.nan)
+    if jump_sorted.any():
+        ck = c[keep]
+        moves = np.full(ck.size, np.nan)
+        moves[1:] = ck[1:] / ck[:-1] - 1.0
+        jump_moves[keep[jump_sorted]] = moves[jump_sorted]
     masks["extreme_jump"] = jump
     drop = other | jump
     # gaps are those of the input's own timestamps (a bad row still marks its time as seen)
@@ -354,6 +409,33 @@ def validate(
         time=t,
         gaps=find_gaps(seen_t, tf_ms),
         persistent_jumps=persistent,
+        jump_moves=jump_moves,
+        max_jump=float(max_jump),
+    )
+
+
+def jump_hint(report: ValidationReport, timeframe: str, only: np.ndarray | None = None) -> str:
+    """How to accept the extreme jumps of ``report`` if they are real moves (one sentence)."""
+    import math
+
+    mask = report.masks["extreme_jump"] if only is None else only
+    all_moves = report.jump_moves if report.jump_moves is not None else np.full(mask.size, np.nan)
+    moves, times = all_moves[mask], report.time[mask]
+    known = ~np.isnan(moves)
+    moves, times = moves[known], times[known]
+    if moves.size:
+        i = int(np.argmax(np.abs(moves)))
+        largest = float(moves[i])
+        at = format_time(int(times[i]))
+        suggest = math.floor(abs(largest) * 20 + 1e-9) / 20 + 0.05
+        head = f"The largest move is {largest:+.1%} (at {at} UTC). "
+    else:
+        suggest = report.max_jump * 2
+        head = ""
+    return (
+        f"{head}If it is real, raise the threshold (now {report.max_jump:g} for {timeframe}): "
+        f"pass --max-jump {suggest:.2f} to data import / data download, or set data.max_jump "
+        "in the config."
     )
 
 
@@ -400,19 +482,26 @@ def check_candles(
         return frame.reset_index(drop=True), [], report
     first = format_time(report.first_bad_time())
     if not repair:
-        raise CandleValidationError(
+        parts = []
+        for d in DEFECTS:
+            if report.count(d):
+                at = format_time(int(report.time[report.masks[d]].min()))
+                parts.append(f"{_DEFECT_TEXT[d]}: {report.count(d)} row(s), first at {at}")
+        msg = (
             f"{origin}: {report.n_bad} bad candle row(s) out of {report.n_rows} "
-            f"({report.summary()}); first bad timestamp {first} UTC. Nothing was stored. "
-            "Fix the source, or pass --repair (repair=True) to sort, de-duplicate and drop the "
-            "bad rows."
+            f"({'; '.join(parts)}); first bad timestamp {first} UTC. Nothing was stored. "
+            "Fix the source, or pass --repair to sort, de-duplicate and drop the bad rows."
         )
+        if report.count("extreme_jump"):
+            msg += " " + jump_hint(report, timeframe)
+        raise CandleValidationError(msg)
     if report.persistent_jumps is not None and report.persistent_jumps.any():
         pj = report.time[report.persistent_jumps]
         raise CandleValidationError(
             f"{origin}: {pj.size} close-to-close jump(s) above max_jump={max_jump} that persist "
             f"(first at {format_time(int(pj.min()))} UTC); repair cannot tell them from a real "
-            "move or a unit change. Nothing was stored. Check the source, or raise data.max_jump "
-            "if the move is real."
+            "move or a unit change. Nothing was stored. Check the source. "
+            + jump_hint(report, timeframe, only=report.persistent_jumps)
         )
     changes: list[str] = []
     if report.count("unsorted"):

@@ -78,9 +78,54 @@ def test_filters(workdir: Path) -> None:
     assert "kraken" not in res.output and "ETH/USDT" in res.output
     res = run("--symbol", "BTC/USDT")
     assert "ETH/USDT" not in res.output and "kraken" in res.output
-    res = run("--exchange", "binanse")
+    # a ccxt exchange with nothing stored is no error
+    res = run("--exchange", "okx")
     assert res.exit_code == 0
-    assert "No stored series match" in res.output and "Did you mean 'binance'" in res.output
+    assert "No stored series match the filters. No series of exchange 'okx' are stored." in (
+        res.output
+    )
+
+
+def test_misspelt_exchange_exits_2_with_the_closest_name(
+    workdir: Path, capsys, monkeypatch
+) -> None:
+    import cli
+
+    cat = Catalog(workdir / "data")
+    cat.write(candles(10), "binance", "BTC/USDT", "1m")
+    assert cli.main(["data", "list", "--exchange", "binanse"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --exchange 'binanse' is not an exchange")
+    assert "Did you mean 'binance'?" in err and "Stored exchanges: binance." in err
+    assert len(err.strip().splitlines()) == 1
+    # a close ccxt id is found even when the catalog is empty
+    monkeypatch.setenv("GOGO2__DATA__DIR", str(workdir / "empty"))
+    assert cli.main(["data", "list", "--exchange", "krakn"]) == 2
+    assert "Did you mean 'kraken'?" in capsys.readouterr().err
+
+
+def test_stored_exchange_filter_does_not_import_ccxt(workdir: Path, monkeypatch) -> None:
+    import sys
+
+    Catalog(workdir / "data").write(candles(10), "binance", "BTC/USDT", "1m")
+    monkeypatch.setitem(sys.modules, "ccxt", None)  # any `import ccxt` now fails
+    res = run("--exchange", "binance")
+    assert res.exit_code == 0 and "BTC/USDT" in res.output
+    assert run("--exchange", "synthetic").exit_code == 0
+
+
+def test_list_prints_the_resolved_catalog_path(tmp_path: Path, monkeypatch) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GOGO2__DATA__DIR", str(link))
+    assert f"The catalog at {real} is empty." in run().output
+    Catalog(real).write(candles(10), "binance", "BTC/USDT", "1m")
+    out = run().output
+    assert f"catalog: {real}" in out.splitlines()
+    assert str(link) not in out
 
 
 def test_derived_rows_only_on_request(workdir: Path) -> None:

@@ -254,9 +254,16 @@ def test_unreadable_and_unknown_files(tmp_path) -> None:
 def test_timeframe_contradicting_the_data_is_refused(tmp_path) -> None:
     path = tmp_path / "BTCUSDT-1m-2023-01.csv"
     binance_rows(candles(30, step=3_600_000)).to_csv(path, header=False, index=False)
-    with pytest.raises(DataError, match=r"file name says 1m but the candles are mostly 1h apart"):
+    with pytest.raises(
+        DataError,
+        match=r"file name says 1m but the candles are mostly 1h apart\. Give --timeframe 1h --force",
+    ):
         parse_file(path)
-    assert parse_file(path, timeframe="1h").timeframe == "1h"
+    # the option contradicts the name: refused without --force, with the spacing named
+    with pytest.raises(DataError, match=r"says 1m\. The candles are mostly 1h apart\. Drop"):
+        parse_file(path, timeframe="1h")
+    pf = parse_file(path, timeframe="1h", force=True)
+    assert pf.timeframe == "1h" and any("--timeframe 1h overrides 1m" in n for n in pf.notes)
     with pytest.raises(DataError, match="monthly"):
         infer_from_name(Path("BTCUSDT-1mo-2023-01.csv"))
 

@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 from datasets.schema import (
     DEFECTS,
     check_candles,
+    configured_max_jump,
+    default_max_jump,
     find_gaps,
+    resolve_max_jump,
     to_frame,
     validate,
 )
@@ -232,3 +235,98 @@ def test_nic_btc_1h_real_defects(shared_datasets) -> None:
     out, changes, _ = check_candles(df, "1h", origin=str(path), repair=True)
     assert len(out) == len(df) - 4
     assert len(changes) == 1 and "4 row(s) with zero-volume" in changes[0]
+
+
+# --------------------------------------------------------------------------- body boundaries
+def _one_candle(o: float, h: float, lo: float, c: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"time": [T0], "open": [o], "high": [h], "low": [lo], "close": [c], "volume": [1.0]}
+    )
+
+
+def test_high_inside_the_range_but_below_the_body_is_refused_by_name() -> None:
+    # high 101 is above the low (99) but below the close (102): only the body rule can catch it
+    df = _one_candle(100.0, 101.0, 99.0, 102.0)
+    report = validate(to_frame(df), "1m")
+    assert report.masks["high_below_body"].tolist() == [True]
+    assert report.count("low_above_body") == 0 and report.n_bad == 1
+    with pytest.raises(CandleValidationError) as err:
+        check_candles(df, "1m", origin="x.csv")
+    msg = str(err.value)
+    assert (
+        "high below the body (high < max(open, close)): 1 row(s), first at 2023-01-01 00:00" in msg
+    )
+    assert "low above" not in msg
+
+
+def test_low_inside_the_range_but_above_the_body_is_refused_by_name() -> None:
+    # low 101 is below the high (103) but above the open (100)
+    df = _one_candle(100.0, 103.0, 101.0, 102.0)
+    report = validate(to_frame(df), "1m")
+    assert report.masks["low_above_body"].tolist() == [True]
+    assert report.count("high_below_body") == 0 and report.n_bad == 1
+    with pytest.raises(CandleValidationError) as err:
+        check_candles(df, "1m", origin="x.csv")
+    msg = str(err.value)
+    assert "low above the body (low > min(open, close)): 1 row(s), first at 2023-01-01 00:00" in msg
+    assert "high below" not in msg
+
+
+@pytest.mark.parametrize(
+    ("o", "h", "lo", "c"),
+    [
+        (100.0, 102.0, 100.0, 102.0),  # high = close, low = open: a full-body candle
+        (102.0, 102.0, 100.0, 100.0),  # the falling mirror
+        (100.0, 100.0, 100.0, 100.0),  # all four equal
+    ],
+)
+def test_extremes_equal_to_the_body_are_accepted(o, h, lo, c) -> None:
+    assert validate(to_frame(_one_candle(o, h, lo, c)), "1m").ok
+
+
+def test_cli_refusal_says_dash_dash_repair_not_the_python_keyword() -> None:
+    df = candles(10)
+    df.loc[3, "volume"] = 0.0
+    with pytest.raises(CandleValidationError) as err:
+        check_candles(df, "1m")
+    assert "pass --repair" in str(err.value) and "repair=True" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- jump thresholds
+@pytest.mark.parametrize(
+    ("tf", "want"),
+    [("1s", 0.5), ("1m", 0.5), ("1h", 0.5), ("2h", 0.75), ("4h", 0.75), ("12h", 1.0),
+     ("1d", 1.0), ("3d", 2.0), ("1w", 2.0)],
+)  # fmt: skip
+def test_default_max_jump_by_timeframe(tf: str, want: float) -> None:
+    assert default_max_jump(tf) == want
+    assert resolve_max_jump(tf) == want
+    assert resolve_max_jump(tf, 0.3) == 0.3  # a given threshold wins
+    with pytest.raises(DataError, match="--max-jump"):
+        resolve_max_jump(tf, 0.0)
+
+
+def test_configured_max_jump_only_when_set_explicitly() -> None:
+    from gogo2.config import DataConfig
+
+    assert configured_max_jump(DataConfig()) is None
+    assert configured_max_jump(DataConfig(max_jump=0.8)) == 0.8
+
+
+def test_real_sized_daily_jump_passes_at_the_1d_default_and_the_hint_names_the_fix() -> None:
+    # a +57 % day (as early exchange history has): 101 -> 158.57
+    df = candles(5, step=86_400_000)
+    df.loc[3, ["open", "close"]] = [df.close[2], df.close[2] * 1.57]
+    df.loc[3, "high"] = df.loc[3, "close"]
+    df.loc[4, ["open", "low"]] = [df.close[3], min(df.low[4], df.close[3])]
+    df.loc[4, ["high", "close"]] = [df.close[3] * 1.001, df.close[3]]
+    assert validate(to_frame(df), "1d", max_jump=default_max_jump("1d")).ok
+    with pytest.raises(CandleValidationError) as err:
+        check_candles(df, "1d", origin="coinbase.csv", max_jump=0.5)
+    msg = str(err.value)
+    assert "extreme close-to-close jumps: 1 row(s)" in msg
+    assert f"The largest move is +57.0% (at {format_time(T0 + 3 * 86_400_000)} UTC)" in msg
+    # the suggested threshold is the move rounded up to the next 0.05: 0.57 -> 0.60
+    assert "pass --max-jump 0.60 to data import / data download" in msg
+    assert "data.max_jump" in msg and "now 0.5 for 1d" in msg
+    assert validate(to_frame(df), "1d", max_jump=0.6).ok
