@@ -47,6 +47,7 @@ __all__ = [
     "trailing_window",
 ]
 
+_OPTIONAL_FIELDS = ("order_type", "price", "size", "sl", "tp", "trail")
 _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off"}
 _KINDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
@@ -404,31 +405,31 @@ class Strategy(ABC):
                 )
 
     def _check_signals(self, sig: Signals, bars: Bars) -> Signals:
+        """Check ``generate``'s output and return it in the engine's dtypes.
+
+        A wrong shape is a bug of the strategy (ValueError); a bad value (NaN exit, an
+        out-of-range order type, ...) is refused with the rules of ``engine.checks``
+        (UserInputError naming the field, bar, symbol and value), never cast.
+        """
+        from engine.checks import prepare_inputs
+
         shape = (bars.n, len(bars.symbols))
-
-        def fix(name: str, arr: np.ndarray | None, dtype: type) -> np.ndarray | None:
+        for name in ("entries", "exits", *_OPTIONAL_FIELDS):
+            arr = getattr(sig, name)
             if arr is None:
-                return None
-            a = np.asarray(arr)
-            if a.shape != shape:
+                continue
+            a = np.shape(arr)
+            if a != shape:
                 raise ValueError(
-                    f"{self.label()}.generate returned {name} of shape {a.shape}, expected {shape}"
+                    f"{self.label()}.generate returned {name} of shape {a}, expected {shape}"
                 )
-            return np.ascontiguousarray(a, dtype=dtype)
-
-        entries = fix("entries", sig.entries, np.int8)
-        exits = fix("exits", sig.exits, np.bool_)
-        assert entries is not None and exits is not None
-        return Signals(
-            entries=entries,
-            exits=exits,
-            order_type=fix("order_type", sig.order_type, np.int8),
-            price=fix("price", sig.price, np.float64),
-            size=fix("size", sig.size, np.float64),
-            sl=fix("sl", sig.sl, np.float64),
-            tp=fix("tp", sig.tp, np.float64),
-            trail=fix("trail", sig.trail, np.float64),
-        )
+        if sig.exits is None:
+            raise ValueError(f"{self.label()}.generate returned no exits; give a bool array")
+        try:
+            _, out = prepare_inputs(bars, sig, with_bars=False)
+        except UserInputError as e:
+            raise UserInputError(f"strategy {self.label()!r} generated bad signals: {e}") from None
+        return Signals(**out)
 
     # ------------------------------------------------------------------ helpers for subclasses
 
