@@ -174,6 +174,38 @@ class SimConfig:
             raise bad("allow_short", "true or false")
 
     @classmethod
+    def frictionless(cls, **overrides: Any) -> SimConfig:
+        """No fees, no slippage, no minimum notional, no lot rounding, all-in, long-only.
+
+        For comparing with engines or textbook results that ignore costs: every entry
+        buys with the whole equity (``size_type="percent"``, ``size=1.0``; an order is
+        reduced to fit the buying power, fee included, so ``size=1.0`` stays all-in when
+        fees are overridden), and a short entry only closes the long (``allow_short=False``).
+        Any field can be overridden, e.g. ``SimConfig.frictionless(cash=1.0)``.
+
+        Raises
+        ------
+        UnknownNameError
+            An override names no field of SimConfig.
+        """
+        values: dict[str, Any] = {
+            "fee_taker": 0.0,
+            "fee_maker": 0.0,
+            "slippage_bps": 0.0,
+            "min_notional": 0.0,
+            "lot_size": 0.0,
+            "size_type": "percent",
+            "size": 1.0,
+            "allow_short": False,
+        }
+        names = [f.name for f in fields(cls)]
+        for key, value in overrides.items():
+            if key not in names:
+                raise UnknownNameError("SimConfig field", key, names)
+            values[key] = value
+        return cls(**values)
+
+    @classmethod
     def from_settings(cls, backtest: BacktestConfig, **overrides: Any) -> SimConfig:
         """Build from the ``backtest`` section of the settings; ``None`` overrides are ignored.
 
