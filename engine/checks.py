@@ -292,6 +292,8 @@ _SIG_RULES = {
 
 
 def _where(bars: Bars, t: int, j: int) -> str:
+    if isinstance(bars, _Index):
+        return f"at row {t}, column {j}"
     return f"at {format_time(int(bars.time[t]))} UTC (bar open time, row {t}) for {bars.symbols[j]}"
 
 
