@@ -71,6 +71,16 @@ def bars_from_frames(frames: Mapping[str, Any], timeframe: str | None = None) ->
         time = parsed[symbols[0]][0]
     else:
         time = np.unique(np.concatenate([t for t, _ in parsed.values()]))
+        off = np.diff(time) % tf_ms != 0
+        if off.any():
+            i = int(np.argmax(off)) + 1
+            raise UserInputError(
+                f"the symbols' {tf} candles are not on one grid: {format_time(int(time[i - 1]))} "
+                f"and {format_time(int(time[i]))} UTC are both candle open times, "
+                f"{int(time[i] - time[i - 1]) // 1000} s apart, not a multiple of {tf}. Align the "
+                "frames' times (every symbol's candles open at the same moments) or build one "
+                "Bars per symbol."
+            )
     n, m = time.shape[0], len(symbols)
     out = {k: np.full((n, m), np.nan) for k in (*PRICE_NAMES, "volume")}
     for j, symbol in enumerate(symbols):

@@ -128,3 +128,10 @@ def test_spacing_must_fit_a_given_timeframe_and_symbols_must_agree() -> None:
         Bars.from_frame({"open": [1.0]}, "X")
     with pytest.raises(UserInputError, match="bad timeframe"):
         Bars.from_frame(frame(), "X", timeframe="1x")
+
+
+def test_symbols_on_offset_grids_are_refused() -> None:
+    a = frame(4)
+    b = frame(4, start="2024-01-01 00:30")  # hourly too, but half an hour off
+    with pytest.raises(UserInputError, match=r"not on one grid: 2024-01-01 00:00 and .*00:30"):
+        MultiBars.from_frames({"A": a, "B": b})
