@@ -6,7 +6,9 @@ builders. Arrays are plain numpy so numba kernels can take them as they are.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +54,28 @@ class Bars:
         """Time at which each candle's data becomes known (open time + one timeframe)."""
         return self.time + self.tf_ms
 
+    @classmethod
+    def from_frame(cls, df: Any, symbol: str, timeframe: str | None = None) -> Bars:
+        """Candles of one ``symbol`` from a pandas OHLCV frame.
+
+            bars = Bars.from_frame(df, symbol="BTC/USDT")  # timeframe from the spacing
+
+        ``df`` has columns open, high, low, close (any letter case; volume optional, NaN
+        when absent) and a DatetimeIndex or a time column (``time``, ``timestamp``, ``date``,
+        ``datetime`` or ``open_time``) of epoch milliseconds, datetimes or ISO text, the
+        candles' *open* times; times without a zone are UTC. ``timeframe`` defaults to the
+        smallest spacing between rows. Rules: :mod:`datasets.frames`.
+
+        Raises
+        ------
+        UserInputError
+            Missing column or times, unsorted or duplicate times, non-numeric prices,
+            spacing that does not fit the timeframe.
+        """
+        from datasets.frames import bars_from_frames
+
+        return bars_from_frames({symbol: df}, timeframe)
+
     def column(self, symbol: str) -> int:
         return self.symbols.index(symbol)
 
@@ -84,6 +108,21 @@ class MultiBars:
 
     base: str
     frames: dict[str, Bars]
+
+    @classmethod
+    def from_frames(cls, frames: Mapping[str, Any], timeframe: str | None = None) -> MultiBars:
+        """Several symbols' pandas OHLCV frames as one timeframe, on the union of their times.
+
+            data = MultiBars.from_frames({"BTC/USDT": btc, "ETH/USDT": eth})
+
+        A symbol without a candle at a time of the union gets NaN there (a missing bar).
+        Each frame follows :meth:`Bars.from_frame`; the timeframe, when not given, is the
+        smallest spacing of any frame.
+        """
+        from datasets.frames import bars_from_frames
+
+        bars = bars_from_frames(frames, timeframe)
+        return cls(bars.timeframe, {bars.timeframe: bars})
 
     @property
     def bars(self) -> Bars:

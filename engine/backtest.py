@@ -86,7 +86,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine import enums
+from engine import checks, enums
 from engine.signals import Signals
 from gogo2.errors import ConfigError, DataError, UnknownNameError, UserInputError
 
@@ -172,6 +172,38 @@ class SimConfig:
             raise bad("order_ttl", "a whole number of bars >= 0")
         if not isinstance(self.allow_short, bool | np.bool_):
             raise bad("allow_short", "true or false")
+
+    @classmethod
+    def frictionless(cls, **overrides: Any) -> SimConfig:
+        """No fees, no slippage, no minimum notional, no lot rounding, all-in, long-only.
+
+        For comparing with engines or textbook results that ignore costs: every entry
+        buys with the whole equity (``size_type="percent"``, ``size=1.0``; an order is
+        reduced to fit the buying power, fee included, so ``size=1.0`` stays all-in when
+        fees are overridden), and a short entry only closes the long (``allow_short=False``).
+        Any field can be overridden, e.g. ``SimConfig.frictionless(cash=1.0)``.
+
+        Raises
+        ------
+        UnknownNameError
+            An override names no field of SimConfig.
+        """
+        values: dict[str, Any] = {
+            "fee_taker": 0.0,
+            "fee_maker": 0.0,
+            "slippage_bps": 0.0,
+            "min_notional": 0.0,
+            "lot_size": 0.0,
+            "size_type": "percent",
+            "size": 1.0,
+            "allow_short": False,
+        }
+        names = [f.name for f in fields(cls)]
+        for key, value in overrides.items():
+            if key not in names:
+                raise UnknownNameError("SimConfig field", key, names)
+            values[key] = value
+        return cls(**values)
 
     @classmethod
     def from_settings(cls, backtest: BacktestConfig, **overrides: Any) -> SimConfig:
@@ -345,10 +377,6 @@ class BacktestResult:
         return float(e[-1]) if e.shape[0] else self.config.cash
 
 
-_PLACEHOLDER_F = np.full((1, 1), np.nan)
-_PLACEHOLDER_I = np.zeros((1, 1), dtype=np.int8)
-
-
 def allocate_outputs(n: int, m: int, entries: np.ndarray) -> tuple[np.ndarray, ...]:
     """Output buffers of ``nb.simulate_nb`` for ``n`` bars x ``m`` symbols.
 
@@ -386,9 +414,9 @@ def simulate(
     Raises
     ------
     DataError
-        The candles are inconsistent (partial NaN, low/high not bounding open/close).
+        A candle is partly NaN, not finite, not > 0, or its low/high do not bound it.
     UserInputError
-        The signals have the wrong shape, type or values.
+        The signals have the wrong shape, type or values (rules in ``engine.checks``).
     """
     from datasets.bars import Bars, MultiBars
     from engine import nb
@@ -407,23 +435,8 @@ def simulate(
         raise DataError("the bars hold no candles; widen the time range or download data first.")
 
     time = np.ascontiguousarray(bars.time, dtype=np.int64)
-    ohlc = []
-    for name in ("open", "high", "low", "close"):
-        a = np.ascontiguousarray(getattr(bars, name), dtype=np.float64)
-        if a.shape != (n, m):
-            raise DataError(
-                f"bars.{name} has shape {a.shape}; expected ({n}, {m}) (bars x symbols)."
-            )
-        ohlc.append(a)
-    bad_t, bad_j = nb.check_bars_nb(*ohlc)
-    if bad_t >= 0:
-        vals = ", ".join(f"{k}={a[bad_t, bad_j]}" for k, a in zip("ohlc", ohlc, strict=True))
-        raise DataError(
-            f"candle of {bars.symbols[bad_j]} at row {bad_t} is inconsistent ({vals}): "
-            "a candle must be all NaN or have low <= open, close <= high. Re-import or repair it."
-        )
-
-    sig = _prepare_signals(signals, n, m)
+    ohlc, checked = checks.prepare_inputs(bars, signals)  # one pass; rules in engine.checks
+    sig = checks.kernel_signals(checked)
     params = cfg.to_params(int(warmup), int(bars.tf_ms))
 
     fills, trades, equity, cash, positions, counters = allocate_outputs(n, m, sig["entries"])
@@ -467,103 +480,4 @@ def simulate(
     )
 
 
-def _prepare_signals(signals: Signals, n: int, m: int) -> dict[str, np.ndarray]:
-    """Check the signals and convert them to the kernel's fixed dtypes and layouts."""
-    if not isinstance(signals, Signals):
-        raise UserInputError(
-            f"signals must be an engine.signals.Signals, not {type(signals).__name__}."
-        )
-
-    def arr(name: str, dtype: type) -> np.ndarray | None:
-        a = getattr(signals, name)
-        if a is None:
-            return None
-        a = np.asarray(a)
-        if a.shape != (n, m):
-            raise UserInputError(
-                f"signals.{name} has shape {a.shape}; expected ({n}, {m}) to match the bars "
-                "(rows = base-timeframe bars, columns = symbols)."
-            )
-        if dtype is np.float64 and not np.issubdtype(a.dtype, np.number):
-            raise UserInputError(f"signals.{name} has dtype {a.dtype}; give float values.")
-        return np.ascontiguousarray(a, dtype=dtype)
-
-    raw_entries = np.asarray(signals.entries)
-    if raw_entries.dtype.kind not in "biuf":
-        raise UserInputError(
-            f"signals.entries has dtype {raw_entries.dtype}; give int8 values +1, -1 or 0."
-        )
-    if raw_entries.dtype.kind != "b" and raw_entries.size:
-        lo, hi = raw_entries.min(), raw_entries.max()
-        ok = lo >= -1 and hi <= 1
-        if ok and raw_entries.dtype.kind == "f":
-            ok = bool(np.all(raw_entries == np.round(raw_entries)))  # also rejects NaN
-        if not ok:
-            valid = np.isin(raw_entries, (-1, 0, 1))
-            bad = raw_entries[~valid].flat[0]
-            raise UserInputError(
-                f"signals.entries holds {bad!r}; allowed values are +1 (long), -1 (short), 0."
-            )
-    entries = arr("entries", np.int8)
-    if entries is None:
-        raise UserInputError("signals.entries is required.")
-    exits_raw = signals.exits
-    if exits_raw is None:
-        exits = np.zeros((n, m), dtype=np.bool_)
-    else:
-        exits = arr("exits", np.bool_)
-    order_type = arr("order_type", np.int8)
-    price = arr("price", np.float64)
-    size = arr("size", np.float64)
-    sl = arr("sl", np.float64)
-    tp = arr("tp", np.float64)
-    trail = arr("trail", np.float64)
-
-    details = (order_type, size, sl, tp, trail)
-    rows = np.nonzero(entries) if any(a is not None for a in details) else None
-    if order_type is not None and rows is not None:
-        ot = order_type[rows]
-        bad = ~np.isin(ot, (enums.MARKET, enums.LIMIT, enums.STOP))
-        if bad.any():
-            raise UserInputError(
-                f"signals.order_type holds {int(ot[bad][0])}; use MARKET (0), LIMIT (1) or STOP (2)."
-            )
-        resting = ot != enums.MARKET
-        if resting.any():
-            if price is None:
-                raise UserInputError(
-                    "signals.order_type asks for LIMIT/STOP entries but signals.price is None; "
-                    "give the limit/stop price of each such entry."
-                )
-            px = price[rows][resting]
-            if not (np.isfinite(px) & (px > 0)).all():
-                bad_px = px[~(np.isfinite(px) & (px > 0))][0]
-                raise UserInputError(
-                    f"signals.price is {bad_px} on a LIMIT/STOP entry; it must be a finite price > 0."
-                )
-    for name, a in (("size", size), ("sl", sl), ("tp", tp), ("trail", trail)):
-        if a is None or rows is None:
-            continue
-        v = a[rows]
-        ok = np.isnan(v) | (np.isfinite(v) & (v > 0))
-        if not ok.all():
-            raise UserInputError(
-                f"signals.{name} is {v[~ok][0]} on an entry row; it must be > 0 (or NaN for the default)."
-            )
-
-    flags = np.zeros(enums.N_FLAGS, dtype=np.int8)
-    out: dict[str, np.ndarray] = {"entries": entries, "exits": exits, "flags": flags}
-    for flag, name, a in (
-        (enums.F_ORDER_TYPE, "order_type", order_type),
-        (enums.F_PRICE, "price", price),
-        (enums.F_SIZE, "size", size),
-        (enums.F_SL, "sl", sl),
-        (enums.F_TP, "tp", tp),
-        (enums.F_TRAIL, "trail", trail),
-    ):
-        if a is None:
-            out[name] = _PLACEHOLDER_I if name == "order_type" else _PLACEHOLDER_F
-        else:
-            out[name] = a
-            flags[flag] = 1
-    return out
+_prepare_signals = checks.prepare_signals  # signals alone, laid out for the kernel

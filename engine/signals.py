@@ -21,20 +21,29 @@ STOP = 2
 class Signals:
     """Order intents.
 
-    entries : int8
+    Every field is checked by ``simulate`` and ``Strategy.signals`` (``engine.checks``) and
+    refused, never cast, when a value breaks its rule; the error names the field, the bar's
+    time, the symbol and the value.
+
+    entries : int8 (or bool / any number holding only these values)
         +1 open (or reverse into) a long, -1 open (or reverse into) a short, 0 nothing.
         An entry in the direction already held is ignored (no pyramiding).
-    exits : bool
-        Close whatever position is open, at market.
+    exits : bool (or numbers 0/1)
+        Close whatever position is open, at market. NaN (e.g. the first row of a pandas
+        ``.shift()``) and object arrays are refused: use ``.shift(fill_value=False)``.
     order_type : int8 or None
-        MARKET, LIMIT or STOP for the entry at that bar; None means all MARKET.
+        MARKET, LIMIT or STOP for the entry at that bar; None means all MARKET. Read on
+        entry rows only; NaN or another code there is refused.
     price : float64 or None
-        Limit/stop price of the entry (ignored for MARKET); NaN with LIMIT/STOP is an error.
+        Limit/stop price of the entry (ignored for MARKET); a LIMIT/STOP entry needs a
+        finite price > 0.
     size : float64 or None
-        Entry size in the unit of the backtest's ``size_type``; NaN or None = configured default.
+        Entry size in the unit of the backtest's ``size_type``, > 0; NaN or None =
+        configured default.
     sl, tp, trail : float64 or None
         Stop-loss, take-profit and trailing-stop distances as fractions of the entry fill price
         (0.02 = 2 %), attached to the position opened by that entry; NaN or None = none.
+        ``sl`` and ``trail`` lie in (0, 1]; ``tp`` is > 0 and finite, at most 1 for a short.
     """
 
     entries: np.ndarray

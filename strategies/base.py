@@ -47,6 +47,7 @@ __all__ = [
     "trailing_window",
 ]
 
+_OPTIONAL_FIELDS = ("order_type", "price", "size", "sl", "tp", "trail")
 _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off"}
 _KINDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
@@ -330,28 +331,35 @@ class Strategy(ABC):
 
     @abstractmethod
     def lookback(self) -> dict[str, int]:
-        """Candles of history each timeframe needs before decisions are meaningful.
+        """Candles of history each timeframe needs for one decision, its own bar included.
 
         Keys are timeframes (the base and/or informative ones), values a number of
-        candles of that timeframe.
+        candles of that timeframe. A cross of an ``n``-bar SMA compares its value on the
+        decision bar with the previous bar's, so it needs ``n + 1`` candles.
         """
 
     @property
     def warmup(self) -> int:
-        """Warm-up length in base bars, derived from :meth:`lookback`.
+        """Base rows that cannot decide yet: row ``warmup`` is the first decision.
 
-        An informative timeframe ``k`` times coarser than the base needing ``n`` candles
-        costs ``n * k + k`` base bars: ``n`` whole candles, plus up to one candle of base
-        bars before the first of them has closed. A 50-bar SMA on 1h with a 5m base
-        needs ``50 * 12 + 12 = 612`` base bars. Indicators skip missing candles, so each
-        candle missing inside a window needs one more bar.
+        Derived from :meth:`lookback`. A base-timeframe need of ``n`` candles makes row
+        ``n - 1`` (the ``n``-th bar) the first that can decide. An informative timeframe
+        ``k`` times coarser needing ``n`` candles costs up to ``n * k + k - 1`` base bars
+        before its ``n``-th candle has closed (the history may start one base bar into a
+        coarse candle that is then incomplete), so the first decision is row
+        ``n * k + k - 2``: a 50-candle rule on 1h with a 5m base first decides at row 610.
+        Indicators skip missing candles, so each candle missing inside a window needs one
+        more bar. A live window of ``warmup + 1`` bars reproduces the last decision.
         """
         base_ms = timeframe_ms(self._timeframe)
-        need = 0
+        first = 0
         for tf, bars in self.lookback().items():
             ratio = timeframe_ms(tf) // base_ms
-            need = max(need, int(bars) * ratio + (ratio if ratio > 1 else 0))
-        return need
+            if ratio > 1:
+                first = max(first, int(bars) * ratio + ratio - 2)
+            else:
+                first = max(first, int(bars) - 1)
+        return first
 
     # ------------------------------------------------------------------ signals
 
@@ -404,31 +412,31 @@ class Strategy(ABC):
                 )
 
     def _check_signals(self, sig: Signals, bars: Bars) -> Signals:
+        """Check ``generate``'s output and return it in the engine's dtypes.
+
+        A wrong shape is a bug of the strategy (ValueError); a bad value (NaN exit, an
+        out-of-range order type, ...) is refused with the rules of ``engine.checks``
+        (UserInputError naming the field, bar, symbol and value), never cast.
+        """
+        from engine.checks import prepare_inputs
+
         shape = (bars.n, len(bars.symbols))
-
-        def fix(name: str, arr: np.ndarray | None, dtype: type) -> np.ndarray | None:
+        for name in ("entries", "exits", *_OPTIONAL_FIELDS):
+            arr = getattr(sig, name)
             if arr is None:
-                return None
-            a = np.asarray(arr)
-            if a.shape != shape:
+                continue
+            a = np.shape(arr)
+            if a != shape:
                 raise ValueError(
-                    f"{self.label()}.generate returned {name} of shape {a.shape}, expected {shape}"
+                    f"{self.label()}.generate returned {name} of shape {a}, expected {shape}"
                 )
-            return np.ascontiguousarray(a, dtype=dtype)
-
-        entries = fix("entries", sig.entries, np.int8)
-        exits = fix("exits", sig.exits, np.bool_)
-        assert entries is not None and exits is not None
-        return Signals(
-            entries=entries,
-            exits=exits,
-            order_type=fix("order_type", sig.order_type, np.int8),
-            price=fix("price", sig.price, np.float64),
-            size=fix("size", sig.size, np.float64),
-            sl=fix("sl", sig.sl, np.float64),
-            tp=fix("tp", sig.tp, np.float64),
-            trail=fix("trail", sig.trail, np.float64),
-        )
+        if sig.exits is None:
+            raise ValueError(f"{self.label()}.generate returned no exits; give a bool array")
+        try:
+            _, out = prepare_inputs(bars, sig, with_bars=False)
+        except UserInputError as e:
+            raise UserInputError(f"strategy {self.label()!r} generated bad signals: {e}") from None
+        return Signals(**out)
 
     # ------------------------------------------------------------------ helpers for subclasses
 
@@ -583,7 +591,7 @@ def trailing_window(data: MultiBars, bars: int) -> MultiBars:
     """The last ``bars`` base candles of ``data`` and the coarser candles closing inside
     that span: what a live runner keeps in memory.
 
-    With ``bars >= strategy.warmup`` the strategy's last row computed on the window
+    With ``bars >= strategy.warmup + 1`` the strategy's last row computed on the window
     matches the one computed on the whole history (exactly for SMA-based rules, to
     the decay of the seed for EMA/RSI-based ones).
     """

@@ -1,7 +1,7 @@
 """Look-ahead bias detector: past decisions must not change when the future is cut off.
 
 A backtest decides every row from the whole history; a live runner decides row ``t``
-from the candles closed by ``t`` only, in a trailing window of ``strategy.warmup``
+from the candles closed by ``t`` only, in a trailing window of ``strategy.warmup + 1``
 base bars (:func:`strategies.base.trailing_window`). The two must agree at every row.
 Two modes check it:
 
@@ -277,7 +277,8 @@ class TrailingWindows:
     ----------
     data : MultiBars
     length : int
-        Base bars per window (the strategy's warm-up: what a live runner keeps).
+        Base bars per window (the strategy's warm-up plus the deciding bar: what a live
+        runner keeps).
     """
 
     def __init__(self, data: MultiBars, length: int) -> None:
@@ -460,7 +461,7 @@ def check_lookahead(
     seed : int
         Sampled mode: seed of the cut choice (``np.random.default_rng``).
     exhaustive : bool, optional
-        True: re-decide every row from its trailing window of ``strategy.warmup`` bars.
+        True: re-decide every row from its trailing window of ``strategy.warmup + 1`` bars.
         False: sampled mode (random cuts plus every :func:`boundary_rows` row). None
         (default): exhaustive when the history holds at most
         :data:`EXHAUSTIVE_MAX_ROWS` base bars.
@@ -487,7 +488,7 @@ def check_lookahead(
     if exhaustive is None:
         exhaustive = bars.n <= EXHAUSTIVE_MAX_ROWS
     full = strategy.signals(data)
-    length = max(1, strategy.warmup)
+    length = strategy.warmup + 1
     report = LookaheadReport(
         strategy=repr(strategy), mode="exhaustive" if exhaustive else "sampled", window=length
     )
@@ -529,11 +530,11 @@ class WarmupReport:
     """Open times of the later first bars that were tried."""
     issues: list[LookaheadIssue] = field(default_factory=list)
     """First difference per failing start, then the first rows (at most
-    :data:`MAX_ISSUES`) whose trailing window of ``warmup`` bars decides differently from
+    :data:`MAX_ISSUES`) whose trailing window of ``warmup + 1`` bars decides differently from
     the whole history; ``cut_time`` holds the open time of that later history's first bar."""
     failed_starts: int = 0
     rows_checked: int = 0
-    """Rows re-decided from their trailing window of ``warmup`` bars."""
+    """Rows re-decided from their trailing window of ``warmup + 1`` bars."""
     window_rows: int = 0
     """How many of them decide differently from the whole history."""
 
@@ -573,7 +574,7 @@ def check_warmup(
     Two ways. The signals are recomputed on histories that begin later (at ``starts``
     random base bars); once ``strategy.warmup`` bars have passed from such a start,
     every decision must equal the full-history one. And (``windows=True``) rows after
-    the warm-up are re-decided from the trailing window of ``strategy.warmup`` bars
+    the warm-up are re-decided from the trailing window of ``strategy.warmup + 1`` bars
     ending at them, as a live runner decides: every row when the history holds at most
     :data:`EXHAUSTIVE_MAX_ROWS` bars, else every :func:`boundary_rows` row. A warm-up
     declared one bar short shows up at the first row where the full run acts.
@@ -617,7 +618,7 @@ def check_warmup(
         warm, report.window_rows = lookahead.warmup_issues, lookahead.warmup_rows
         report.rows_checked = lookahead.rows_checked
     elif windows:
-        length = max(1, w)
+        length = w + 1
         if bars.n <= EXHAUSTIVE_MAX_ROWS:
             check = np.arange(w, bars.n, dtype=np.int64)
         else:
@@ -628,7 +629,7 @@ def check_warmup(
         report.rows_checked = found.rows_checked
     else:
         warm = []
-    length = max(1, w)
+    length = w + 1
     for issue in warm:
         row = int(np.searchsorted(bars.time, issue.bar_time))
         first = int(bars.time[max(0, row + 1 - length)])

@@ -23,7 +23,7 @@ class MtfTrend(Strategy):
       its reason), and through the ``sl`` / ``tp`` / ``trail`` distances of each entry.
 
     The 1h candle opened at 10:00 steers the base bars from the one closing at 11:00 on.
-    No rule remembers a position, so a live trailing window of :attr:`warmup` bars
+    No rule remembers a position, so a live trailing window of ``warmup + 1`` bars
     reproduces the backtest's decisions.
     """
 

@@ -21,7 +21,7 @@ class RsiReversion(Strategy):
       upward and a short's downward, so each side exits where it should.
 
     The rules remember no position: every decision depends on the RSI of the last two
-    bars, so a live trailing window of :attr:`warmup` bars reproduces the backtest's
+    bars, so a live trailing window of ``warmup + 1`` bars reproduces the backtest's
     decisions (the warm-up covers ten RSI periods, enough for Wilder's smoothing to
     forget its seed). Entries are market orders, or with ``entry=limit`` limit orders
     ``offset`` below (long) / above (short) the decision bar's close, which pay the
@@ -58,8 +58,10 @@ class RsiReversion(Strategy):
             )
 
     def lookback(self) -> dict[str, int]:
-        # Wilder smoothing forgets its seed slowly: after ten periods the RSI agrees with a
-        # longer history to ~1e-4 points.
+        # The first RSI needs window + 1 closes and a cross the RSI of the bar before, so
+        # a decision is possible from row window + 1. Wilder smoothing forgets its seed
+        # slowly, though: the warm-up lets ten periods pass (first decision at row
+        # 10 * window), after which the RSI agrees with a longer history to ~1e-4 points.
         return {self.timeframe: 10 * self.window + 1}
 
     def generate(self, data: MultiBars) -> Signals:

@@ -20,7 +20,7 @@ class SmaCross(Strategy):
     the textbook crossover.
 
     Every decision depends on the last ``slow + 1`` candles only (no remembered state),
-    so a live trailing window of :attr:`warmup` bars reproduces the backtest's decisions
+    so a live trailing window of ``warmup + 1`` bars reproduces the backtest's decisions
     exactly. Works on any base timeframe (single-timeframe strategy).
     """
 
@@ -44,6 +44,8 @@ class SmaCross(Strategy):
             )
 
     def lookback(self) -> dict[str, int]:
+        # the slow SMA on the decision bar and on the bar before: warm-up ``slow`` rows,
+        # so row ``slow``, where a cross first becomes visible, can act
         return {self.timeframe: self.slow + 1}
 
     def generate(self, data: MultiBars) -> Signals:

@@ -261,8 +261,8 @@ def test_run_backtest_warms_up_before_from_and_reports_from_from(sample_config: 
     out = run_backtest(settings, start="2023-01-03", save=False, **kw)
     assert set(out.timings) == {"load", "signals", "simulate", "metrics"}
     assert out.synthetic
-    assert out.strategy_warmup == 31
-    assert out.warmup == 31  # exactly the strategy's warm-up is loaded before --from
+    assert out.strategy_warmup == 30  # slow=30: rows 0 .. 29, the first cross at row 30
+    assert out.warmup == 30  # exactly the strategy's warm-up is loaded before --from
     assert out.bars.n == 2 * 1440
     assert out.equity is not None
     assert out.equity.index[0] == pd.Timestamp("2023-01-03 00:01", tz="UTC")

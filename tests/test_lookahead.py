@@ -95,13 +95,13 @@ def test_bundled_strategies_have_no_lookahead(name: str, exhaustive: bool) -> No
     report = check_lookahead(s, data, cuts=15, seed=1, exhaustive=exhaustive)
     assert report.ok, report.summary()
     assert report.issues == [] and report.unverified == 0
-    assert report.window == s.warmup
+    assert report.window == s.warmup + 1  # the warm-up rows plus the deciding bar
     if exhaustive:
         assert report.mode == "exhaustive" and report.n_cuts == 0
         assert report.rows_checked == 4_000 - s.warmup
         assert report.summary() == (
             f"no look-ahead found (exhaustive): all {4_000 - s.warmup} rows after the "
-            f"warm-up re-decided from their {s.warmup}-bar window"
+            f"warm-up re-decided from their {s.warmup + 1}-bar window"
         )
     else:
         assert report.mode == "sampled" and report.n_cuts == 15
@@ -255,11 +255,12 @@ def test_short_warmup_is_caught(data: MultiBars) -> None:
     issue = report.issues[0]
     assert issue.field == "entries" and issue.full_value != issue.cut_value
     # the difference lies after the declared warm-up of the later start
-    assert issue.bar_time >= issue.cut_time + 5 * data.bars.tf_ms
+    assert issue.bar_time >= issue.cut_time + ShortWarmup().warmup * data.bars.tf_ms
     assert "too short" in report.summary()
     with pytest.raises(UserInputError, match="starts"):
         check_warmup(ShortWarmup(), data, starts=0)
-    tiny = MultiBars("5m", {"5m": make_bars(6, timeframe="5m")})
+    # warm-up 4 (5 candles: rows 0 .. 4): 5 bars leave no decision after a later start
+    tiny = MultiBars("5m", {"5m": make_bars(5, timeframe="5m")})
     with pytest.raises(UserInputError, match="too few"):
         check_warmup(ShortWarmup(), tiny)
 
@@ -308,7 +309,7 @@ def test_cli_warns_about_a_short_warmup(cli_env: str, capsys, monkeypatch) -> No
     code = cli.main(args)
     out = capsys.readouterr().out
     assert code == 0
-    assert "warning: warm-up of 5 bars is too short" in out
+    assert "warning: warm-up of 4 bars is too short" in out  # 5 candles: rows 0 .. 4
     assert "no look-ahead found (exhaustive)" in out
 
 

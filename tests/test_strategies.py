@@ -161,10 +161,12 @@ def test_bad_default_is_refused_at_class_creation() -> None:
 
 def test_warmup_counts_coarse_bars_in_base_bars() -> None:
     s = _Demo(fast=50, slow=60)
-    # 1h is 12 bars of 5m: 50 closed hours + up to one hour before the first closes
-    assert s.warmup == max(60, 50 * 12 + 12)
-    assert _Demo(fast=2, slow=700).warmup == 700
-    assert _Demo(timeframe="1m", fast=50, slow=60).warmup == 50 * 60 + 60
+    # 1h is 12 bars of 5m. Worst start: one 5m bar into an hour (that hour incomplete),
+    # so the first full hour closes after 11 + 12 bars and the 50th after 11 + 50 * 12:
+    # rows 0 .. 610 are that many bars, row 610 is the first decision.
+    assert s.warmup == max(60 - 1, 11 + 50 * 12 - 1) == 610
+    assert _Demo(fast=2, slow=700).warmup == 699  # 700 candles: rows 0 .. 699
+    assert _Demo(timeframe="1m", fast=50, slow=60).warmup == 59 + 50 * 60 - 1
 
 
 def test_base_timeframe_must_divide_informative() -> None:
@@ -178,7 +180,7 @@ def test_base_timeframe_must_divide_informative() -> None:
 
 
 def test_single_timeframe_strategies_accept_any_base() -> None:
-    assert SmaCross(timeframe="4h").warmup == 51
+    assert SmaCross(timeframe="4h").warmup == 50  # slow=50: row 50 sees its first cross
     assert RsiReversion(timeframe="1d").timeframe == "1d"
 
 
@@ -405,7 +407,7 @@ def test_mtf_trend_entries_follow_the_closed_hourly_trend() -> None:
     data = make_multibars(6_000, base="5m", informative=("1h",), seed=8, vol=0.003)
     s = MtfTrend(trend=10, window=7)
     sig = s.signals(data)
-    assert s.warmup == (4 * 10 + 2) * 12 + 12
+    assert s.warmup == 11 + (4 * 10 + 2) * 12 - 1
     from datasets.indicators import ema
 
     h = data["1h"].close
@@ -433,7 +435,7 @@ def test_mtf_trend_runs_on_a_finer_base() -> None:
 
 @pytest.mark.parametrize("name", ["sma_cross", "rsi_reversion", "mtf_trend"])
 def test_trailing_window_of_warmup_bars_reproduces_decisions(name: str) -> None:
-    """Live runs the same method on a trailing window of ``warmup`` bars."""
+    """Live runs the same method on a trailing window of ``warmup + 1`` bars."""
     params = {"sma_cross": ["band=0.002"], "mtf_trend": ["trend=8"]}.get(name, [])
     s = registry.create(name, params, timeframe="5m")
     data = make_multibars(4_000, base="5m", informative=("1h",), seed=11, vol=0.003)
@@ -443,13 +445,14 @@ def test_trailing_window_of_warmup_bars_reproduces_decisions(name: str) -> None:
     assert len(ends) > 10
     for end in ends:
         cut = data.until(int(data.bars.close_time[end]))
-        live = s.signals(trailing_window(cut, s.warmup))
-        assert live.entries.shape[0] == s.warmup
+        live = s.signals(trailing_window(cut, s.warmup + 1))
+        assert live.entries.shape[0] == s.warmup + 1
         np.testing.assert_array_equal(live.entries[-1], full.entries[end])
         np.testing.assert_array_equal(live.exits[-1], full.exits[end])
     if name == "sma_cross":  # SMAs forget the past exactly: the whole window agrees
-        live = s.signals(trailing_window(data, s.warmup))
-        np.testing.assert_array_equal(live.entries[s.slow :], full.entries[-s.warmup :][s.slow :])
+        live = s.signals(trailing_window(data, s.warmup + 1))
+        tail = full.entries[-(s.warmup + 1) :]
+        np.testing.assert_array_equal(live.entries[s.slow :], tail[s.slow :])
 
 
 # ------------------------------------------------------------------ test helpers
