@@ -138,7 +138,8 @@ def fixture_sample_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = root / "data"
     ensure_sample(Catalog(data), Settings().data.sample_seed, console=_NullConsole())
     cfg = root / "sample.yaml"
-    cfg.write_text(f"data:\n  dir: {data}\n  exchange: synthetic\n")
+    # the tests pin 1m candles: they do not depend on the demonstration's default timeframe
+    cfg.write_text(f"data:\n  dir: {data}\n  exchange: synthetic\nbacktest:\n  timeframe: 1m\n")
     return cfg
 
 
@@ -368,17 +369,18 @@ def test_orders_below_min_notional_are_reported_not_traded(
     assert "5.00 USDT" in out  # final equity: untouched cash
 
 
-def test_timeframe_defaults(sample_config: Path) -> None:
+def test_timeframe_defaults() -> None:
     from engine.run import validate_request
     from gogo2.config import load_settings
 
-    settings = load_settings(sample_config)
+    # the repository's config: the demonstration runs sma_cross on hourly candles
+    settings = load_settings(ROOT / "config.yaml", environ={})
     assert settings.backtest.strategy == "sma_cross"
     req, _ = validate_request(settings, start="2023-01-01")
-    assert req.timeframe == settings.backtest.timeframe == "1m"
+    assert req.timeframe == settings.backtest.timeframe == "1h"
     # another strategy runs on its own declared base timeframe unless told otherwise
     req, cls = validate_request(settings, start="2023-01-01", strategy="rsi_reversion")
-    assert req.timeframe == cls.base_timeframe != "1m"
+    assert req.timeframe == cls.base_timeframe != "1h"
     req, _ = validate_request(
         settings, start="2023-01-01", strategy="rsi_reversion", timeframe="60m"
     )
