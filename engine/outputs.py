@@ -248,12 +248,21 @@ def write_all(plan: OutputPlan, writers: dict[Path, Callable[[Path], None]]) -> 
     staged: list[tuple[str, Path]] = []
     try:
         for target, write in writers.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            os.close(fd)
-            staged.append((tmp, target))
-            write(Path(tmp))
-            os.chmod(tmp, 0o644)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(
+                    prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+                )
+                os.close(fd)
+                staged.append((tmp, target))
+                write(Path(tmp))
+                os.chmod(tmp, 0o644)
+            except OSError as e:
+                # disk full, quota, a folder that became read-only since the check, ...
+                raise OutputPathError(
+                    f"could not write {target}: {e.strerror or e}. No file of this run was "
+                    "put in place; free space or give another --report path and run again."
+                ) from None
         for tmp, target in staged:
             os.replace(tmp, target)
         for path in (*plan.unused, *(p for p in plan.targets() if p not in writers)):

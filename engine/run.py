@@ -448,7 +448,7 @@ def run_backtest(
     # the first bar whose decision can act: after --from and after the strategy's warm-up;
     # the reported curve, the metrics and the files start there
     act_from = max(before, strategy_warmup)
-    if act_from >= full.n - 1:
+    if strategy_warmup > before and act_from >= full.n - 1:
         from gogo2.timeframes import format_time
 
         held = f"{before:,} of them before --from, " if before else ""

@@ -158,3 +158,21 @@ def test_equity_parquet_is_zstd_and_exact(tmp_path: Path) -> None:
         np.testing.assert_array_equal(back[col].to_numpy(dtype="float64"), frame[col].to_numpy())
     assert (back.index == frame.index).all()
     assert path.stat().st_size < frame.memory_usage().sum() / 2
+
+
+def test_a_full_disk_is_one_clear_error_and_replaces_nothing(tmp_path: Path) -> None:
+    import errno
+
+    plan = outputs.explicit_plan(tmp_path / "r.html", html=True, save=True)
+    for p in plan.targets():
+        p.write_text("old")
+
+    def full(path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    writers = {p: (lambda path: path.write_text("new")) for p in plan.targets()}
+    writers[plan.equity] = full  # type: ignore[index]
+    with pytest.raises(outputs.OutputPathError, match="No space left on device"):
+        outputs.write_all(plan, writers)
+    assert all(p.read_text() == "old" for p in plan.targets())
+    assert len(list(tmp_path.iterdir())) == 4  # no temporary file left
