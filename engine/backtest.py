@@ -367,8 +367,9 @@ class BacktestResult:
 
     @property
     def exposure(self) -> float:
-        """Fraction of bars with any position open at the bar's close."""
-        n = self.time.shape[0]
+        """Fraction of bars with any position open at the bar's close, counted from the first
+        bar whose decision can act (``warmup``): warm-up bars are not part of the period."""
+        n = self.time.shape[0] - min(self.warmup, self.time.shape[0])
         return self.exposed_bars / n if n else 0.0
 
     @property

@@ -53,8 +53,9 @@ Examples:
     "--report",
     "report",
     default=None,
-    type=click.Path(dir_okay=False),
-    help="HTML tearsheet path. Default: <report_dir>/<strategy>_<from>_<to>.html.",
+    metavar="FILE",
+    help="HTML tearsheet path; trades, equity and metrics go beside it (FILE_trades.csv, ...). "
+    "Missing folders are created. Default: a folder per run under backtest.report_dir.",
 )
 @click.option("--no-report", is_flag=True, help="Skip the HTML tearsheet (metrics and files only).")
 @click.option(
@@ -82,7 +83,9 @@ def backtest(
 
     Decisions use only candles closed at decision time and fill at the next bar or
     later; fees and slippage are charged. Trades (CSV), the equity curve (Parquet)
-    and the metrics (JSON) are written next to the report.
+    and the metrics (JSON) are written with the report, in a folder of the run's own
+    (<report_dir>/<strategy>_<timeframe>_<symbols>_<from>_<to>_<hash>/, with a
+    'latest' link beside it) unless --report names the HTML file.
     """
     import sys
 
@@ -122,27 +125,34 @@ def backtest(
     quotes = {s.split("/")[-1] for s in out.request.symbols}
     quote = quotes.pop() if len(quotes) == 1 else ""
     title = "Backtest summary" + (" - SYNTHETIC DATA" if out.synthetic else "")
-    console.print(summary_table(out.metrics, out.header_rows(), title=title, quote=quote))
+    console.print(title, markup=False, highlight=False, soft_wrap=True)
+    console.print(summary_table(out.metrics, out.header_rows(), title=None, quote=quote))
+    for warning in out.warnings:
+        console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if out.synthetic:
         console.print(
             "data: SYNTHETIC (generated sample, not market data)", markup=False, soft_wrap=True
         )
-    if out.report_path is not None:
-        console.print(
-            f"report: {_rel(out.report_path)}", markup=False, highlight=False, soft_wrap=True
-        )
-    if out.trades_path is not None:
-        console.print(
-            f"trades: {_rel(out.trades_path)}", markup=False, highlight=False, soft_wrap=True
-        )
-    if out.equity_path is not None:
-        console.print(
-            f"equity: {_rel(out.equity_path)}", markup=False, highlight=False, soft_wrap=True
-        )
-    if out.metrics_path is not None:
-        console.print(
-            f"metrics: {_rel(out.metrics_path)}", markup=False, highlight=False, soft_wrap=True
-        )
+    if out.run_dir is not None:
+        # one folder per run: say where, then the names inside it
+        names = [
+            p.name
+            for p in (out.report_path, out.trades_path, out.equity_path, out.metrics_path)
+            if p is not None
+        ]
+        console.print(f"run: {_rel(out.run_dir)}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"files: {' '.join(names)}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        for label, path in (
+            ("report", out.report_path),
+            ("trades", out.trades_path),
+            ("equity", out.equity_path),
+            ("metrics", out.metrics_path),
+        ):
+            if path is not None:
+                console.print(
+                    f"{label}: {_rel(path)}", markup=False, highlight=False, soft_wrap=True
+                )
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in out.timings.items())
     console.print(f"time: {phases}", markup=False, highlight=False, soft_wrap=True)
 

@@ -3,15 +3,22 @@
 Conventions
 -----------
 * **Daily returns.** Every return-based statistic is computed from the equity
-  curve resampled to calendar days in UTC. A bar belongs to the day in which it
-  *closes* (a 1m bar opened at 23:59 closes at 00:00 and counts for the day it
-  opened in: bins are right-closed), and the day's equity is the equity after
-  its last bar. The first day's return is measured against the initial cash, so
+  curve resampled to calendar days in UTC. A bar belongs to the UTC day during
+  which it closes, and **a bar closing exactly at 00:00 UTC belongs to the day
+  that just ended** (bins are right-closed: day D holds the closes in
+  ``(D 00:00, D+1 00:00]``). So a 1m bar opened at 23:59 counts for the day it
+  opened in, a 1h bar opened at 23:00 too, and a daily candle for the day it is
+  labelled with. The day's equity is the equity after its last bar. The first day's return is measured against the initial cash, so
   a loss on day one is a drawdown from the starting equity. A day without any
   bar (a hole in the data) carries the previous equity: its return is 0.
 * **Year length.** Crypto markets trade every day: ``periods = 365`` daily
   returns make one year. Volatility, Sharpe and Sortino are annualised with
   ``sqrt(365)``; CAGR uses ``years = number of daily returns / 365``.
+* **Short periods.** Below ``MIN_ANNUALISED_DAYS`` (30) daily returns an
+  annualised figure says more about the annualisation than about the strategy
+  (five good days make a CAGR of hundreds of percent): :func:`compute_metrics`
+  sets CAGR, volatility, Sharpe, Sortino and Calmar to NaN and ``short_period``
+  to True; the summary shows "n/a (period < 30 days)", the JSON null.
 * **Risk-free rate** is 0.
 * **Sharpe** = mean / sample standard deviation (``ddof=1``) of the daily
   returns, times ``sqrt(365)``.
@@ -29,8 +36,13 @@ Conventions
 * **Trade statistics** come from the closed trades (pnl net of every fee):
   win rate = trades with pnl > 0 / trades; profit factor = gross profit /
   gross loss (``inf`` with no losing trade, NaN with no trade); expectancy =
-  mean pnl per trade in quote currency, and ``expectancy_pct`` the mean of the
-  trades' returns (pnl / entry notional).
+  mean P&L per trade in quote currency, and ``expectancy_pct`` the mean of the
+  trades' returns (pnl / entry notional). The two can have opposite signs when
+  trades differ in size (many small winners, a few large losers): the summary
+  labels them "mean P&L per trade" and "mean return per trade".
+* **Warm-up.** :func:`from_result` measures from the first bar whose decision can
+  act (``result.warmup``), like ``cli.py backtest``: equity, exposure and the
+  period all exclude the warm-up bars.
 * A ratio whose denominator is 0 (flat equity, no losing day) is NaN, shown
   as "n/a".
 
@@ -53,6 +65,11 @@ if TYPE_CHECKING:
 
 PERIODS = 365
 """Daily returns per year (crypto trades every day)."""
+MIN_ANNUALISED_DAYS = 30
+"""Fewer daily returns than this: annualised figures are not given (NaN, "n/a")."""
+SHORT_PERIOD_NOTE = f"n/a (period < {MIN_ANNUALISED_DAYS} days)"
+ANNUALISED = ("cagr", "volatility", "sharpe", "sortino", "calmar")
+"""The figures withheld on a short period."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +128,9 @@ class Metrics:
     exposure: float
     fees_paid: float
     extra: dict[str, Any] = field(default_factory=dict)
+    short_period: bool = False
+    """True when the period has fewer than ``MIN_ANNUALISED_DAYS`` daily returns: the
+    annualised figures (``ANNUALISED``) are then NaN."""
 
     def as_dict(self) -> dict[str, Any]:
         """Flat dict (drawdown fields prefixed ``max_drawdown_``), e.g. for JSON or a DataFrame row."""
@@ -344,6 +364,7 @@ def compute_metrics(
     start: pd.Timestamp | None = None,
     periods: int = PERIODS,
     extra: dict[str, Any] | None = None,
+    min_days: int = MIN_ANNUALISED_DAYS,
 ) -> Metrics:
     """All summary figures from an equity curve and its closed trades.
 
@@ -365,6 +386,9 @@ def compute_metrics(
         Daily returns per year.
     extra : dict, optional
         More figures to carry along; ``buy_and_hold_return`` is shown in the summary.
+    min_days : int
+        Fewer daily returns than this: CAGR, volatility, Sharpe, Sortino and Calmar are
+        NaN and ``short_period`` is True.
 
     Returns
     -------
@@ -381,6 +405,8 @@ def compute_metrics(
             float(trades["fees"].sum()) if trades is not None and "fees" in trades else math.nan
         )
     final = float(eq.iloc[-1]) if len(eq) else init
+    short = len(rets) < min_days
+    nan = math.nan
     return Metrics(
         start=start,
         end=end,
@@ -388,30 +414,49 @@ def compute_metrics(
         initial_equity=init,
         final_equity=final,
         total_return=(final / init - 1.0) if init else math.nan,
-        cagr=cagr(rets, periods),
-        volatility=volatility(rets, periods),
-        sharpe=sharpe(rets, periods),
-        sortino=sortino(rets, periods),
-        calmar=calmar(rets, periods),
+        cagr=nan if short else cagr(rets, periods),
+        volatility=nan if short else volatility(rets, periods),
+        sharpe=nan if short else sharpe(rets, periods),
+        sortino=nan if short else sortino(rets, periods),
+        calmar=nan if short else calmar(rets, periods),
         max_drawdown=max_drawdown(rets, start=start),
         max_drawdown_bar=bar_max_drawdown(eq, init),
         exposure=float(exposure),
         fees_paid=float(fees_paid),
         extra=dict(extra or {}),
+        short_period=short,
         **trade_stats(trades),  # type: ignore[arg-type]
     )
 
 
-def from_result(result: Any, start: pd.Timestamp | None = None) -> Metrics:
-    """Metrics of an ``engine.backtest.BacktestResult`` (equity, trades, exposure, fees, config)."""
+def from_result(
+    result: Any,
+    start: pd.Timestamp | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
+    min_days: int = MIN_ANNUALISED_DAYS,
+) -> Metrics:
+    """Metrics of an ``engine.backtest.BacktestResult`` (equity, trades, exposure, fees, config).
+
+    The period starts at the first bar whose decision can act (``result.warmup``): the
+    warm-up bars, where no order can be placed, are left out of the equity curve, the
+    exposure and the period, exactly as ``cli.py backtest`` reports them. ``start``
+    defaults to that bar's open time.
+    """
     cash = getattr(getattr(result, "config", None), "cash", None)
+    warmup = int(getattr(result, "warmup", 0) or 0)
+    equity = result.equity.iloc[warmup:]
+    if start is None and warmup < len(result.equity):
+        start = pd.Timestamp(int(result.time[warmup]), unit="ms", tz="UTC")
     return compute_metrics(
-        result.equity,
+        equity,
         result.trades,
         initial=cash,
         exposure=float(getattr(result, "exposure", math.nan)),
         fees_paid=float(result.fees_paid) if hasattr(result, "fees_paid") else None,
         start=start,
+        extra=extra,
+        min_days=min_days,
     )
 
 
@@ -443,10 +488,14 @@ def summary_rows(m: Metrics, quote: str = "") -> list[tuple[str, str]]:
     q = f" {quote}" if quote else ""
     dd = m.max_drawdown
     if dd.depth < 0:
-        rec = _fmt_day(dd.recovery) if dd.recovery is not None else "not recovered"
-        dd_dates = f"peak {_fmt_day(dd.peak)}, trough {_fmt_day(dd.trough)}, recovery {rec}"
+        dd_dates = f"{_fmt_day(dd.peak)} -> {_fmt_day(dd.trough)}"
+        recovered = _fmt_day(dd.recovery) if dd.recovery is not None else "no (not yet recovered)"
     else:
-        dd_dates = "-"
+        dd_dates = recovered = "-"
+
+    def annual(text: str) -> str:
+        return SHORT_PERIOD_NOTE if m.short_period else text
+
     return [
         ("initial equity", fmt_num(m.initial_equity) + q),
         ("final equity", fmt_num(m.final_equity) + q),
@@ -456,21 +505,20 @@ def summary_rows(m: Metrics, quote: str = "") -> list[tuple[str, str]]:
             if "buy_and_hold_return" in m.extra
             else []
         ),
-        ("CAGR", fmt_pct(m.cagr)),
-        ("volatility (ann.)", fmt_pct(m.volatility)),
-        ("Sharpe", fmt_num(m.sharpe)),
-        ("Sortino", fmt_num(m.sortino)),
-        ("Calmar", fmt_num(m.calmar)),
+        ("CAGR", annual(fmt_pct(m.cagr))),
+        ("volatility (ann.)", annual(fmt_pct(m.volatility))),
+        ("Sharpe", annual(fmt_num(m.sharpe))),
+        ("Sortino", annual(fmt_num(m.sortino))),
+        ("Calmar", annual(fmt_num(m.calmar))),
         ("max drawdown (daily)", fmt_pct(m.max_drawdown.depth)),
-        ("max drawdown dates", dd_dates),
+        ("max DD peak -> trough", dd_dates),
+        ("max DD recovered", recovered),
         ("max drawdown (per bar)", fmt_pct(m.max_drawdown_bar)),
         ("trades", str(m.trades)),
         ("win rate", fmt_pct(m.win_rate, 1)),
         ("profit factor", fmt_num(m.profit_factor)),
-        (
-            "expectancy / trade",
-            f"{fmt_num(m.expectancy)}{q} ({fmt_pct(m.expectancy_pct, 3)})" if m.trades else "n/a",
-        ),
+        ("mean P&L per trade", fmt_num(m.expectancy) + q if m.trades else "n/a"),
+        ("mean return per trade", fmt_pct(m.expectancy_pct, 3) if m.trades else "n/a"),
         (
             "best / worst trade",
             f"{fmt_pct(m.best_trade)} / {fmt_pct(m.worst_trade)}" if m.trades else "n/a",
@@ -483,10 +531,14 @@ def summary_rows(m: Metrics, quote: str = "") -> list[tuple[str, str]]:
 def summary_table(
     m: Metrics,
     header: list[tuple[str, str]] | None = None,
-    title: str = "Backtest summary",
+    title: str | None = "Backtest summary",
     quote: str = "",
 ) -> Table:
-    """A two-column rich table: ``header`` rows (strategy, symbols, ...) then the metrics."""
+    """A two-column rich table: ``header`` rows (strategy, symbols, ...) then the metrics.
+
+    ``title=None`` leaves the title out (rich pads a title to the table's width with
+    trailing spaces; the CLI prints its own title line instead).
+    """
     from rich.table import Table
 
     table = Table(title=title, show_header=False, title_justify="left")

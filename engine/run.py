@@ -22,14 +22,17 @@ Steps (each timed in ``RunOutput.timings``):
 6. **report**: QuantStats tearsheet against equal-weight buy-and-hold
    (:mod:`engine.report`).
 7. **save**: the trades (CSV), the equity curve (Parquet) and the metrics with
-   the run's inputs (JSON), next to the report. Every file is written to a
-   temporary name and moved into place, so an interrupted run never leaves a
-   half-written file.
+   the run's inputs (JSON), with the report, in a folder of the run's own (see
+   :mod:`engine.outputs`). Output paths are checked before step 2, so a path that
+   cannot be written fails at once; every file is written to a temporary name
+   and moved into place, so an interrupted run never leaves a half-written file.
 
 Warm-up: the loader also reads the strategy's warm-up bars *before* ``--from``
 (when stored), the engine places no order on them, and the metrics, report and
-saved curve start at ``--from``; so a strategy can trade from the first bar of
-the requested period, and its figures cover exactly that period.
+saved curve start at the first bar whose decision can act: ``--from`` when
+enough history is stored before it, else the bar after the warm-up (the summary
+then shows the requested and the actual period, with a warning). A warm-up that
+leaves no bar to trade on is an error.
 
 ``--to`` is exclusive on candle open time (``--to 2023-01-15`` ends with the
 candle opened at 2023-01-14 23:59 on 1m). Without ``--to`` the run goes to the
@@ -39,8 +42,6 @@ end of the stored data.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +101,8 @@ class RunOutput:
     report_path, trades_path, equity_path, metrics_path : Path or None
         Files written (None when not asked for).
     warmup : int
-        Bars loaded before ``--from`` to warm the strategy up (no orders on them).
+        Bars before the reported period (loaded before ``--from``, plus any warm-up the
+        strategy still needed after it); no order is placed on them.
     strategy_warmup : int
         Bars the strategy needs before its first decision (``strategy.warmup``).
     strategy_params : dict
@@ -110,6 +112,14 @@ class RunOutput:
         the report and the saved files use).
     timings : dict[str, float]
         Seconds spent per phase: load, signals, simulate, metrics, report, save.
+    data_start : int or None
+        Open time (UTC ms) of the first candle loaded, warm-up included.
+    run_id : str
+        Short hash of everything that shapes the result (part of the output folder's name).
+    warnings : list of str
+        Differences between the period asked for and the period run, with their cause.
+    run_dir : Path or None
+        The run's output folder (None with an explicit ``--report FILE`` or no files).
     """
 
     request: RunRequest
@@ -128,6 +138,17 @@ class RunOutput:
     equity: pd.Series | None = None
     positions: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    data_start: int | None = None
+    run_id: str = ""
+    warnings: list[str] = field(default_factory=list)
+    run_dir: Path | None = None
+
+    @property
+    def actual_range(self) -> tuple[int, int]:
+        """First reported candle's open and last candle's close, UTC ms."""
+        if self.bars.n == 0:
+            return (self.request.start, self.request.start)
+        return int(self.bars.time[0]), int(self.bars.close_time[-1])
 
     @property
     def period(self) -> tuple[str, str]:
@@ -140,14 +161,19 @@ class RunOutput:
 
     def header_rows(self) -> list[tuple[str, str]]:
         """Rows describing the run, shown above the metrics in the summary table."""
+        from gogo2.timeframes import format_time
+
         r = self.request
-        params = ", ".join(f"{k}={v}" for k, v in self.params_shown().items())
+        params = " ".join(f"{k}={_param_text(v)}" for k, v in self.params_shown().items())
         first, last = self.period
+        asked_end = format_time(r.end) if r.end is not None else "end of data"
         rows = [
-            ("strategy", f"{r.strategy}" + (f" ({params})" if params else "")),
+            ("strategy", r.strategy),
+            *([("parameters", params)] if params else []),
             ("symbols", ", ".join(r.symbols)),
             ("exchange", r.exchange + (" (SYNTHETIC)" if self.synthetic else "")),
             ("timeframe", r.timeframe),
+            ("requested", f"{format_time(r.start)} -> {asked_end}"),
             ("period", f"{first} -> {last}"),
             (
                 "bars",
@@ -155,8 +181,8 @@ class RunOutput:
             ),
             (
                 "costs",
-                f"fee {self.result.config.fee_taker:.4%} taker / "
-                f"{self.result.config.fee_maker:.4%} maker, "
+                f"fee {self.result.config.fee_taker * 100:g} % taker, "
+                f"{self.result.config.fee_maker * 100:g} % maker; "
                 f"slippage {self.result.config.slippage_bps:g} bps",
             ),
         ]
@@ -176,6 +202,13 @@ class RunOutput:
     def params_shown(self) -> dict[str, Any]:
         """Every parameter of the strategy as run (defaults included)."""
         return dict(self.strategy_params or self.request.params)
+
+
+def _param_text(v: Any) -> str:
+    """``0.005`` -> ``0.005``, ``0.0`` -> ``0``, ``True`` -> ``True``: short and exact."""
+    if isinstance(v, float):
+        return f"{v:g}" if float(f"{v:g}") == v else repr(v)
+    return str(v)
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -320,9 +353,10 @@ def run_backtest(
     cash, fee, slippage : float or str, optional
         Initial cash; fee rate applied to maker and taker fills (fraction); slippage in bps.
     report : str, Path, bool or None
-        HTML path; None or True = ``<report_dir>/<strategy>_<from>_<to>.html``; False = none.
+        HTML path (the other files go beside it, see :mod:`engine.outputs`); None or True =
+        a folder of its own under ``backtest.report_dir``; False = no HTML.
     save : bool
-        Write trades (CSV) and equity (Parquet) next to the report.
+        Write trades (CSV), equity (Parquet) and metrics (JSON) with the report.
     console : rich.console.Console, optional
         Where the sample-generation notice goes.
     progress : callable, optional
@@ -335,8 +369,12 @@ def run_backtest(
     Raises
     ------
     UserInputError
-        Bad flags, unknown strategy/parameter/symbol/exchange, or no data in the range.
+        Bad flags, unknown strategy/parameter/symbol/exchange, an output path that cannot
+        or must not be written (checked before any data is read), no data in the range, or
+        a warm-up that covers all the data.
     """
+    from engine import outputs
+
     say = progress or (lambda _msg: None)
     timings: dict[str, float] = {}
     req, cls = validate_request(
@@ -354,11 +392,22 @@ def run_backtest(
     )
     strat = cls(timeframe=req.timeframe, **req.params)
 
+    # the outputs are checked before anything is computed: a bad path fails in a second,
+    # not after the whole run
+    want_html = report is not False
+    explicit: Path | None = None
+    report_dir = _report_dir(settings)
+    if want_html or save:
+        if report is None or isinstance(report, bool):
+            outputs.check_dir_target(report_dir, "backtest.report_dir")
+        else:
+            explicit = _absolute(Path(report))
+            outputs.check_plan(outputs.explicit_plan(explicit, html=want_html, save=save))
+
     from datasets.catalog import Catalog
 
     say("loading data")
     import numpy as np
-    import pandas as pd
 
     t = time.perf_counter()
     catalog = Catalog(settings.data.path)
@@ -367,7 +416,7 @@ def run_backtest(
         from datasets.synthetic import ensure_sample
 
         generated = bool(ensure_sample(catalog, settings.data.sample_seed, console=console))
-    from gogo2.errors import NoDataError
+    from gogo2.errors import DataError, NoDataError
     from strategies.loader import load_strategy_data
 
     def load_data(warmup: bool) -> MultiBars:
@@ -389,12 +438,26 @@ def run_backtest(
         multibars = load_data(warmup=False)
     full = multibars.bars
     # history loaded before --from only warms the indicators up: no order is placed on it
-    # and the reported curve starts at --from
     before = int(np.searchsorted(full.time, req.start, side="left"))
     if before >= full.n:
         raise NoDataError(
             f"no {req.timeframe} candles of {', '.join(req.symbols)} on {req.exchange} "
             f"from --from {_date_text(req.start)}; the data loaded ends before it."
+        )
+    strategy_warmup = int(getattr(strat, "warmup", 0) or 0)
+    # the first bar whose decision can act: after --from and after the strategy's warm-up;
+    # the reported curve, the metrics and the files start there
+    act_from = max(before, strategy_warmup)
+    if strategy_warmup > before and act_from >= full.n - 1:
+        from gogo2.timeframes import format_time
+
+        held = f"{before:,} of them before --from, " if before else ""
+        raise DataError(
+            f"strategy {req.strategy} needs {strategy_warmup:,} {req.timeframe} bars of warm-up "
+            f"before its first decision, but only {full.n:,} {req.timeframe} bars are available "
+            f"({held}{format_time(int(full.time[0]))} -> "
+            f"{format_time(int(full.close_time[-1]))}), which leaves no bar to trade on. "
+            "Give an earlier --from (or a later --to), or load more data."
         )
     timings["load"] = time.perf_counter() - t
 
@@ -414,26 +477,16 @@ def run_backtest(
         fee_maker=req.fee,
         slippage_bps=req.slippage_bps,
     )
-    strategy_warmup = int(getattr(strat, "warmup", 0) or 0)
-    result = simulate(full, signals, cfg, warmup=max(before, strategy_warmup))
+    result = simulate(full, signals, cfg, warmup=act_from)
     timings["simulate"] = time.perf_counter() - t
 
-    from engine.metrics import compute_metrics
+    from engine.metrics import from_result
     from engine.report import buy_and_hold_equity
 
     t = time.perf_counter()
-    bars = full.slice(before, full.n) if before else full
-    equity = result.equity.iloc[before:]
-    positions = result.positions.iloc[before:]
-    exposure = float((positions.to_numpy() != 0).any(axis=1).mean()) if len(positions) else 0.0
-    start_ts = pd.Timestamp(int(bars.time[0]), unit="ms", tz="UTC")
-    metrics = compute_metrics(
-        equity,
-        result.trades,
-        initial=cfg.cash,
-        exposure=exposure,
-        fees_paid=float(result.fees_paid),
-        start=start_ts,
+    bars = full.slice(act_from, full.n) if act_from else full
+    metrics = from_result(
+        result,
         extra={"buy_and_hold_return": float(buy_and_hold_equity(bars, 1.0).iloc[-1] - 1.0)},
     )
     timings["metrics"] = time.perf_counter() - t
@@ -446,37 +499,66 @@ def run_backtest(
         metrics=metrics,
         synthetic=synthetic,
         sample_generated=generated,
-        warmup=before,
+        warmup=act_from,
         strategy_warmup=strategy_warmup,
         strategy_params=dict(strat.params),
-        equity=equity,
-        positions=positions,
+        equity=result.equity.iloc[act_from:],
+        positions=result.positions.iloc[act_from:],
         timings=timings,
+        data_start=int(full.time[0]),
     )
+    out.run_id = outputs.fingerprint(_run_inputs(out))
+    out.warnings = _range_warnings(out, before)
 
-    if report is not False or save:
-        if report is None or isinstance(report, bool):
-            html_path = default_report_path(settings, req, bars)
+    if want_html or save:
+        if explicit is not None:
+            plan = outputs.explicit_plan(explicit, html=want_html, save=save)
         else:
-            html_path = Path(report)
-            if not html_path.is_absolute():
-                html_path = Path.cwd() / html_path
-        if report is not False:
+            first, last = out.actual_range
+            name = outputs.run_dir_name(
+                req.strategy,
+                req.timeframe,
+                req.symbols,
+                _date_text(first),
+                _date_text(last),
+                out.run_id,
+            )
+            plan = outputs.run_dir_plan(report_dir, name, html=want_html, save=save)
+        outputs.check_plan(plan)
+        writers: dict[Path, Callable[[Path], None]] = {}
+        if plan.html is not None:
             say("writing the report")
-            t = time.perf_counter()
-            out.report_path = _write_report(out, html_path)
-            timings["report"] = time.perf_counter() - t
+            writers[plan.html] = _timed(timings, "report", lambda p: _write_report(out, p))
         if save:
-            t = time.perf_counter()
-            out.trades_path, out.equity_path, out.metrics_path = save_results(out, html_path)
-            timings["save"] = time.perf_counter() - t
+            assert plan.trades and plan.equity and plan.metrics
+            writers[plan.trades] = _timed(timings, "save", lambda p: _write_trades(out, p))
+            writers[plan.equity] = _timed(timings, "save", lambda p: _write_equity(out, p))
+            writers[plan.metrics] = _timed(timings, "save", lambda p: _write_metrics(out, p))
+        outputs.write_all(plan, writers)
+        out.report_path, out.trades_path = plan.html, plan.trades
+        out.equity_path, out.metrics_path = plan.equity, plan.metrics
+        out.run_dir = plan.run_dir
     return out
+
+
+def _timed(
+    timings: dict[str, float], phase: str, write: Callable[[Path], Any]
+) -> Callable[[Path], None]:
+    def run(path: Path) -> None:
+        t = time.perf_counter()
+        try:
+            write(path)
+        finally:
+            timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - t
+
+    return run
 
 
 # -- outputs -------------------------------------------------------------------------------------
 
 
 def _date_text(ms: int) -> str:
+    """``2023-01-01`` at midnight, else ``2023-01-03T0300`` (for file names)."""
     import pandas as pd
 
     ts = pd.Timestamp(int(ms), unit="ms", tz="UTC")
@@ -485,25 +567,80 @@ def _date_text(ms: int) -> str:
     return ts.strftime("%Y-%m-%dT%H%M")
 
 
-def default_report_path(settings: Settings, req: RunRequest, bars: Bars) -> Path:
-    """``<report_dir>/<strategy>_<from>_<to>.html``; ``to`` is the data's end without ``--to``."""
-    end = req.end if req.end is not None else int(bars.close_time[-1]) if bars.n else req.start
-    root = settings.backtest.report_dir
-    if not root.is_absolute():
-        root = Path.cwd() / root
-    return root / f"{req.strategy}_{_date_text(req.start)}_{_date_text(end)}.html"
+def _title_time(ms: int) -> str:
+    """``2023-01-01`` at midnight, else ``2023-01-03 03:00`` (for titles)."""
+    from gogo2.timeframes import format_time
+
+    text = format_time(int(ms))
+    return text[:10] if text.endswith(" 00:00") else text
+
+
+def _absolute(path: Path) -> Path:
+    return path if path.is_absolute() else Path.cwd() / path
+
+
+def _report_dir(settings: Settings) -> Path:
+    return _absolute(Path(settings.backtest.report_dir))
+
+
+def _run_inputs(out: RunOutput) -> dict[str, Any]:
+    """Everything that shapes the result, for the run's short hash."""
+    from dataclasses import asdict, is_dataclass
+
+    r = out.request
+    cfg = out.result.config
+    first, last = out.actual_range
+    return {
+        "strategy": r.strategy,
+        "params": out.params_shown(),
+        "symbols": list(r.symbols),
+        "timeframe": r.timeframe,
+        "exchange": r.exchange,
+        "first": first,
+        "last": last,
+        "config": asdict(cfg) if is_dataclass(cfg) else repr(cfg),
+    }
+
+
+def _range_warnings(out: RunOutput, before: int) -> list[str]:
+    """Say when the period run differs from the one asked for, and why."""
+    from gogo2.timeframes import format_time
+
+    r = out.request
+    first, last = out.actual_range
+    notes: list[str] = []
+    if first != r.start:
+        why = []
+        if out.data_start is not None and out.data_start > r.start:
+            why.append(f"the first stored candle opens at {format_time(out.data_start)}")
+        if out.warmup > before:
+            why.append(
+                f"{r.strategy} needs {out.strategy_warmup:,} bars of warm-up before its first "
+                "decision"
+            )
+        because = "; ".join(why) or "no candle opens at --from"
+        notes.append(
+            f"--from {format_time(r.start)} was asked for, but the run starts at "
+            f"{format_time(first)}: {because}. Give an earlier --from to cover the period."
+        )
+    if r.end is not None and last < r.end:
+        notes.append(
+            f"--to {format_time(r.end)} was asked for, but the data ends at "
+            f"{format_time(last)} (the close of the last stored candle)."
+        )
+    return notes
 
 
 def _write_report(out: RunOutput, path: Path) -> Path:
     from engine.report import report_title, tearsheet_for_result
 
     req = out.request
-    end = req.end if req.end is not None else int(out.bars.close_time[-1])
+    first, last = out.actual_range
     title = report_title(
         req.strategy,
         req.symbols,
-        _date_text(req.start),
-        _date_text(end),
+        _title_time(first),
+        _title_time(last),
         out.synthetic,
         timeframe=req.timeframe,
     )
@@ -517,41 +654,28 @@ def _write_report(out: RunOutput, path: Path) -> Path:
     if out.synthetic:
         parameters["Data"] = "SYNTHETIC (generated sample, not market data)"
     return tearsheet_for_result(
-        out.result, out.bars, path, title, parameters=parameters, equity=out.equity
+        out.result,
+        out.bars,
+        path,
+        title,
+        parameters=parameters,
+        equity=out.equity,
+        metrics=out.metrics,
     )
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+def _write_trades(out: RunOutput, path: Path) -> None:
+    from engine.outputs import rounded_trades
+
+    rounded_trades(out.result.trades, out.result.config.lot_size).to_csv(path, index=False)
 
 
-def save_results(out: RunOutput, html_path: Path) -> tuple[Path, Path, Path]:
-    """Write ``<stem>_trades.csv``, ``<stem>_equity.parquet`` and ``<stem>_metrics.json``.
-
-    The files go beside ``html_path``. The equity file holds, per bar close time (UTC):
-    equity, cash and the signed position of each symbol, from ``--from`` on. The
-    metrics file holds the summary figures and the run's inputs (NaN written as null).
-    """
-    import json
-
+def _write_equity(out: RunOutput, path: Path) -> None:
+    """Per bar close time (UTC): equity, cash and each symbol's signed position."""
     import pandas as pd
 
-    stem = html_path.with_suffix("")
-    trades_path = stem.with_name(stem.name + "_trades.csv")
-    equity_path = stem.with_name(stem.name + "_equity.parquet")
-    metrics_path = stem.with_name(stem.name + "_metrics.json")
-    trades: pd.DataFrame = out.result.trades
-    _atomic(trades_path, lambda p: trades.to_csv(p, index=False))
+    from engine.outputs import write_equity_parquet
+
     equity = out.equity if out.equity is not None else out.result.equity
     cash = out.result.cash.loc[equity.index]
     frame = pd.DataFrame({"equity": equity, "cash": cash})
@@ -559,26 +683,39 @@ def save_results(out: RunOutput, html_path: Path) -> tuple[Path, Path, Path]:
     if positions is not None and len(positions.columns):
         frame = frame.join(positions.add_prefix("position "))
     frame.index.name = "time"
-    _atomic(equity_path, lambda p: frame.to_parquet(p))
+    write_equity_parquet(frame, path)
+
+
+def _write_metrics(out: RunOutput, path: Path) -> None:
+    """The summary figures and the run's inputs (NaN written as null)."""
+    import json
+
+    from gogo2.timeframes import format_time
+
+    r = out.request
+    first, last = out.actual_range
     doc = {
         "run": {
-            "strategy": out.request.strategy,
+            "id": out.run_id,
+            "strategy": r.strategy,
             "params": out.params_shown(),
-            "symbols": list(out.request.symbols),
-            "exchange": out.request.exchange,
-            "timeframe": out.request.timeframe,
-            "period": list(out.period),
+            "symbols": list(r.symbols),
+            "exchange": r.exchange,
+            "timeframe": r.timeframe,
+            "requested": [format_time(r.start), format_time(r.end) if r.end else None],
+            "period": [format_time(first), format_time(last)],
             "bars": out.bars.n,
+            "warmup_bars": out.warmup,
             "synthetic": out.synthetic,
             "fee_taker": out.result.config.fee_taker,
             "fee_maker": out.result.config.fee_maker,
             "slippage_bps": out.result.config.slippage_bps,
+            "warnings": list(out.warnings),
         },
         "metrics": {k: _json_value(v) for k, v in out.metrics.as_dict().items()},
     }
     text = json.dumps(doc, indent=1, allow_nan=False)
-    _atomic(metrics_path, lambda p: p.write_text(text + "\n", encoding="utf-8"))
-    return trades_path, equity_path, metrics_path
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def _json_value(v: Any) -> Any:
@@ -590,6 +727,8 @@ def _json_value(v: Any) -> Any:
         return v.isoformat()
     if isinstance(v, float) and not math.isfinite(v):
         return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, list | tuple):
+        return [_json_value(x) for x in v]
     if hasattr(v, "item"):
         return _json_value(v.item())
     return v

@@ -75,7 +75,8 @@ def test_drawdown_from_the_start_and_not_recovered() -> None:
 
 def test_flat_equity_has_no_ratios() -> None:
     eq = minute_equity([100.0] * 3000)
-    m = M.compute_metrics(eq, None, initial=100.0, exposure=0.0, fees_paid=0.0)
+    # three days: min_days=1 lets the annualised figures through to test their zero cases
+    m = M.compute_metrics(eq, None, initial=100.0, exposure=0.0, fees_paid=0.0, min_days=1)
     assert m.total_return == 0.0
     assert m.max_drawdown.depth == 0.0 and m.max_drawdown.peak is None
     assert math.isnan(m.sharpe) and math.isnan(m.sortino) and math.isnan(m.calmar)
@@ -138,7 +139,8 @@ def test_summary_table_renders_every_metric() -> None:
         "max drawdown",
         "win rate",
         "profit factor",
-        "expectancy",
+        "mean P&L per trade",
+        "mean return per trade",
         "exposure",
         "fees paid",
     ):
@@ -180,3 +182,54 @@ def test_returns_after_ruin_are_zero_and_drawdown_is_total() -> None:
     assert m.total_return == -1.0
     assert m.max_drawdown.depth == -1.0
     assert m.max_drawdown.recovery is None
+
+
+def test_a_1h_bar_closing_at_midnight_belongs_to_the_day_it_opened_in() -> None:
+    # 1h bars opened 22:00 and 23:00 on Jan 1 close at 23:00 and 00:00: both belong to Jan 1;
+    # the bar opened 00:00 on Jan 2 closes at 01:00 and starts Jan 2
+    idx = pd.DatetimeIndex(["2023-01-01 23:00", "2023-01-02 00:00", "2023-01-02 01:00"], tz="UTC")
+    eq = pd.Series([100.0, 105.0, 110.0], index=idx)
+    days = M.daily_equity(eq)
+    assert list(days.index.strftime("%Y-%m-%d")) == ["2023-01-01", "2023-01-02"]
+    assert days.tolist() == [105.0, 110.0]
+
+
+def test_short_periods_withhold_annualised_figures() -> None:
+    from rich.console import Console
+
+    rng = np.random.default_rng(9)
+    n = 29 * 1440
+    eq = minute_equity(list(100 * np.cumprod(1 + rng.normal(2e-5, 5e-4, n))))
+    m = M.compute_metrics(eq, None, initial=100.0)
+    assert m.days == 29 and m.short_period
+    for name in ("cagr", "volatility", "sharpe", "sortino", "calmar"):
+        assert math.isnan(getattr(m, name)), name
+    assert m.as_dict()["short_period"] is True
+    assert m.total_return == pytest.approx(eq.iloc[-1] / 100.0 - 1)  # not annualised: kept
+    assert m.max_drawdown.depth <= 0.0
+    console = Console(record=True, width=80)
+    M.print_summary(m, console=console)
+    text = console.export_text()
+    assert text.count("n/a (period < 30 days)") == 5
+    longer = minute_equity(list(100 * np.cumprod(1 + rng.normal(2e-5, 5e-4, 30 * 1440))))
+    m30 = M.compute_metrics(longer, None, initial=100.0)
+    assert m30.days == 30 and not m30.short_period
+    assert math.isfinite(m30.sharpe) and math.isfinite(m30.cagr)
+
+
+def test_summary_wording_of_drawdown_and_trade_means() -> None:
+    from rich.console import Console
+
+    idx = pd.date_range("2023-01-01 00:01", periods=3, freq="1D", tz="UTC")
+    eq = pd.Series([90.0, 80.0, 85.0], index=idx)
+    # a small winner and a large loser: mean P&L negative, mean return positive
+    trades = pd.DataFrame({"pnl": [10.0, -50.0], "return": [0.05, -0.01], "fees": [0.0, 0.0]})
+    m = M.compute_metrics(eq, trades, initial=100.0)
+    rows = dict(M.summary_rows(m, quote="USDT"))
+    assert rows["max DD recovered"] == "no (not yet recovered)"
+    assert rows["max DD peak -> trough"] == "2023-01-01 -> 2023-01-02"
+    assert rows["mean P&L per trade"] == "-20.00 USDT"
+    assert rows["mean return per trade"] == "2.000 %"
+    console = Console(record=True, width=80)
+    M.print_summary(m, console=console, title=None)
+    assert all(line == line.rstrip() for line in console.export_text().splitlines())

@@ -155,3 +155,79 @@ def test_buy_and_hold_properties(moves: list[tuple[float, float]], scale: float)
     assert np.all(eq >= 10.0 * growth.min(axis=1) - 1e-9)
     rescaled = buy_and_hold_equity(make_bars(close * np.array([scale, 1.0])), initial=10.0)
     np.testing.assert_allclose(rescaled.to_numpy(), eq, rtol=1e-9)
+
+
+def _cells(html: str, label: str) -> list[str]:
+    import re
+
+    row = re.search(r"<tr><td>" + re.escape(label) + r"</td>((?:<td>[^<]*</td>)+)</tr>", html)
+    assert row is not None, label
+    return re.findall(r"<td>([^<]*)</td>", row.group(1))
+
+
+def _drawdown_table(html: str) -> list[list[str]]:
+    import re
+
+    start = html.index('<div id="ddinfo">')
+    table = html[start : html.index("</table>", start)]
+    body = table[table.index("<tbody>") :]
+    return [re.findall(r"<td>([^<]*)</td>", row) for row in re.findall(r"<tr>.*?</tr>", body)]
+
+
+def test_underwater_from_day_one_shows_its_drawdown_and_no_recovery(tmp_path: Path) -> None:
+    from engine.report import from_initial_capital
+
+    idx = pd.date_range("2023-01-01", periods=40, freq="D", tz="UTC")
+    # loses 10 % on day one and never gets back to the initial capital
+    steps = np.tile([-0.10, 0.05, -0.02, 0.03], 10)
+    strat = pd.Series(steps, idx)
+    bench = pd.Series(np.tile([0.01, -0.005], 20), idx)
+    wealth = np.cumprod(1 + steps)
+    assert wealth.max() < 1.0
+    depth = wealth.min() - 1.0  # the initial capital is the peak
+    out = write_tearsheet(
+        from_initial_capital(strat), from_initial_capital(bench), tmp_path / "r.html", "t"
+    )
+    html = out.read_text(encoding="utf-8")
+    _bench, ours = _cells(html, "Max Drawdown")
+    assert float(ours.rstrip("%")) == pytest.approx(depth * 100, abs=0.006)
+    assert _cells(html, "Max DD Period End")[1] == "not recovered"
+    assert _cells(html, "Longest DD Days")[1] != "-"
+    rows = _drawdown_table(html)
+    assert rows, "Worst 10 Drawdowns is empty"
+    worst = min(rows, key=lambda r: float(r[2]))
+    assert float(worst[2]) == pytest.approx(depth * 100, abs=0.006)
+    assert worst[1] == "not recovered"
+    assert "2023-02-09" not in [r[1] for r in rows]  # the last day is no recovery date
+
+
+def test_a_recovered_drawdown_keeps_its_date(tmp_path: Path) -> None:
+    from engine.report import from_initial_capital
+
+    idx = pd.date_range("2023-01-01", periods=40, freq="D", tz="UTC")
+    steps = np.full(40, 0.01)
+    steps[10] = -0.05  # wealth 1.01^10 * 0.95; back above the peak 6 days later
+    strat = pd.Series(steps, idx)
+    out = write_tearsheet(from_initial_capital(strat), None, tmp_path / "r.html", "t")
+    html = out.read_text(encoding="utf-8")
+    rows = _drawdown_table(html)
+    assert len(rows) == 1
+    # 0.95 * 1.01^k >= 1 first for k = 6: day 11 + 6 = 2023-01-17 is back at the peak,
+    # QuantStats names the last day under water: 2023-01-16
+    assert rows[0][1] == "2023-01-16"
+    assert "not recovered" not in html
+
+
+def test_html_fixes_title_glyph_and_short_periods(tmp_path: Path) -> None:
+    strat, bench = _returns(10, seed=3)
+    title = "sma_cross on BTC/USDT 1h, 2024-04-21 15:00 to 2024-05-01"
+    html = write_tearsheet(strat, bench, tmp_path / "r.html", title).read_text(encoding="utf-8")
+    assert f"<h1>{title} <dt>" in html  # no " (Compounded)" after it
+    assert "Compounded" not in html
+    assert "\ufe6a" not in html and "<td>CAGR%</td>" in html
+    assert "Period shorter than 30 days" in html
+    for label in ("CAGR%", "Sharpe", "Sortino", "Calmar", "Volatility (ann.)"):
+        assert _cells(html, label) == ["n/a (period &lt; 30 days)"] * 2, label
+    strat, bench = _returns(30, seed=3)
+    html = write_tearsheet(strat, bench, tmp_path / "r.html", title).read_text(encoding="utf-8")
+    assert "Period shorter" not in html and "n/a (period" not in html
