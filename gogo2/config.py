@@ -108,7 +108,7 @@ class BacktestConfig(_Section):
     """Defaults of ``cli.py backtest``; every one can be overridden by a flag."""
 
     symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
-    timeframe: str = "1m"
+    timeframe: str = "1h"
     strategy: str = "sma_cross"
     cash: float = Field(10_000.0, gt=0)
     fee_taker: float = Field(0.001, ge=0, lt=0.1, description="Taker fee rate (0.001 = 0.1 %).")

@@ -586,24 +586,25 @@ def test_from_before_the_data_shows_requested_and_actual_range(
     args += ["--param", "fast=5", "--param", "slow=30"]
     code, out, err = run_cli([*args, "--config", str(sample_config)], capsys)
     assert code == 0, err
-    # the data starts 2023-01-01 00:00; sma_cross(slow=30) needs 31 1m bars before deciding
+    # the data starts 2023-01-01 00:00; sma_cross(slow=30) has a warm-up of 30 rows: its
+    # first decision is row 30, the 1m bar opened at 00:30
     assert re.search(r"requested\s+│\s+2022-12-20 00:00 -> 2023-01-03 00:00", out)
-    assert re.search(r"period\s+│\s+2023-01-01 00:31 -> 2023-01-03 00:00", out)
+    assert re.search(r"period\s+│\s+2023-01-01 00:30 -> 2023-01-03 00:00", out)
     warnings = [line for line in out.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1
-    assert "2022-12-20" in warnings[0] and "2023-01-01 00:31" in warnings[0]
+    assert "2022-12-20" in warnings[0] and "2023-01-01 00:30" in warnings[0]
     assert "first stored candle opens at 2023-01-01 00:00" in warnings[0]
     run_dir = (workdir / "reports" / "latest").resolve()
-    assert "_2023-01-01T0031_2023-01-03_" in run_dir.name
+    assert "_2023-01-01T0030_2023-01-03_" in run_dir.name
     assert "2022-12-20" not in run_dir.name
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     title = re.search(r"<title>(.*?)</title>", html)
     assert title is not None
-    assert "2023-01-01 00:31 to 2023-01-03" in title.group(1)
-    assert "T0031" not in title.group(1) and "(Compounded)" not in html
+    assert "2023-01-01 00:30 to 2023-01-03" in title.group(1)
+    assert "T0030" not in title.group(1) and "(Compounded)" not in html
     doc = json.loads((run_dir / "metrics.json").read_text())
     assert doc["run"]["requested"] == ["2022-12-20 00:00", "2023-01-03 00:00"]
-    assert doc["run"]["period"] == ["2023-01-01 00:31", "2023-01-03 00:00"]
+    assert doc["run"]["period"] == ["2023-01-01 00:30", "2023-01-03 00:00"]
     assert doc["run"]["warnings"] == [w.removeprefix("warning: ") for w in warnings]
     # at 80 columns: no line is wider, none ends in spaces, parameters are k=v words
     table = [line for line in out.splitlines() if line[:1] in "┌│├└B"]
@@ -620,7 +621,7 @@ def test_python_api_and_cli_exclude_the_warm_up_alike(sample_config: Path) -> No
     from gogo2.config import load_settings
 
     settings = load_settings(sample_config)
-    # --from at the start of the data: the 31 warm-up bars lie inside the requested range
+    # --from at the start of the data: the 30 warm-up bars lie inside the requested range
     out = run_backtest(
         settings,
         start="2023-01-01",
@@ -631,15 +632,15 @@ def test_python_api_and_cli_exclude_the_warm_up_alike(sample_config: Path) -> No
         save=False,
     )
     result = out.result
-    assert result.warmup == out.warmup == 31
+    assert result.warmup == out.warmup == 30
     pos = result.positions.to_numpy()[:, 0]
     # the saved positions show the end-of-data close on the last bar; the position was
     # held through that bar, so it counts as exposed when the bar before held one
-    exposed = int((pos[31:-1] != 0).sum()) + int(pos[-2] != 0)
-    assert exposed > 0 and (pos[:31] == 0).all()
-    assert result.exposure == pytest.approx(exposed / (1440 - 31))
+    exposed = int((pos[30:-1] != 0).sum()) + int(pos[-2] != 0)
+    assert exposed > 0 and (pos[:30] == 0).all()
+    assert result.exposure == pytest.approx(exposed / (1440 - 30))
     api = from_result(result)
     assert api.exposure == out.metrics.exposure == result.exposure
-    assert api.start == out.metrics.start == pd.Timestamp("2023-01-01 00:31", tz="UTC")
+    assert api.start == out.metrics.start == pd.Timestamp("2023-01-01 00:30", tz="UTC")
     assert api.final_equity == out.metrics.final_equity
     assert api.max_drawdown_bar == out.metrics.max_drawdown_bar

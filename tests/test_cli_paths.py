@@ -106,16 +106,17 @@ def test_backtest_from_another_directory_uses_project_data_and_reports(
         monkeypatch.delenv(name)
     monkeypatch.chdir(elsewhere)
     args = ["backtest", "--from", "2023-01-01", "--exchange", "binance", "--symbols", "BTC/USDT"]
-    args += ["--param", "fast=5", "--param", "slow=20", "--no-report"]
+    args += ["--timeframe", "1m", "--param", "fast=5", "--param", "slow=20", "--no-report"]
     code = cli.main(args)
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert f"trades: {project / 'reports'}" in out  # the summary says where, absolute
-    written = sorted(p.name for p in (project / "reports").iterdir())
-    assert written == [
-        "sma_cross_2023-01-01_2023-01-01T1000_equity.parquet",
-        "sma_cross_2023-01-01_2023-01-01T1000_metrics.json",
-        "sma_cross_2023-01-01_2023-01-01T1000_trades.csv",
+    assert str(project / "reports") in out  # the summary says where, absolute
+    runs = [p for p in (project / "reports").iterdir() if p.name != "latest"]
+    assert len(runs) == 1 and runs[0].name.startswith("sma_cross_1m_BTC-USDT_")
+    assert sorted(p.name for p in runs[0].iterdir()) == [
+        "equity.parquet",
+        "metrics.json",
+        "trades.csv",
     ]
     assert list(elsewhere.iterdir()) == []  # no sample generated here, no reports/
     assert not (project / "data" / "exchange=synthetic").exists()
@@ -132,7 +133,17 @@ def test_backtest_from_another_directory_uses_project_data_and_reports(
 def test_no_data_errors_name_the_catalog(
     project: Path, elsewhere: Path, args: list[str], needle: str
 ) -> None:
-    proc = run(project, elsewhere, "backtest", "--symbols", "BTC/USDT", "--no-report", *args)
+    proc = run(
+        project,
+        elsewhere,
+        "backtest",
+        "--symbols",
+        "BTC/USDT",
+        "--timeframe",
+        "1m",
+        "--no-report",
+        *args,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr

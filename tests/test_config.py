@@ -23,7 +23,7 @@ def fixture_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_defaults_match_documented_values() -> None:
     s = Settings()
     assert s.backtest.cash == 10_000
-    assert s.backtest.timeframe == "1m"
+    assert s.backtest.timeframe == "1h"
     assert s.data.exchange == "synthetic"
 
 
