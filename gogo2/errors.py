@@ -8,6 +8,8 @@
     │       ├── NoDataError     the catalog holds nothing for the request
     │       └── CandleValidationError   candles fail validation on write
     └── ExchangeFetchError      the exchange kept failing after every retry
+        └── ExchangeUnreachableError  (datasets.exchange_client) DNS, refused connection,
+                                      unreachable network or TLS: failed at once, no retry
 
 Every message names the input, the value and the fix.
 """
