@@ -36,25 +36,37 @@ Incomplete buckets
 
 Write guarantee
     ``write`` validates first (nothing is touched when validation refuses), then writes every
-    new year file and the new metadata to temporary files next to their targets, then swaps
-    them in with ``os.replace``. The previous versions are kept as hard links until all swaps
-    succeeded; if any swap fails the ones already done are rolled back. A failed write leaves
-    the series exactly as it was (byte for byte). A crash of the machine in the middle of the
-    swaps (not an exception) can leave a mix of year files; each file on its own is always
-    whole. Writers of one series are serialized with a lock file where the OS supports it.
+    new year file and the new metadata to temporary files next to their targets (each temp is
+    on the cleanup list before its first byte), fsyncs them and swaps them in with a journaled
+    all-or-nothing swap (:func:`datasets.storage.atomic_swap`). An exception or Ctrl-C at any
+    step leaves the series as it was; a process killed mid-swap leaves a journal that the next
+    open of the catalog rolls forward or back. Either way the year files and ``_series.json``
+    are the old set or the new one, whole. Writers of one series are serialized with a lock
+    file where the OS supports it; a catalog that cannot be written refuses a write with one
+    :class:`~datasets.storage.CatalogNotWritableError` and still serves reads.
+
+Opening a catalog
+    finishes interrupted swaps, removes leftover temp files of the catalog's own naming in
+    directories whose lock is free (never a live writer's) and finishes interrupted
+    deletions; a read-only catalog is left alone.
+
+Metadata against the files
+    Every use of ``_series.json`` checks it against the year files present (names, and size
+    and mtime recorded per file, or the row count of older metadata). When they disagree the
+    figures are rebuilt from the files, saved, and a one-line note says so; metadata whose
+    data files are all gone means the series is absent (the stale JSON is removed).
 
 Modules
     :class:`Catalog` (this module) is the facade: discovery, writes, reads, coverage. File
     safety (locks, fsync, the swap) is in :mod:`datasets.storage`, ``_series.json`` in
     :mod:`datasets.series_meta`, the merge-and-write of one series in
     :mod:`datasets.series_write`, derived caches in :mod:`datasets.derived` and the DuckDB
-    read helpers in :mod:`datasets.parquet_read`.
+    read helpers in :mod:`datasets.parquet_read`, deletion and recovery on open in :mod:`datasets.housekeeping`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +84,7 @@ from datasets.derived import (
     invalidate_derived,
     read_derived,
 )
+from datasets.housekeeping import delete_series, recover_catalog
 from datasets.parquet_read import (
     empty_columns,
     ensure_sorted,
@@ -80,13 +93,20 @@ from datasets.parquet_read import (
     range_clause,
     sql_list,
 )
-from datasets.resample import derive_files, multiples_hint, union_sorted
+from datasets.resample import derive_files, union_sorted
+from datasets.resolve import (
+    EXCHANGE_RE,
+    base_for,
+    check_key,
+    check_range,
+    how_to_get_data,
+    resolve_exchange,
+)
 from datasets.schema import (
     COLUMNS,
     DEFAULT_MAX_JUMP,
     VALUE_COLUMNS,
     check_candles,
-    grid_offset_ms,
 )
 from datasets.series_meta import (
     META_NAME,
@@ -94,6 +114,7 @@ from datasets.series_meta import (
     SeriesInfo,
     file_stats,
     read_meta,
+    reconcile,
     series_meta,
     symbol_dirname,
     symbol_from_dirname,
@@ -101,8 +122,12 @@ from datasets.series_meta import (
     year_of,
 )
 from datasets.series_write import WriteReport, write_locked
-from datasets.storage import series_lock
-from gogo2.errors import DataError, NoDataError, UnknownNameError
+from datasets.storage import (
+    CatalogNotWritableError,
+    is_read_only_error,
+    series_lock,
+)
+from gogo2.errors import DataError, NoDataError, UnknownNameError, UserInputError
 from gogo2.timeframes import format_time, normalize, timeframe_ms
 
 if TYPE_CHECKING:
@@ -117,9 +142,6 @@ __all__ = [
     "WriteReport",
     "symbol_dirname",
 ]
-
-_EXCHANGE_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
-_SYMBOL_RE = re.compile(r"^[A-Za-z0-9.]+/[A-Za-z0-9.]+(:[A-Za-z0-9.]+)?$")
 
 
 class Catalog:
@@ -139,6 +161,15 @@ class Catalog:
         self.max_jump = max_jump
         self._local = threading.local()
         self._meta_cache: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+        self.recover()
+
+    def recover(self) -> None:
+        """Finish writes and deletions interrupted by a dead process; remove their temp files.
+
+        Runs on every open (see :func:`datasets.housekeeping.recover_catalog`); a read-only
+        catalog is left alone.
+        """
+        recover_catalog(self.root)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Catalog:
@@ -196,11 +227,19 @@ class Catalog:
         return file_stats(path, tf_ms)
 
     def _series_meta(self, exchange: str, symbol: str, timeframe: str) -> dict[str, Any] | None:
-        """Metadata of a stored series, rebuilt from the files when the JSON is missing."""
-        directory = self.series_dir(exchange, symbol, timeframe)
-        return series_meta(
-            self._read_meta(directory), self._year_files(directory), exchange, symbol, timeframe
+        """Metadata of a stored series checked against its files (None: nothing stored)."""
+        tf = normalize(timeframe)
+        return self._dir_meta(self.series_dir(exchange, symbol, tf), exchange, symbol, tf)
+
+    def _dir_meta(
+        self, directory: Path, exchange: str, symbol: str, tf: str
+    ) -> dict[str, Any] | None:
+        meta, problems = series_meta(
+            self._read_meta(directory), self._year_files(directory), exchange, symbol, tf
         )
+        if problems:
+            reconcile(directory, meta, problems, exchange, symbol, tf)
+        return meta
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -214,16 +253,16 @@ class Catalog:
         if not self.root.is_dir():
             return out
         for directory in sorted(self.root.glob("exchange=*/symbol=*/timeframe=*")):
-            meta = self._read_meta(directory)
-            if meta is None or not meta.get("rows"):
-                if not self._year_files(directory):
-                    continue
-                exchange = directory.parent.parent.name.split("=", 1)[1]
+            raw = self._read_meta(directory) or {}
+            exchange = directory.parent.parent.name.split("=", 1)[1]
+            symbol = raw.get("symbol")
+            if not isinstance(symbol, str):
                 symbol = symbol_from_dirname(directory.parent.name.split("=", 1)[1])
-                try:
-                    meta = self._series_meta(exchange, symbol, directory.name.split("=", 1)[1])
-                except (OSError, ValueError, DataError):
-                    continue
+            try:
+                tf = normalize(directory.name.split("=", 1)[1])
+                meta = self._dir_meta(directory, exchange, symbol, tf)
+            except (OSError, ValueError, UserInputError):
+                continue
             if meta and meta.get("rows"):
                 out.append(meta)
         return out
@@ -255,7 +294,7 @@ class Catalog:
         return None
 
     def _check_exchange(self, exchange: str) -> None:
-        if _EXCHANGE_RE.match(exchange) and any(
+        if EXCHANGE_RE.match(exchange) and any(
             (self.root / f"exchange={exchange}").glob("symbol=*/timeframe=*/year=*.parquet")
         ):
             return
@@ -264,7 +303,7 @@ class Catalog:
                 "exchange",
                 exchange,
                 self.exchanges(),
-                fix=_how_to_get_data(),
+                fix=how_to_get_data(),
             )
 
     def _check_symbol(self, exchange: str, symbol: str) -> None:
@@ -274,7 +313,7 @@ class Catalog:
                 f"symbol on {exchange}",
                 symbol,
                 self.symbols(exchange),
-                fix=_how_to_get_data(),
+                fix=how_to_get_data(),
             )
 
     # -- write -------------------------------------------------------------------------------
@@ -344,7 +383,9 @@ class Catalog:
                 return write_locked(
                     self, frame, directory, exchange, symbol, tf, tf_ms, source, origin, changes, mj
                 )
-        except BaseException:
+        except BaseException as e:
+            if is_read_only_error(e):
+                raise self._not_writable(e, f"cannot store {exchange} {symbol} {tf}") from None
             # a failed first write leaves no empty series directory behind
             if created and not self._year_files(directory):
                 with contextlib.suppress(OSError):
@@ -354,18 +395,60 @@ class Catalog:
                         p.rmdir()
             raise
 
+    def delete(self, exchange: str, symbol: str, timeframe: str | None = None) -> list[SeriesInfo]:
+        """Remove a stored series (all its timeframes when ``timeframe`` is None).
+
+        Its year files, ``_series.json`` and the symbol's derived caches go; an interrupt
+        leaves the series either whole or gone (see :mod:`datasets.housekeeping`).
+
+        Returns
+        -------
+        list of SeriesInfo
+            What was removed.
+
+        Raises
+        ------
+        UnknownNameError
+            Nothing stored under that exchange, symbol or timeframe (with a close-match hint).
+        CatalogNotWritableError
+            The catalog directory cannot be written.
+        """
+        self._check_symbol(exchange, symbol)
+        stored = self.timeframes(exchange, symbol)
+        tf = normalize(timeframe) if timeframe is not None else None
+        if tf is not None and tf not in stored:
+            raise UnknownNameError(
+                f"timeframe of {exchange} {symbol}",
+                tf,
+                stored,
+                fix="Run `cli.py data list` to see what is stored.",
+            )
+        gone = [
+            s
+            for s in self.coverage(exchange, symbol)
+            if not s.derived and (tf is None or s.timeframe == tf)
+        ]
+        try:
+            delete_series(self, exchange, symbol, tf)
+        except OSError as e:
+            if is_read_only_error(e):
+                what = f"cannot delete {exchange} {symbol}" + (f" {tf}" if tf else "")
+                raise self._not_writable(e, what) from None
+            raise
+        return gone
+
+    def _not_writable(self, e: BaseException, what: str) -> CatalogNotWritableError:
+        detail = getattr(e, "strerror", None) or str(e)
+        where = getattr(e, "filename", None)
+        return CatalogNotWritableError(
+            f"the catalog at {self.root} is not writable ({detail}"
+            + (f": {where}" if where else "")
+            + f"); {what}. Make that directory writable (owner, permissions, read-only mount) "
+            "or point data.dir at a writable directory (--config FILE or GOGO2__DATA__DIR)."
+        )
+
     def _check_key(self, exchange: str, symbol: str, timeframe: str) -> tuple[str, str, str]:
-        if not isinstance(exchange, str) or not _EXCHANGE_RE.match(exchange):
-            raise DataError(
-                f"exchange name {exchange!r} is not valid: use the lower-case ccxt id such as "
-                "'binance' (letters, digits, '_', '-', '.')."
-            )
-        if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol):
-            raise DataError(
-                f"symbol {symbol!r} is not valid: write it BASE/QUOTE (for example BTC/USDT, "
-                "or BTC/USDT:USDT for a perpetual)."
-            )
-        return exchange, symbol, normalize(timeframe)
+        return check_key(exchange, symbol, timeframe)
 
     def _invalidate_derived(self, exchange: str, symbol: str) -> None:
         invalidate_derived(self.root, exchange, symbol)
@@ -423,33 +506,7 @@ class Catalog:
         return out
 
     def _resolve_exchange(self, symbols: list[str], exchange: str | None) -> str:
-        if exchange is not None:
-            return exchange
-        stored = self._stored()
-        if not stored:
-            raise NoDataError(f"the catalog at {self.root} is empty. {_how_to_get_data()}")
-        held: dict[str, set[str]] = {}
-        for m in stored:
-            held.setdefault(m["exchange"], set()).add(m["symbol"])
-        full = sorted(ex for ex, syms in held.items() if set(symbols) <= syms)
-        if len(full) == 1:
-            return full[0]
-        if not full:
-            missing = [s for s in symbols if not any(s in syms for syms in held.values())]
-            if missing:
-                raise UnknownNameError("symbol", missing[0], self.symbols(), fix=_how_to_get_data())
-            where = "; ".join(
-                f"{s} on {', '.join(sorted(ex for ex, syms in held.items() if s in syms))}"
-                for s in symbols
-            )
-            raise DataError(
-                f"no single exchange holds all of {', '.join(symbols)} ({where}). "
-                "Name the exchange (--exchange) and download the missing symbols there."
-            )
-        raise DataError(
-            f"{', '.join(symbols)} is stored on several exchanges ({', '.join(full)}); "
-            "name the exchange (--exchange)."
-        )
+        return resolve_exchange(self, symbols, exchange)
 
     def _base_for(
         self,
@@ -459,45 +516,8 @@ class Catalog:
         start: int | None = None,
         end: int | None = None,
     ) -> str:
-        """The stored timeframe to read ``tf`` from.
-
-        ``tf`` itself when stored; otherwise, of the stored timeframes that divide it, the
-        one covering most of ``[start, end)`` (ties: the finest).
-        """
-        stored = self.timeframes(exchange, symbol)
-        if tf in stored:
-            return tf
-        tf_ms = timeframe_ms(tf)
-        divisors = [s for s in stored if tf_ms % timeframe_ms(s) == 0 and timeframe_ms(s) < tf_ms]
-        if grid_offset_ms(tf_ms):
-            divisors = [s for s in divisors if timeframe_ms(s) <= 86_400_000]
-        if len(divisors) > 1:
-            lo = -(2**62) if start is None else int(start)
-            hi = 2**62 if end is None else int(end)
-
-            def covered(base: str) -> int:
-                meta = self._series_meta(exchange, symbol, base) or {}
-                if not meta.get("rows"):
-                    return 0
-                a = max(lo, int(meta["first"]))
-                b = min(hi, int(meta["last"]) + timeframe_ms(base))
-                return max(0, b - a)
-
-            return max(divisors, key=lambda b: (covered(b), -timeframe_ms(b)))
-        if divisors:
-            return divisors[0]
-        finer = [s for s in stored if timeframe_ms(s) < tf_ms]
-        if finer:
-            raise DataError(
-                f"timeframe {tf} cannot be derived for {exchange} {symbol}: it is not a whole "
-                f"multiple of the stored timeframe(s) {', '.join(stored)}. Choose a multiple "
-                f"(for example {multiples_hint(finer[0])}) or store {tf} candles."
-            )
-        raise DataError(
-            f"timeframe {tf} is finer than what is stored for {exchange} {symbol} "
-            f"({', '.join(stored)}); a finer timeframe cannot be made from a coarser one. "
-            f"Download or import {tf} candles, or use {stored[0]} or coarser."
-        )
+        """The stored timeframe to read ``tf`` from (see :func:`datasets.resolve.base_for`)."""
+        return base_for(self, exchange, symbol, tf, start, end)
 
     def load_frame(
         self,
@@ -515,7 +535,7 @@ class Catalog:
         import pandas as pd
 
         tf = normalize(timeframe)
-        _check_range(start, end)
+        check_range(start, end)
         self._check_symbol(exchange, symbol)
         cols = self._read_series(exchange, symbol, tf, start, end)
         if cols["time"].size == 0:
@@ -563,7 +583,7 @@ class Catalog:
         if not symbols:
             raise DataError("no symbols given: name at least one, for example BTC/USDT.")
         tf = normalize(timeframe)
-        _check_range(start, end)
+        check_range(start, end)
         exchange = self._resolve_exchange(symbols, exchange)
         for s in symbols:
             self._check_symbol(exchange, s)
@@ -704,18 +724,3 @@ class Catalog:
         self, exchange: str, symbol: str, tf: str, base: str, fp: list[list[Any]]
     ) -> None:
         build_derived(self, exchange, symbol, tf, base, fp)
-
-
-def _check_range(start: int | None, end: int | None) -> None:
-    if start is not None and end is not None and int(start) >= int(end):
-        raise DataError(
-            f"empty time range: start {format_time(start)} is not before end {format_time(end)} "
-            "(end is exclusive). Give a start earlier than the end."
-        )
-
-
-def _how_to_get_data() -> str:
-    return (
-        "Get candles with `cli.py data download` or `cli.py data import`; "
-        "`cli.py backtest` creates the synthetic sample under exchange 'synthetic'."
-    )

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from datasets.parquet_read import (
 )
 from datasets.schema import COLUMNS, find_gaps
 from datasets.series_meta import SeriesInfo, now_ms, symbol_dirname, year_files
-from datasets.storage import atomic_swap
+from datasets.storage import atomic_swap, dir_lock, fsync_file, new_token, temp_path
 from gogo2.timeframes import normalize, timeframe_ms
 
 if TYPE_CHECKING:
@@ -97,40 +97,64 @@ def build_derived(
     catalog: Catalog, exchange: str, symbol: str, tf: str, base: str, fp: list[list[Any]]
 ) -> None:
     """Derive ``tf`` from ``base`` and store it in the cache (skipped where it cannot be written)."""
+    if not os.access(catalog.root, os.W_OK):
+        return  # a read-only catalog: the caller derives in memory
+    cols = catalog.derive(exchange, symbol, tf, base=base)
+    path = derived_path(catalog.root, exchange, symbol, tf, base)
+    token = new_token()
+    tmp = temp_path(path, token)
+    info_tmp = temp_path(path.with_suffix(".json"), token)
+    try:
+        with dir_lock(path.parent):
+            _write_cache(catalog, cols, exchange, symbol, tf, base, fp, path, tmp, info_tmp)
+    except OSError:
+        # a catalog that cannot be written still loads: the derivation is simply not cached
+        with contextlib.suppress(OSError):
+            path.unlink()
+    finally:
+        for t in (tmp, info_tmp):
+            with contextlib.suppress(OSError):
+                t.unlink()
+
+
+def _write_cache(
+    catalog: Catalog,
+    cols: dict[str, np.ndarray],
+    exchange: str,
+    symbol: str,
+    tf: str,
+    base: str,
+    fp: list[list[Any]],
+    path: Path,
+    tmp: Path,
+    info_tmp: Path,
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    cols = catalog.derive(exchange, symbol, tf, base=base)
-    path = derived_path(catalog.root, exchange, symbol, tf, base)
-    token = uuid.uuid4().hex[:8]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{token}")
-        names = [*COLUMNS, "fill"]
-        table = pa.Table.from_arrays([pa.array(cols[c]) for c in names], names=names)
-        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
-        t = cols["time"]
-        info = {
-            "exchange": exchange,
-            "symbol": symbol,
-            "timeframe": tf,
-            "base": base,
-            "source": catalog.series_source(exchange, symbol) or "real",
-            "fingerprint": fp,
-            "rows": int(t.size),
-            "first": int(t[0]) if t.size else None,
-            "last": int(t[-1]) if t.size else None,
-            "gaps": [list(g) for g in find_gaps(t, timeframe_ms(tf))],
-            "incomplete": int((cols["fill"] < 1).sum()),
-            "updated": now_ms(),
-        }
-        info_tmp = path.with_name(f".{path.stem}.json.tmp-{token}")
-        info_tmp.write_text(json.dumps(info, indent=1))
-        atomic_swap([(tmp, path), (info_tmp, path.with_suffix(".json"))])
-    except OSError:
-        # a read-only catalog still loads: the derivation is simply not cached
-        with contextlib.suppress(OSError):
-            path.unlink()
+    names = [*COLUMNS, "fill"]
+    table = pa.Table.from_arrays([pa.array(cols[c]) for c in names], names=names)
+    pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
+    fsync_file(tmp)
+    t = cols["time"]
+    info = {
+        "exchange": exchange,
+        "symbol": symbol,
+        "timeframe": tf,
+        "base": base,
+        "source": catalog.series_source(exchange, symbol) or "real",
+        "fingerprint": fp,
+        "rows": int(t.size),
+        "first": int(t[0]) if t.size else None,
+        "last": int(t[-1]) if t.size else None,
+        "gaps": [list(g) for g in find_gaps(t, timeframe_ms(tf))],
+        "incomplete": int((cols["fill"] < 1).sum()),
+        "updated": now_ms(),
+    }
+    info_tmp.write_text(json.dumps(info, indent=1))
+    fsync_file(info_tmp)
+    # the JSON (which holds the fingerprint) goes last: a cache is valid only when both are in
+    atomic_swap([(tmp, path), (info_tmp, path.with_suffix(".json"))])
 
 
 def invalidate_derived(root: Path, exchange: str, symbol: str) -> None:

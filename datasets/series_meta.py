@@ -7,8 +7,11 @@ gaps, so coverage queries read no candle data.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import sys
 import time as _time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from datasets.schema import find_gaps
-from gogo2.timeframes import normalize, timeframe_ms
+from datasets.storage import LockBusy, dir_lock, fsync_dir, new_token, temp_path
+from gogo2.timeframes import format_time, normalize, timeframe_ms
 
 SOURCES = ("real", "synthetic")
 META_NAME = "_series.json"
@@ -108,22 +112,79 @@ def file_stats(path: Path, tf_ms: int) -> dict[str, Any]:
     }
 
 
+def file_stamp(path: Path) -> dict[str, int]:
+    """Size and mtime (ns) of a file, stored with its figures to detect later changes."""
+    st = path.stat()
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
+def check_files(meta: dict[str, Any] | None, files: dict[int, Path]) -> list[str]:
+    """Where ``meta["files"]`` does not describe the year files present (empty: it does).
+
+    A listed file must exist, every file must be listed, and a file whose size and mtime are
+    recorded must still have them (older metadata without them: the row count of the Parquet
+    footer must match).
+    """
+    listed: dict[str, Any] = (meta or {}).get("files", {}) if meta is not None else {}
+    present = {p.name: p for p in files.values()}
+    problems = [f"{name} is listed but missing" for name in sorted(set(listed) - set(present))]
+    for name, path in present.items():
+        entry = listed.get(name)
+        if entry is None:
+            problems.append(f"{name} is not listed")
+            continue
+        try:
+            if "size" in entry and "mtime_ns" in entry:
+                if file_stamp(path) != {"size": entry["size"], "mtime_ns": entry["mtime_ns"]}:
+                    problems.append(f"{name} changed on disk")
+            elif _footer_rows(path) != entry.get("rows"):
+                problems.append(f"{name} holds another number of rows than listed")
+        except (OSError, ValueError):
+            problems.append(f"{name} cannot be read")
+    return problems
+
+
+def _footer_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.read_metadata(path).num_rows)
+
+
 def series_meta(
     meta: dict[str, Any] | None,
     files: dict[int, Path],
     exchange: str,
     symbol: str,
     timeframe: str,
-) -> dict[str, Any] | None:
-    """Metadata of a stored series: ``meta`` when it lists ``files``, else rebuilt from them."""
-    if meta is not None and set(meta.get("files", {})) == {p.name for p in files.values()}:
-        return meta
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Metadata of a stored series checked against its year files, and what did not match.
+
+    ``meta`` is returned as it is when it describes ``files``; otherwise the figures of the
+    files that do not match are rebuilt from the files (listed files that are gone are
+    dropped). None when no year file is left: the series is absent, whatever the JSON says.
+    """
     if not files:
-        return None
+        stale = [] if meta is None else ["no data file is left"]
+        return None, stale
+    if meta is None:
+        problems = ["_series.json is missing or unreadable"]
+    else:
+        problems = check_files(meta, files)
+        if not problems:
+            return meta, []
     tf_ms = timeframe_ms(timeframe)
-    stats = {p.name: file_stats(p, tf_ms) for p in files.values()}
     base = meta or {}
-    return summarize(
+    listed = base.get("files", {})
+    bad = {q.split(" ", 1)[0] for q in problems}
+    stats = {}
+    for p in files.values():
+        entry = listed.get(p.name)
+        if entry is not None and p.name not in bad:
+            stats[p.name] = entry
+        else:
+            stats[p.name] = {**file_stats(p, tf_ms), **file_stamp(p)}
+    rebuilt = {k: v for k, v in base.items() if k not in ("files", "rows", "first", "last")}
+    rebuilt.update(
         {
             "exchange": exchange,
             "symbol": base.get("symbol", symbol),
@@ -135,9 +196,9 @@ def series_meta(
             "created": base.get("created"),
             "updated": base.get("updated"),
             "files": stats,
-        },
-        tf_ms,
+        }
     )
+    return summarize(rebuilt, tf_ms), problems
 
 
 def summarize(meta: dict[str, Any], tf_ms: int) -> dict[str, Any]:
@@ -165,3 +226,74 @@ def summarize(meta: dict[str, Any], tf_ms: int) -> dict[str, Any]:
         missing_bars=int(sum(g[2] for g in gaps)),
     )
     return meta
+
+
+_NOTED: set[tuple[str, tuple[str, ...]]] = set()
+
+
+def reconcile(
+    directory: Path,
+    meta: dict[str, Any] | None,
+    problems: list[str],
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+) -> None:
+    """Save metadata rebuilt from the files (or drop a stale one) and say so once per process.
+
+    Saving needs the series lock, taken without waiting: a writer holding it is about to
+    write fresh metadata anyway. A read-only catalog keeps the old file; every open rebuilds
+    the figures in memory and the note is repeated once per process.
+    """
+    saved = os.access(directory, os.W_OK) and _save_checked(directory, exchange, symbol, timeframe)
+    key = (str(directory), tuple(problems))
+    if key in _NOTED:
+        return
+    _NOTED.add(key)
+    label = f"{exchange} {symbol} {timeframe}"
+    if meta is None:
+        what = "it has no data file left, so the series is treated as absent"
+        what += "; its _series.json was removed." if saved else "."
+    else:
+        what = (
+            f"its figures were rebuilt from the files: {meta['rows']:,} rows"
+            + (
+                f", {format_time(meta['first'])} .. {format_time(meta['last'])} UTC"
+                if meta["rows"]
+                else ""
+            )
+            + ("." if saved else " (the catalog is not writable: not saved).")
+        )
+    print(
+        f"note: the metadata of {label} did not match its files ({'; '.join(problems)}); {what}",
+        file=sys.stderr,
+    )
+
+
+def _save_checked(directory: Path, exchange: str, symbol: str, timeframe: str) -> bool:
+    target = directory / META_NAME
+    try:
+        with dir_lock(directory, wait=False, create=False):
+            fixed, problems = series_meta(
+                read_meta({}, directory), year_files(directory), exchange, symbol, timeframe
+            )
+            if not problems:
+                return True
+            if fixed is None:
+                target.unlink(missing_ok=True)
+            else:
+                tmp = temp_path(target, new_token())
+                try:
+                    with open(tmp, "w") as fh:
+                        json.dump(fixed, fh, indent=1)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    os.replace(tmp, target)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+                    raise
+            fsync_dir(directory)
+            return True
+    except (LockBusy, OSError):
+        return False

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,8 +19,8 @@ import numpy as np
 from datasets.derived import invalidate_derived
 from datasets.parquet_read import PARQUET_COMPRESSION, sorted_isin
 from datasets.schema import COLUMNS, arrow_schema, find_gaps
-from datasets.series_meta import META_NAME, now_ms, summarize, year_files, year_of
-from datasets.storage import atomic_swap, fsync_dir, fsync_file
+from datasets.series_meta import META_NAME, file_stamp, now_ms, summarize, year_files, year_of
+from datasets.storage import atomic_swap, fsync_file, new_token, temp_path
 from gogo2.errors import DataError
 from gogo2.timeframes import format_time, timeframe_ms
 
@@ -84,7 +83,7 @@ def write_locked(
     old_meta = catalog._series_meta(exchange, symbol, tf)
     files_meta: dict[str, Any] = dict(old_meta["files"]) if old_meta else {}
     schema = arrow_schema()
-    token = uuid.uuid4().hex[:8]
+    token = new_token()
     pairs: list[tuple[Path, Path]] = []
     rows_new = 0
     merged_by_year: dict[int, dict[str, np.ndarray]] = {}
@@ -120,17 +119,19 @@ def write_locked(
         check_seams(directory, existing, merged_by_year, new["time"], max_jump, origin)
         for year, merged in merged_by_year.items():
             target = directory / f"year={year}.parquet"
-            tmp = target.with_name(f".{target.name}.tmp-{token}")
+            tmp = temp_path(target, token)
+            pairs.append((tmp, target))  # on the cleanup list before the first byte is written
             table = pa.Table.from_arrays([pa.array(merged[c]) for c in COLUMNS], schema=schema)
             pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
             fsync_file(tmp)
-            pairs.append((tmp, target))
             t = merged["time"]
             files_meta[target.name] = {
                 "rows": int(t.size),
                 "first": int(t[0]),
                 "last": int(t[-1]),
                 "gaps": [list(g) for g in find_gaps(t, tf_ms)],
+                # os.replace keeps size and mtime: they identify the file the figures describe
+                **file_stamp(tmp),
             }
         now = now_ms()
         origins = list((old_meta or {}).get("origins", []))
@@ -152,17 +153,16 @@ def write_locked(
             tf_ms,
         )
         meta_target = directory / META_NAME
-        meta_tmp = directory / f".{META_NAME}.tmp-{token}"
+        meta_tmp = temp_path(meta_target, token)
+        pairs.append((meta_tmp, meta_target))
         meta_tmp.write_text(json.dumps(meta, indent=1))
         fsync_file(meta_tmp)
-        pairs.append((meta_tmp, meta_target))
     except BaseException:
         for tmp, _ in pairs:
             with contextlib.suppress(OSError):
                 tmp.unlink()
         raise
-    atomic_swap(pairs)
-    fsync_dir(directory)
+    atomic_swap(pairs)  # fsyncs the directory
     invalidate_derived(catalog.root, exchange, symbol)
     first, last = int(new["time"][0]), int(new["time"][-1])
     gaps = [tuple(g) for g in meta["gaps"] if g[1] >= first and g[0] <= last]
