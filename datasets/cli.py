@@ -1,4 +1,4 @@
-"""``cli.py data ...``: download, import and list candles. Subcommands load lazily."""
+"""``cli.py data ...``: download, import, list and delete candles. Subcommands load lazily."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ SUBCOMMANDS = {
         "list_cmd",
         "List stored series: ranges, rows, gaps, real or synthetic.",
     ),
+    "delete": (
+        "datasets.delete_cli",
+        "delete_cmd",
+        "Delete a stored series, its metadata and derived caches.",
+    ),
 }
 
 
@@ -42,4 +47,4 @@ class _LazyData(click.Group):
 
 @click.group(cls=_LazyData)
 def data() -> None:
-    """Download, import and list market data."""
+    """Download, import, list and delete market data."""
