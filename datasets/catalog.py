@@ -293,7 +293,7 @@ class Catalog:
                 return meta.get("source", "real")
         return None
 
-    def _check_exchange(self, exchange: str) -> None:
+    def _check_exchange(self, exchange: str, fix: str | None = None) -> None:
         if EXCHANGE_RE.match(exchange) and any(
             (self.root / f"exchange={exchange}").glob("symbol=*/timeframe=*/year=*.parquet")
         ):
@@ -303,17 +303,17 @@ class Catalog:
                 "exchange",
                 exchange,
                 self.exchanges(),
-                fix=how_to_get_data(),
+                fix=fix or how_to_get_data(),
             )
 
-    def _check_symbol(self, exchange: str, symbol: str) -> None:
-        self._check_exchange(exchange)
+    def _check_symbol(self, exchange: str, symbol: str, fix: str | None = None) -> None:
+        self._check_exchange(exchange, fix)
         if not self.timeframes(exchange, symbol):
             raise UnknownNameError(
                 f"symbol on {exchange}",
                 symbol,
                 self.symbols(exchange),
-                fix=how_to_get_data(),
+                fix=fix or how_to_get_data(),
             )
 
     # -- write -------------------------------------------------------------------------------
@@ -395,6 +395,19 @@ class Catalog:
                         p.rmdir()
             raise
 
+    def check_stored(self, exchange: str, symbol: str, timeframe: str | None = None) -> str | None:
+        """Raise :class:`UnknownNameError` (with a hint) unless the series is stored.
+
+        Returns the normalized timeframe (None when not given).
+        """
+        fix = "Run `cli.py data list` to see what is stored."
+        self._check_symbol(exchange, symbol, fix)
+        tf = normalize(timeframe) if timeframe is not None else None
+        stored = self.timeframes(exchange, symbol)
+        if tf is not None and tf not in stored:
+            raise UnknownNameError(f"timeframe of {exchange} {symbol}", tf, stored, fix=fix)
+        return tf
+
     def delete(self, exchange: str, symbol: str, timeframe: str | None = None) -> list[SeriesInfo]:
         """Remove a stored series (all its timeframes when ``timeframe`` is None).
 
@@ -413,16 +426,7 @@ class Catalog:
         CatalogNotWritableError
             The catalog directory cannot be written.
         """
-        self._check_symbol(exchange, symbol)
-        stored = self.timeframes(exchange, symbol)
-        tf = normalize(timeframe) if timeframe is not None else None
-        if tf is not None and tf not in stored:
-            raise UnknownNameError(
-                f"timeframe of {exchange} {symbol}",
-                tf,
-                stored,
-                fix="Run `cli.py data list` to see what is stored.",
-            )
+        tf = self.check_stored(exchange, symbol, timeframe)
         gone = [
             s
             for s in self.coverage(exchange, symbol)

@@ -23,8 +23,7 @@ def delete_cmd(
     Asks for confirmation unless --yes is given. An interrupt leaves the series whole or gone.
     """
     from datasets.catalog import Catalog
-    from gogo2.errors import UnknownNameError
-    from gogo2.timeframes import format_time, normalize
+    from gogo2.timeframes import format_time
 
     settings = load(config_path)
     catalog = Catalog.from_settings(settings)
@@ -32,16 +31,7 @@ def delete_cmd(
     symbol = symbol.strip()
     if symbol.upper() != symbol and symbol.upper() in catalog.symbols(exchange):
         symbol = symbol.upper()
-    tf = normalize(timeframe) if timeframe else None
-    catalog._check_symbol(exchange, symbol)
-    stored = catalog.timeframes(exchange, symbol)
-    if tf is not None and tf not in stored:
-        raise UnknownNameError(
-            f"timeframe of {exchange} {symbol}",
-            tf,
-            stored,
-            fix="Run `cli.py data list` to see what is stored.",
-        )
+    tf = catalog.check_stored(exchange, symbol, timeframe)
     series = [
         s
         for s in catalog.coverage(exchange, symbol)

@@ -91,6 +91,7 @@ def test_unknown_series_is_exit_2_with_a_hint(root: Path, capsys, args, hint) ->
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: unknown ") and hint in err
+    assert "Run `cli.py data list` to see what is stored." in err
     assert len(err.strip().splitlines()) == 1
     assert series(root) == before
 
