@@ -152,6 +152,8 @@ def deferred_signals():
 
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) is None:  # set outside Python: cannot be restored
+                continue
             previous[sig] = signal.signal(sig, hold)
     except (ValueError, OSError):  # pragma: no cover - signals unavailable here
         for sig, handler in previous.items():

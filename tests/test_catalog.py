@@ -288,11 +288,12 @@ def test_seam_jump_against_stored_data_is_refused(cat: Catalog) -> None:
     assert tree_digest(cat.root) == before
 
 
-@pytest.mark.parametrize("fail_at", [1, 2, 3])
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 4])  # journal, 2 year files, metadata
 def test_failed_swap_leaves_catalog_byte_identical(
     cat: Catalog, monkeypatch: pytest.MonkeyPatch, fail_at: int
 ) -> None:
-    # stored: 2022 and 2023 files; the update touches both years plus metadata (3 swaps)
+    # stored: 2022 and 2023 files; the update touches both years plus metadata (3 swaps,
+    # after the journal is written)
     cat.write(candles(48, start=T0 - 24 * HOUR, step=HOUR), "binance", "BTC/USDT", "1h")
     before = tree_digest(cat.root)
     upd = cat.load_frame("binance", "BTC/USDT", "1h").iloc[20:30].copy()
