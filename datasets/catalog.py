@@ -303,7 +303,7 @@ class Catalog:
                 "exchange",
                 exchange,
                 self.exchanges(),
-                fix=fix or how_to_get_data(),
+                fix=fix or how_to_get_data(self.root),
             )
 
     def _check_symbol(self, exchange: str, symbol: str, fix: str | None = None) -> None:
@@ -313,7 +313,7 @@ class Catalog:
                 f"symbol on {exchange}",
                 symbol,
                 self.symbols(exchange),
-                fix=fix or how_to_get_data(),
+                fix=fix or how_to_get_data(self.root),
             )
 
     # -- write -------------------------------------------------------------------------------
@@ -653,7 +653,8 @@ class Catalog:
             f"{format_time(end)} (exclusive)" if end is not None else "end"
         )
         return NoDataError(
-            f"no {tf} candles of {exchange} {symbol} in {asked} UTC. Stored: "
+            f"no {tf} candles of {exchange} {symbol} in {asked} UTC in the catalog {self.root}. "
+            "Stored: "
             f"{'; '.join(stored) or 'nothing'}. Choose a range inside it, or download/import "
             "the missing period."
         )

@@ -1,4 +1,4 @@
-"""``cli.py data ...``: download, import, list and delete candles. Subcommands load lazily."""
+"""``cli.py data ...``: download, import and list candles. Subcommands load lazily."""
 
 from __future__ import annotations
 
@@ -47,4 +47,4 @@ class _LazyData(click.Group):
 
 @click.group(cls=_LazyData)
 def data() -> None:
-    """Download, import, list and delete market data."""
+    """Download, import and list market data."""

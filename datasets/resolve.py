@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from datasets.resample import multiples_hint
@@ -46,7 +47,9 @@ def resolve_exchange(catalog: Catalog, symbols: list[str], exchange: str | None)
     if not full:
         missing = [s for s in symbols if not any(s in syms for syms in held.values())]
         if missing:
-            raise UnknownNameError("symbol", missing[0], catalog.symbols(), fix=how_to_get_data())
+            raise UnknownNameError(
+                "symbol", missing[0], catalog.symbols(), fix=how_to_get_data(catalog.root)
+            )
         where = "; ".join(
             f"{s} on {', '.join(sorted(ex for ex, syms in held.items() if s in syms))}"
             for s in symbols
@@ -118,8 +121,8 @@ def check_range(start: int | None, end: int | None) -> None:
         )
 
 
-def how_to_get_data() -> str:
-    return (
+def how_to_get_data(root: Path | None = None) -> str:
+    return (f"The catalog is {root}. " if root is not None else "") + (
         "Get candles with `cli.py data download` or `cli.py data import`; "
         "`cli.py backtest` creates the synthetic sample under exchange 'synthetic'."
     )
