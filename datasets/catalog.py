@@ -234,10 +234,10 @@ class Catalog:
     def _dir_meta(
         self, directory: Path, exchange: str, symbol: str, tf: str
     ) -> dict[str, Any] | None:
-        meta, problems = series_meta(
+        meta, problems, restamp = series_meta(
             self._read_meta(directory), self._year_files(directory), exchange, symbol, tf
         )
-        if problems:
+        if problems or restamp:
             reconcile(directory, meta, problems, exchange, symbol, tf)
         return meta
 

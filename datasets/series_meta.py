@@ -156,33 +156,41 @@ def series_meta(
     exchange: str,
     symbol: str,
     timeframe: str,
-) -> tuple[dict[str, Any] | None, list[str]]:
-    """Metadata of a stored series checked against its year files, and what did not match.
+) -> tuple[dict[str, Any] | None, list[str], bool]:
+    """Metadata of a stored series checked against its year files.
 
-    ``meta`` is returned as it is when it describes ``files``; otherwise the figures of the
-    files that do not match are rebuilt from the files (listed files that are gone are
-    dropped). None when no year file is left: the series is absent, whatever the JSON says.
+    Returns ``(meta, problems, restamp)``. ``meta`` is returned as it is when it describes
+    ``files``; otherwise the figures of the files that do not match are rebuilt from the
+    files (listed files that are gone are dropped), and ``problems`` says what differed. A
+    file whose size or mtime changed but whose figures read back the same (a copy of the
+    catalog that did not keep mtimes) is no problem, only ``restamp`` is set so the new stamps
+    get saved. ``meta`` is None when no year file is left: the series is absent, whatever
+    the JSON says.
     """
     if not files:
         stale = [] if meta is None else ["no data file is left"]
-        return None, stale
+        return None, stale, False
     if meta is None:
         problems = ["_series.json is missing or unreadable"]
     else:
         problems = check_files(meta, files)
         if not problems:
-            return meta, []
+            return meta, [], False
     tf_ms = timeframe_ms(timeframe)
     base = meta or {}
     listed = base.get("files", {})
     bad = {q.split(" ", 1)[0] for q in problems}
     stats = {}
+    restamped = set()
     for p in files.values():
         entry = listed.get(p.name)
         if entry is not None and p.name not in bad:
             stats[p.name] = entry
-        else:
-            stats[p.name] = {**file_stats(p, tf_ms), **file_stamp(p)}
+            continue
+        stats[p.name] = {**file_stats(p, tf_ms), **file_stamp(p)}
+        if entry is not None and all(entry.get(k) == stats[p.name][k] for k in _FIGURES):
+            restamped.add(p.name)
+    problems = [q for q in problems if not _only_stamp(q, restamped)]
     rebuilt = {k: v for k, v in base.items() if k not in ("files", "rows", "first", "last")}
     rebuilt.update(
         {
@@ -198,7 +206,18 @@ def series_meta(
             "files": stats,
         }
     )
-    return summarize(rebuilt, tf_ms), problems
+    return summarize(rebuilt, tf_ms), problems, bool(restamped)
+
+
+_FIGURES = ("rows", "first", "last", "gaps")
+
+
+def _only_stamp(problem: str, restamped: set[str]) -> bool:
+    name, _, what = problem.partition(" ")
+    return name in restamped and what in (
+        "changed on disk",
+        "holds another number of rows than listed",
+    )
 
 
 def summarize(meta: dict[str, Any], tf_ms: int) -> dict[str, Any]:
@@ -239,7 +258,9 @@ def reconcile(
     symbol: str,
     timeframe: str,
 ) -> None:
-    """Save metadata rebuilt from the files (or drop a stale one) and say so once per process.
+    """Save metadata rebuilt from the files (or drop a stale one); say so once per process.
+
+    Only new stamps (``problems`` empty) are saved silently.
 
     Saving needs the series lock, taken without waiting: a writer holding it is about to
     write fresh metadata anyway. A read-only catalog keeps the old file; every open rebuilds
@@ -247,7 +268,7 @@ def reconcile(
     """
     saved = os.access(directory, os.W_OK) and _save_checked(directory, exchange, symbol, timeframe)
     key = (str(directory), tuple(problems))
-    if key in _NOTED:
+    if not problems or key in _NOTED:
         return
     _NOTED.add(key)
     label = f"{exchange} {symbol} {timeframe}"
@@ -274,10 +295,10 @@ def _save_checked(directory: Path, exchange: str, symbol: str, timeframe: str) -
     target = directory / META_NAME
     try:
         with dir_lock(directory, wait=False, create=False):
-            fixed, problems = series_meta(
+            fixed, problems, restamp = series_meta(
                 read_meta({}, directory), year_files(directory), exchange, symbol, timeframe
             )
-            if not problems:
+            if not problems and not restamp:
                 return True
             if fixed is None:
                 target.unlink(missing_ok=True)

@@ -38,8 +38,8 @@ def assert_whole(root: Path, expected: list[pd.DataFrame | None]) -> int:
     assert leftovers(root) == []
     d = cat.series_dir("binance", "BTC/USDT", "1h")
     raw = read_meta({}, d)
-    meta, problems = series_meta(raw, year_files(d), "binance", "BTC/USDT", "1h")
-    assert problems == [], problems
+    meta, problems, restamp = series_meta(raw, year_files(d), "binance", "BTC/USDT", "1h")
+    assert problems == [] and not restamp, problems
     if meta is None:
         assert None in expected
         assert cat.coverage() == [] and cat.symbols() == []
@@ -297,6 +297,22 @@ def test_year_file_replaced_by_hand_is_detected(tmp_path: Path) -> None:
         other.series_dir("binance", "BTC/USDT", "1h") / "year=2023.parquet", d / "year=2023.parquet"
     )
     assert Catalog(tmp_path).coverage()[0].rows == 24 + 5
+
+
+def test_copied_catalog_with_new_mtimes_is_restamped_silently(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cat = Catalog(tmp_path / "a")
+    cat.write(candles(48, start=T0 - 24 * HOUR, step=HOUR), "binance", "BTC/USDT", "1h")
+    shutil.copytree(tmp_path / "a", tmp_path / "b", copy_function=shutil.copyfile)  # new mtimes
+    d = Catalog(tmp_path / "b").series_dir("binance", "BTC/USDT", "1h")
+    before = json.loads((d / META_NAME).read_text())
+    assert Catalog(tmp_path / "b").coverage()[0].rows == 48
+    assert "did not match" not in capsys.readouterr().err
+    after = json.loads((d / META_NAME).read_text())
+    assert after["rows"] == 48 and after["files"] != before["files"]  # the new stamps are saved
+    for name, entry in after["files"].items():
+        assert entry["mtime_ns"] == (d / name).stat().st_mtime_ns
 
 
 def test_old_metadata_without_stamps_is_checked_by_row_count(tmp_path: Path) -> None:
