@@ -59,7 +59,9 @@ class LockBusy(Exception):
 
 def is_read_only_error(exc: BaseException) -> bool:
     """True for the ``OSError`` of writing to a read-only or permission-denied location."""
-    return isinstance(exc, OSError) and exc.errno in _READ_ONLY_ERRNOS
+    return isinstance(exc, PermissionError) or (
+        isinstance(exc, OSError) and exc.errno in _READ_ONLY_ERRNOS
+    )
 
 
 def new_token() -> str:
