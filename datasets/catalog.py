@@ -60,8 +60,9 @@ Modules
     :class:`Catalog` (this module) is the facade: discovery, writes, reads, coverage. File
     safety (locks, fsync, the swap) is in :mod:`datasets.storage`, ``_series.json`` in
     :mod:`datasets.series_meta`, the merge-and-write of one series in
-    :mod:`datasets.series_write`, derived caches in :mod:`datasets.derived` and the DuckDB
-    read helpers in :mod:`datasets.parquet_read`, deletion and recovery on open in :mod:`datasets.housekeeping`.
+    :mod:`datasets.series_write`, derived caches in :mod:`datasets.derived`, the DuckDB
+    read functions in :mod:`datasets.parquet_read`, name and timeframe resolution in
+    :mod:`datasets.resolve`, deletion and recovery on open in :mod:`datasets.housekeeping`.
 """
 
 from __future__ import annotations
