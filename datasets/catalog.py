@@ -36,213 +36,113 @@ Incomplete buckets
 
 Write guarantee
     ``write`` validates first (nothing is touched when validation refuses), then writes every
-    new year file and the new metadata to temporary files next to their targets, then swaps
-    them in with ``os.replace``. The previous versions are kept as hard links until all swaps
-    succeeded; if any swap fails the ones already done are rolled back. A failed write leaves
-    the series exactly as it was (byte for byte). A crash of the machine in the middle of the
-    swaps (not an exception) can leave a mix of year files; each file on its own is always
-    whole. Writers of one series are serialized with a lock file where the OS supports it.
+    new year file and the new metadata to temporary files next to their targets (each temp is
+    on the cleanup list before its first byte), fsyncs them and swaps them in with a journaled
+    all-or-nothing swap (:func:`datasets.storage.atomic_swap`). An exception or Ctrl-C at any
+    step leaves the series as it was; a process killed mid-swap leaves a journal that the next
+    open of the catalog rolls forward or back. Either way the year files and ``_series.json``
+    are the old set or the new one, whole. Writers of one series are serialized with a lock
+    file where the OS supports it; a catalog that cannot be written refuses a write with one
+    :class:`~datasets.storage.CatalogNotWritableError` and still serves reads.
+
+Opening a catalog
+    finishes interrupted swaps, removes leftover temp files of the catalog's own naming in
+    directories whose lock is free (never a live writer's) and finishes interrupted
+    deletions; a read-only catalog is left alone.
+
+Metadata against the files
+    Every use of ``_series.json`` checks it against the year files present (names, and size
+    and mtime recorded per file, or the row count of older metadata). When they disagree the
+    figures are rebuilt from the files, saved, and a one-line note says so; metadata whose
+    data files are all gone means the series is absent (the stale JSON is removed).
+
+Modules
+    :class:`Catalog` (this module) is the facade: discovery, writes, reads, coverage. File
+    safety (locks, fsync, the swap) is in :mod:`datasets.storage`, ``_series.json`` in
+    :mod:`datasets.series_meta`, the merge-and-write of one series in
+    :mod:`datasets.series_write`, derived caches in :mod:`datasets.derived`, the DuckDB
+    read functions in :mod:`datasets.parquet_read`, name and timeframe resolution in
+    :mod:`datasets.resolve`, deletion and recovery on open in :mod:`datasets.housekeeping`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
-import os
-import re
-import shutil
 import threading
-import time as _time
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from datasets.bars import Bars
-from datasets.resample import derive_files, multiples_hint, union_sorted
+from datasets.derived import (
+    DERIVED_DIR,
+    build_derived,
+    cache_valid,
+    derived_coverage,
+    derived_path,
+    fingerprint,
+    invalidate_derived,
+    read_derived,
+)
+from datasets.housekeeping import delete_series, recover_catalog
+from datasets.parquet_read import (
+    empty_columns,
+    ensure_sorted,
+    parquet_rows,
+    query,
+    range_clause,
+    sql_list,
+)
+from datasets.resample import derive_files, union_sorted
+from datasets.resolve import (
+    EXCHANGE_RE,
+    base_for,
+    check_key,
+    check_range,
+    how_to_get_data,
+    resolve_exchange,
+)
 from datasets.schema import (
     COLUMNS,
-    DEFAULT_MAX_JUMP,
     VALUE_COLUMNS,
-    arrow_schema,
     check_candles,
-    find_gaps,
-    grid_offset_ms,
+    resolve_max_jump,
 )
-from gogo2.errors import DataError, NoDataError, UnknownNameError
+from datasets.series_meta import (
+    META_NAME,
+    SOURCES,
+    SeriesInfo,
+    file_stats,
+    read_meta,
+    reconcile,
+    series_meta,
+    symbol_dirname,
+    symbol_from_dirname,
+    year_files,
+    year_of,
+)
+from datasets.series_write import WriteReport, write_locked
+from datasets.storage import (
+    CatalogNotWritableError,
+    is_read_only_error,
+    series_lock,
+)
+from gogo2.errors import DataError, NoDataError, UnknownNameError, UserInputError
 from gogo2.timeframes import format_time, normalize, timeframe_ms
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SOURCES = ("real", "synthetic")
-META_NAME = "_series.json"
-DERIVED_DIR = "_derived"
-_EXCHANGE_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
-_SYMBOL_RE = re.compile(r"^[A-Za-z0-9.]+/[A-Za-z0-9.]+(:[A-Za-z0-9.]+)?$")
-_YEAR_RE = re.compile(r"^year=(\d{4})\.parquet$")
-_BATCH_ROWS = 1 << 18
-_PARQUET_COMPRESSION = "lz4"  # decodes faster than zstd; files ~15 % larger
-
-
-@dataclass(frozen=True)
-class WriteReport:
-    """Outcome of :meth:`Catalog.write`.
-
-    Attributes
-    ----------
-    rows_written : int
-        Rows of the input stored (after repair).
-    rows_new : int
-        Of those, rows whose timestamp was not stored before.
-    first, last : int | None
-        Open times of the first and last row written (ms UTC); None when nothing was written.
-    changes : list[str]
-        One line per repair made (empty without repair or when the input was clean).
-    gaps : list[tuple[int, int, int]]
-        Gaps of the stored series inside ``[first, last]`` after the write:
-        ``(last open before, first open after, missing candles)``.
-    """
-
-    rows_written: int
-    rows_new: int
-    first: int | None
-    last: int | None
-    changes: list[str] = field(default_factory=list)
-    gaps: list[tuple[int, int, int]] = field(default_factory=list)
-
-    @property
-    def missing_bars(self) -> int:
-        return sum(g[2] for g in self.gaps)
-
-
-@dataclass(frozen=True)
-class SeriesInfo:
-    """Coverage of one stored (or derived and cached) series."""
-
-    exchange: str
-    symbol: str
-    timeframe: str
-    first: int | None
-    last: int | None
-    rows: int
-    gap_events: int
-    missing_bars: int
-    source: str
-    derived: bool = False
-
-
-def symbol_dirname(symbol: str) -> str:
-    """Directory spelling of a symbol: ``BTC/USDT`` -> ``BTC-USDT``, ``BTC/USDT:USDT`` -> ``BTC-USDT_USDT``."""
-    return symbol.replace("/", "-").replace(":", "_")
-
-
-def _symbol_from_dirname(name: str) -> str:
-    """Inverse of :func:`symbol_dirname` (used only when a series lost its metadata)."""
-    base, _, rest = name.partition("-")
-    quote, _, settle = rest.partition("_")
-    return f"{base}/{quote}" + (f":{settle}" if settle else "")
-
-
-def _year_of(ms: np.ndarray | int) -> np.ndarray:
-    return (
-        np.asarray(ms, dtype=np.int64)
-        .astype("datetime64[ms]")
-        .astype("datetime64[Y]")
-        .astype(np.int64)
-        + 1970
-    )
-
-
-def _now_ms() -> int:
-    return int(_time.time() * 1000)
-
-
-def _sql_list(paths: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
-
-
-@contextlib.contextmanager
-def _series_lock(directory: Path):
-    """Exclusive lock of one series directory (no-op where fcntl is missing)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(directory / ".lock", "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist renames in ``directory`` (best effort; not possible on every platform)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_swap(pairs: list[tuple[Path, Path]]) -> None:
-    """Move each ``(temp, target)`` into place; all or nothing on exceptions.
-
-    Existing targets are kept as hard links (copies where links are unsupported) until every
-    swap succeeded; on failure the swapped targets are restored and the temps removed.
-    """
-    token = uuid.uuid4().hex[:8]
-    backups: list[tuple[Path, Path | None]] = []
-    done: list[int] = []
-    try:
-        for _, target in pairs:
-            if target.exists():
-                bak = target.with_name(f"{target.name}.bak-{token}")
-                try:
-                    os.link(target, bak)
-                except OSError:
-                    shutil.copy2(target, bak)
-                backups.append((target, bak))
-            else:
-                backups.append((target, None))
-        for i, (tmp, target) in enumerate(pairs):
-            os.replace(tmp, target)
-            done.append(i)
-    except BaseException:
-        for i in reversed(done):
-            target, bak = backups[i]
-            with contextlib.suppress(OSError):
-                if bak is not None:
-                    os.replace(bak, target)
-                else:
-                    target.unlink()
-        for tmp, _ in pairs:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        for _, bak in backups:
-            if bak is not None:
-                with contextlib.suppress(OSError):
-                    bak.unlink()
-        raise
-    for _, bak in backups:
-        if bak is not None:
-            with contextlib.suppress(OSError):
-                bak.unlink()
+__all__ = [
+    "DERIVED_DIR",
+    "META_NAME",
+    "SOURCES",
+    "Catalog",
+    "SeriesInfo",
+    "WriteReport",
+    "symbol_dirname",
+]
 
 
 class Catalog:
@@ -252,16 +152,26 @@ class Catalog:
     ----------
     root : str | Path
         Catalog directory, usually ``settings.data.path``.
-    max_jump : float
+    max_jump : float, optional
         Extreme-jump threshold used by :meth:`write` when none is given
-        (``settings.data.max_jump``).
+        (``settings.data.max_jump``); None: the per-timeframe default
+        (:func:`datasets.schema.default_max_jump`).
     """
 
-    def __init__(self, root: str | Path, *, max_jump: float = DEFAULT_MAX_JUMP) -> None:
+    def __init__(self, root: str | Path, *, max_jump: float | None = None) -> None:
         self.root = Path(root)
         self.max_jump = max_jump
         self._local = threading.local()
         self._meta_cache: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+        self.recover()
+
+    def recover(self) -> None:
+        """Finish writes and deletions interrupted by a dead process; remove their temp files.
+
+        Runs on every open (see :func:`datasets.housekeeping.recover_catalog`); a read-only
+        catalog is left alone.
+        """
+        recover_catalog(self.root)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Catalog:
@@ -295,22 +205,10 @@ class Catalog:
         )
 
     def _derived_path(self, exchange: str, symbol: str, timeframe: str, base: str) -> Path:
-        return (
-            self.root
-            / DERIVED_DIR
-            / f"exchange={exchange}"
-            / f"symbol={symbol_dirname(symbol)}"
-            / f"timeframe={normalize(timeframe)}.from={normalize(base)}.parquet"
-        )
+        return derived_path(self.root, exchange, symbol, timeframe, base)
 
     def _year_files(self, directory: Path) -> dict[int, Path]:
-        out: dict[int, Path] = {}
-        if directory.is_dir():
-            for p in directory.iterdir():
-                m = _YEAR_RE.match(p.name)
-                if m:
-                    out[int(m.group(1))] = p
-        return dict(sorted(out.items()))
+        return year_files(directory)
 
     def _connection(self):
         """This thread's DuckDB connection (a connection must not be shared across threads)."""
@@ -325,57 +223,25 @@ class Catalog:
 
     def _read_meta(self, directory: Path) -> dict[str, Any] | None:
         """Parsed ``_series.json`` (memoised on the file's size and mtime); None if unreadable."""
-        path = directory / META_NAME
-        try:
-            st = path.stat()
-            stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
-            hit = self._meta_cache.get(path)
-            if hit is not None and hit[0] == stamp:
-                return hit[1]
-            meta = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        self._meta_cache[path] = (stamp, meta)
-        return meta
+        return read_meta(self._meta_cache, directory)
 
     def _file_stats(self, path: Path, tf_ms: int) -> dict[str, Any]:
-        import pyarrow.parquet as pq
-
-        t = pq.read_table(path, columns=["time"]).column("time").to_numpy()
-        return {
-            "rows": int(t.size),
-            "first": int(t[0]) if t.size else None,
-            "last": int(t[-1]) if t.size else None,
-            "gaps": [list(g) for g in find_gaps(t, tf_ms)],
-        }
+        return file_stats(path, tf_ms)
 
     def _series_meta(self, exchange: str, symbol: str, timeframe: str) -> dict[str, Any] | None:
-        """Metadata of a stored series, rebuilt from the files when the JSON is missing."""
-        directory = self.series_dir(exchange, symbol, timeframe)
-        meta = self._read_meta(directory)
-        files = self._year_files(directory)
-        if meta is not None and set(meta.get("files", {})) == {p.name for p in files.values()}:
-            return meta
-        if not files:
-            return None
-        tf_ms = timeframe_ms(timeframe)
-        stats = {p.name: self._file_stats(p, tf_ms) for p in files.values()}
-        base = meta or {}
-        return _summarize(
-            {
-                "exchange": exchange,
-                "symbol": base.get("symbol", symbol),
-                "timeframe": normalize(timeframe),
-                # without metadata, only the exchange name tells: the sample lives under
-                # 'synthetic'; never label generated data real by default
-                "source": base.get("source", "synthetic" if exchange == "synthetic" else "real"),
-                "origins": base.get("origins", []),
-                "created": base.get("created"),
-                "updated": base.get("updated"),
-                "files": stats,
-            },
-            tf_ms,
+        """Metadata of a stored series checked against its files (None: nothing stored)."""
+        tf = normalize(timeframe)
+        return self._dir_meta(self.series_dir(exchange, symbol, tf), exchange, symbol, tf)
+
+    def _dir_meta(
+        self, directory: Path, exchange: str, symbol: str, tf: str
+    ) -> dict[str, Any] | None:
+        meta, problems, restamp = series_meta(
+            self._read_meta(directory), self._year_files(directory), exchange, symbol, tf
         )
+        if problems or restamp:
+            reconcile(directory, meta, problems, exchange, symbol, tf)
+        return meta
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -389,16 +255,16 @@ class Catalog:
         if not self.root.is_dir():
             return out
         for directory in sorted(self.root.glob("exchange=*/symbol=*/timeframe=*")):
-            meta = self._read_meta(directory)
-            if meta is None or not meta.get("rows"):
-                if not self._year_files(directory):
-                    continue
-                exchange = directory.parent.parent.name.split("=", 1)[1]
-                symbol = _symbol_from_dirname(directory.parent.name.split("=", 1)[1])
-                try:
-                    meta = self._series_meta(exchange, symbol, directory.name.split("=", 1)[1])
-                except (OSError, ValueError, DataError):
-                    continue
+            raw = self._read_meta(directory) or {}
+            exchange = directory.parent.parent.name.split("=", 1)[1]
+            symbol = raw.get("symbol")
+            if not isinstance(symbol, str):
+                symbol = symbol_from_dirname(directory.parent.name.split("=", 1)[1])
+            try:
+                tf = normalize(directory.name.split("=", 1)[1])
+                meta = self._dir_meta(directory, exchange, symbol, tf)
+            except (OSError, ValueError, UserInputError):
+                continue
             if meta and meta.get("rows"):
                 out.append(meta)
         return out
@@ -429,8 +295,8 @@ class Catalog:
                 return meta.get("source", "real")
         return None
 
-    def _check_exchange(self, exchange: str) -> None:
-        if _EXCHANGE_RE.match(exchange) and any(
+    def _check_exchange(self, exchange: str, fix: str | None = None) -> None:
+        if EXCHANGE_RE.match(exchange) and any(
             (self.root / f"exchange={exchange}").glob("symbol=*/timeframe=*/year=*.parquet")
         ):
             return
@@ -439,17 +305,17 @@ class Catalog:
                 "exchange",
                 exchange,
                 self.exchanges(),
-                fix=_how_to_get_data(self.root),
+                fix=fix or how_to_get_data(self.root),
             )
 
-    def _check_symbol(self, exchange: str, symbol: str) -> None:
-        self._check_exchange(exchange)
+    def _check_symbol(self, exchange: str, symbol: str, fix: str | None = None) -> None:
+        self._check_exchange(exchange, fix)
         if not self.timeframes(exchange, symbol):
             raise UnknownNameError(
                 f"symbol on {exchange}",
                 symbol,
                 self.symbols(exchange),
-                fix=_how_to_get_data(self.root),
+                fix=fix or how_to_get_data(self.root),
             )
 
     # -- write -------------------------------------------------------------------------------
@@ -482,7 +348,7 @@ class Catalog:
         origin : str
             File path or URL of the candles, named in error messages and kept in metadata.
         max_jump : float, optional
-            Extreme-jump threshold; defaults to the catalog's.
+            Extreme-jump threshold; defaults to the catalog's, else the timeframe's default.
 
         Returns
         -------
@@ -498,7 +364,7 @@ class Catalog:
         exchange, symbol, tf = self._check_key(exchange, symbol, timeframe)
         if source not in SOURCES:
             raise DataError(f"source {source!r} must be 'real' or 'synthetic'.")
-        mj = self.max_jump if max_jump is None else max_jump
+        mj = resolve_max_jump(tf, self.max_jump if max_jump is None else max_jump)
         frame, changes, _ = check_candles(df, tf, origin=origin, repair=repair, max_jump=mj)
         stored_source = self.series_source(exchange, symbol)
         if stored_source is not None and stored_source != source:
@@ -515,11 +381,13 @@ class Catalog:
             p for p in (directory, directory.parent, directory.parent.parent) if not p.exists()
         ]
         try:
-            with _series_lock(directory):
-                return self._write_locked(
-                    frame, directory, exchange, symbol, tf, tf_ms, source, origin, changes, mj
+            with series_lock(directory):
+                return write_locked(
+                    self, frame, directory, exchange, symbol, tf, tf_ms, source, origin, changes, mj
                 )
-        except BaseException:
+        except BaseException as e:
+            if is_read_only_error(e):
+                raise self._not_writable(e, f"cannot store {exchange} {symbol} {tf}") from None
             # a failed first write leaves no empty series directory behind
             if created and not self._year_files(directory):
                 with contextlib.suppress(OSError):
@@ -529,181 +397,67 @@ class Catalog:
                         p.rmdir()
             raise
 
-    def _check_key(self, exchange: str, symbol: str, timeframe: str) -> tuple[str, str, str]:
-        if not isinstance(exchange, str) or not _EXCHANGE_RE.match(exchange):
-            raise DataError(
-                f"exchange name {exchange!r} is not valid: use the lower-case ccxt id such as "
-                "'binance' (letters, digits, '_', '-', '.')."
-            )
-        if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol):
-            raise DataError(
-                f"symbol {symbol!r} is not valid: write it BASE/QUOTE (for example BTC/USDT, "
-                "or BTC/USDT:USDT for a perpetual)."
-            )
-        return exchange, symbol, normalize(timeframe)
+    def check_stored(self, exchange: str, symbol: str, timeframe: str | None = None) -> str | None:
+        """Raise :class:`UnknownNameError` (with a hint) unless the series is stored.
 
-    def _write_locked(
-        self,
-        frame: pd.DataFrame,
-        directory: Path,
-        exchange: str,
-        symbol: str,
-        tf: str,
-        tf_ms: int,
-        source: str,
-        origin: str,
-        changes: list[str],
-        max_jump: float,
-    ) -> WriteReport:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        Returns the normalized timeframe (None when not given).
+        """
+        fix = "Run `cli.py data list` to see what is stored."
+        self._check_symbol(exchange, symbol, fix)
+        tf = normalize(timeframe) if timeframe is not None else None
+        stored = self.timeframes(exchange, symbol)
+        if tf is not None and tf not in stored:
+            raise UnknownNameError(f"timeframe of {exchange} {symbol}", tf, stored, fix=fix)
+        return tf
 
-        new = {c: frame[c].to_numpy() for c in COLUMNS}
-        new_years = _year_of(new["time"])
-        existing = self._year_files(directory)
-        old_meta = self._series_meta(exchange, symbol, tf)
-        files_meta: dict[str, Any] = dict(old_meta["files"]) if old_meta else {}
-        schema = arrow_schema()
-        token = uuid.uuid4().hex[:8]
-        pairs: list[tuple[Path, Path]] = []
-        rows_new = 0
-        merged_by_year: dict[int, dict[str, np.ndarray]] = {}
+    def delete(self, exchange: str, symbol: str, timeframe: str | None = None) -> list[SeriesInfo]:
+        """Remove a stored series (all its timeframes when ``timeframe`` is None).
+
+        Its year files, ``_series.json`` and the symbol's derived caches go; an interrupt
+        leaves the series either whole or gone (see :mod:`datasets.housekeeping`).
+
+        Returns
+        -------
+        list of SeriesInfo
+            What was removed.
+
+        Raises
+        ------
+        UnknownNameError
+            Nothing stored under that exchange, symbol or timeframe (with a close-match hint).
+        CatalogNotWritableError
+            The catalog directory cannot be written.
+        """
+        tf = self.check_stored(exchange, symbol, timeframe)
+        gone = [
+            s
+            for s in self.coverage(exchange, symbol)
+            if not s.derived and (tf is None or s.timeframe == tf)
+        ]
         try:
-            # the frame is sorted, so each year is one contiguous slice
-            cuts = [0, *(np.flatnonzero(np.diff(new_years)) + 1).tolist(), int(new_years.size)]
-            for a, b in itertools.pairwise(cuts):
-                year = int(new_years[a])
-                part = {c: new[c][a:b] for c in COLUMNS}
-                target = directory / f"year={year}.parquet"
-                if year in existing:
-                    old = pq.read_table(existing[year]).select(list(COLUMNS))
-                    old_t = old.column("time").to_numpy()
-                    if old_t.size and part["time"][0] > old_t[-1]:
-                        # the usual download case: pure append, no overlap, already sorted
-                        rows_new += int(part["time"].size)
-                        merged = {
-                            c: np.concatenate([old.column(c).to_numpy(), part[c]]) for c in COLUMNS
-                        }
-                    else:
-                        keep_old = ~_sorted_isin(old_t, part["time"])
-                        rows_new += int(part["time"].size - (old_t.size - keep_old.sum()))
-                        merged = {
-                            c: np.concatenate([old.column(c).to_numpy()[keep_old], part[c]])
-                            for c in COLUMNS
-                        }
-                        order = np.argsort(merged["time"], kind="stable")
-                        merged = {c: v[order] for c, v in merged.items()}
-                else:
-                    rows_new += int(part["time"].size)
-                    merged = part
-                merged_by_year[year] = merged
-            self._check_seams(directory, existing, merged_by_year, new["time"], max_jump, origin)
-            for year, merged in merged_by_year.items():
-                target = directory / f"year={year}.parquet"
-                tmp = target.with_name(f".{target.name}.tmp-{token}")
-                table = pa.Table.from_arrays([pa.array(merged[c]) for c in COLUMNS], schema=schema)
-                pq.write_table(table, tmp, compression=_PARQUET_COMPRESSION)
-                _fsync_file(tmp)
-                pairs.append((tmp, target))
-                t = merged["time"]
-                files_meta[target.name] = {
-                    "rows": int(t.size),
-                    "first": int(t[0]),
-                    "last": int(t[-1]),
-                    "gaps": [list(g) for g in find_gaps(t, tf_ms)],
-                }
-            now = _now_ms()
-            origins = list((old_meta or {}).get("origins", []))
-            if origin not in origins:
-                origins.append(origin)
-            meta = _summarize(
-                {
-                    "exchange": exchange,
-                    "symbol": symbol,
-                    "timeframe": tf,
-                    "source": source,
-                    "base_timeframe": tf,
-                    "origin": origin,
-                    "origins": origins[-20:],
-                    "created": (old_meta or {}).get("created") or now,
-                    "updated": now,
-                    "files": files_meta,
-                },
-                tf_ms,
-            )
-            meta_target = directory / META_NAME
-            meta_tmp = directory / f".{META_NAME}.tmp-{token}"
-            meta_tmp.write_text(json.dumps(meta, indent=1))
-            _fsync_file(meta_tmp)
-            pairs.append((meta_tmp, meta_target))
-        except BaseException:
-            for tmp, _ in pairs:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+            delete_series(self, exchange, symbol, tf)
+        except OSError as e:
+            if is_read_only_error(e):
+                what = f"cannot delete {exchange} {symbol}" + (f" {tf}" if tf else "")
+                raise self._not_writable(e, what) from None
             raise
-        _atomic_swap(pairs)
-        _fsync_dir(directory)
-        self._invalidate_derived(exchange, symbol)
-        first, last = int(new["time"][0]), int(new["time"][-1])
-        gaps = [tuple(g) for g in meta["gaps"] if g[1] >= first and g[0] <= last]
-        return WriteReport(
-            rows_written=int(new["time"].size),
-            rows_new=rows_new,
-            first=first,
-            last=last,
-            changes=list(changes),
-            gaps=gaps,
+        return gone
+
+    def _not_writable(self, e: BaseException, what: str) -> CatalogNotWritableError:
+        detail = getattr(e, "strerror", None) or str(e)
+        where = getattr(e, "filename", None)
+        return CatalogNotWritableError(
+            f"the catalog at {self.root} is not writable ({detail}"
+            + (f": {where}" if where else "")
+            + f"); {what}. Make that directory writable (owner, permissions, read-only mount) "
+            "or point data.dir at a writable directory (--config FILE or GOGO2__DATA__DIR)."
         )
 
-    def _check_seams(
-        self,
-        directory: Path,
-        existing: dict[int, Path],
-        merged_by_year: dict[int, dict[str, np.ndarray]],
-        new_time: np.ndarray,
-        max_jump: float,
-        origin: str,
-    ) -> None:
-        """Refuse an extreme jump between a new candle and its stored neighbour."""
-        import pyarrow.parquet as pq
-
-        years = sorted(merged_by_year)
-        t = [merged_by_year[y]["time"] for y in years]
-        c = [merged_by_year[y]["close"] for y in years]
-        before = [y for y in existing if y < years[0]]
-        if before:
-            tb = pq.read_table(existing[before[-1]], columns=["time", "close"])
-            if tb.num_rows:
-                t.insert(0, tb.column("time").to_numpy()[-1:])
-                c.insert(0, tb.column("close").to_numpy()[-1:])
-        after = [y for y in existing if y > years[-1]]
-        if after:
-            tb = pq.read_table(existing[after[0]], columns=["time", "close"])
-            if tb.num_rows:
-                t.append(tb.column("time").to_numpy()[:1])
-                c.append(tb.column("close").to_numpy()[:1])
-        tt, cc = np.concatenate(t), np.concatenate(c)
-        if tt.size < 2:
-            return
-        is_new = _sorted_isin(tt, new_time)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            move = np.abs(cc[1:] / cc[:-1] - 1.0) > max_jump
-        tf_ms = timeframe_ms(directory.name.split("=", 1)[1])
-        seam = move & (is_new[1:] != is_new[:-1]) & (np.diff(tt) <= tf_ms)
-        if seam.any():
-            i = int(np.flatnonzero(seam)[0]) + 1
-            new_at, old_at = (i, i - 1) if is_new[i] else (i - 1, i)
-            raise DataError(
-                f"{origin}: the close of the new candle at {format_time(int(tt[new_at]))} UTC "
-                f"differs by {cc[new_at] / cc[old_at] - 1:+.1%} from the stored candle next to "
-                f"it at {format_time(int(tt[old_at]))} (max_jump={max_jump}). Nothing was stored. Check that the candles belong to this series "
-                "(same symbol, same quote currency), or raise data.max_jump if the move is real."
-            )
+    def _check_key(self, exchange: str, symbol: str, timeframe: str) -> tuple[str, str, str]:
+        return check_key(exchange, symbol, timeframe)
 
     def _invalidate_derived(self, exchange: str, symbol: str) -> None:
-        d = self.root / DERIVED_DIR / f"exchange={exchange}" / f"symbol={symbol_dirname(symbol)}"
-        if d.is_dir():
-            shutil.rmtree(d, ignore_errors=True)
+        invalidate_derived(self.root, exchange, symbol)
 
     # -- read --------------------------------------------------------------------------------
 
@@ -753,71 +507,12 @@ class Catalog:
                     False,
                 )
             )
-        derived_root = self.root / DERIVED_DIR
-        derived: dict[tuple[str, str, str], SeriesInfo] = {}
-        if derived_root.is_dir():
-            for jp in sorted(derived_root.glob("exchange=*/symbol=*/timeframe=*.json")):
-                try:
-                    m = json.loads(jp.read_text())
-                except (OSError, ValueError):
-                    continue
-                if exchange and m.get("exchange") != exchange:
-                    continue
-                if symbol and m.get("symbol") != symbol:
-                    continue
-                if tf and m.get("timeframe") != tf:
-                    continue
-                if not m.get("rows") or not jp.with_suffix(".parquet").exists():
-                    continue
-                key = (m["exchange"], m["symbol"], m["timeframe"])
-                if key in derived and derived[key].rows >= m["rows"]:
-                    continue  # the same timeframe cached from two bases: show the longer one
-                derived[key] = SeriesInfo(
-                    m["exchange"],
-                    m["symbol"],
-                    m["timeframe"],
-                    m["first"],
-                    m["last"],
-                    m["rows"],
-                    len(m["gaps"]),
-                    sum(g[2] for g in m["gaps"]),
-                    m.get("source", "real"),
-                    True,
-                )
-        out.extend(derived.values())
+        out.extend(derived_coverage(self.root, exchange, symbol, tf))
         out.sort(key=lambda s: (s.exchange, s.symbol, timeframe_ms(s.timeframe), s.derived))
         return out
 
     def _resolve_exchange(self, symbols: list[str], exchange: str | None) -> str:
-        if exchange is not None:
-            return exchange
-        stored = self._stored()
-        if not stored:
-            raise NoDataError(f"the catalog at {self.root} is empty. {_how_to_get_data()}")
-        held: dict[str, set[str]] = {}
-        for m in stored:
-            held.setdefault(m["exchange"], set()).add(m["symbol"])
-        full = sorted(ex for ex, syms in held.items() if set(symbols) <= syms)
-        if len(full) == 1:
-            return full[0]
-        if not full:
-            missing = [s for s in symbols if not any(s in syms for syms in held.values())]
-            if missing:
-                raise UnknownNameError(
-                    "symbol", missing[0], self.symbols(), fix=_how_to_get_data(self.root)
-                )
-            where = "; ".join(
-                f"{s} on {', '.join(sorted(ex for ex, syms in held.items() if s in syms))}"
-                for s in symbols
-            )
-            raise DataError(
-                f"no single exchange holds all of {', '.join(symbols)} ({where}). "
-                "Name the exchange (--exchange) and download the missing symbols there."
-            )
-        raise DataError(
-            f"{', '.join(symbols)} is stored on several exchanges ({', '.join(full)}); "
-            "name the exchange (--exchange)."
-        )
+        return resolve_exchange(self, symbols, exchange)
 
     def _base_for(
         self,
@@ -827,45 +522,8 @@ class Catalog:
         start: int | None = None,
         end: int | None = None,
     ) -> str:
-        """The stored timeframe to read ``tf`` from.
-
-        ``tf`` itself when stored; otherwise, of the stored timeframes that divide it, the
-        one covering most of ``[start, end)`` (ties: the finest).
-        """
-        stored = self.timeframes(exchange, symbol)
-        if tf in stored:
-            return tf
-        tf_ms = timeframe_ms(tf)
-        divisors = [s for s in stored if tf_ms % timeframe_ms(s) == 0 and timeframe_ms(s) < tf_ms]
-        if grid_offset_ms(tf_ms):
-            divisors = [s for s in divisors if timeframe_ms(s) <= 86_400_000]
-        if len(divisors) > 1:
-            lo = -(2**62) if start is None else int(start)
-            hi = 2**62 if end is None else int(end)
-
-            def covered(base: str) -> int:
-                meta = self._series_meta(exchange, symbol, base) or {}
-                if not meta.get("rows"):
-                    return 0
-                a = max(lo, int(meta["first"]))
-                b = min(hi, int(meta["last"]) + timeframe_ms(base))
-                return max(0, b - a)
-
-            return max(divisors, key=lambda b: (covered(b), -timeframe_ms(b)))
-        if divisors:
-            return divisors[0]
-        finer = [s for s in stored if timeframe_ms(s) < tf_ms]
-        if finer:
-            raise DataError(
-                f"timeframe {tf} cannot be derived for {exchange} {symbol}: it is not a whole "
-                f"multiple of the stored timeframe(s) {', '.join(stored)}. Choose a multiple "
-                f"(for example {multiples_hint(finer[0])}) or store {tf} candles."
-            )
-        raise DataError(
-            f"timeframe {tf} is finer than what is stored for {exchange} {symbol} "
-            f"({', '.join(stored)}); a finer timeframe cannot be made from a coarser one. "
-            f"Download or import {tf} candles, or use {stored[0]} or coarser."
-        )
+        """The stored timeframe to read ``tf`` from (see :func:`datasets.resolve.base_for`)."""
+        return base_for(self, exchange, symbol, tf, start, end)
 
     def load_frame(
         self,
@@ -883,7 +541,7 @@ class Catalog:
         import pandas as pd
 
         tf = normalize(timeframe)
-        _check_range(start, end)
+        check_range(start, end)
         self._check_symbol(exchange, symbol)
         cols = self._read_series(exchange, symbol, tf, start, end)
         if cols["time"].size == 0:
@@ -931,7 +589,7 @@ class Catalog:
         if not symbols:
             raise DataError("no symbols given: name at least one, for example BTC/USDT.")
         tf = normalize(timeframe)
-        _check_range(start, end)
+        check_range(start, end)
         exchange = self._resolve_exchange(symbols, exchange)
         for s in symbols:
             self._check_symbol(exchange, s)
@@ -997,7 +655,8 @@ class Catalog:
             f"{format_time(end)} (exclusive)" if end is not None else "end"
         )
         return NoDataError(
-            f"no {tf} candles of {exchange} {symbol} in {asked} UTC in the catalog {self.root}. Stored: "
+            f"no {tf} candles of {exchange} {symbol} in {asked} UTC in the catalog {self.root}. "
+            "Stored: "
             f"{'; '.join(stored) or 'nothing'}. Choose a range inside it, or download/import "
             "the missing period."
         )
@@ -1013,61 +672,29 @@ class Catalog:
         return cols
 
     def _query(self, sql: str, max_rows: int | None = None) -> dict[str, np.ndarray]:
-        """Run ``sql`` and return its columns as numpy arrays.
-
-        DuckDB streams Arrow record batches that are copied into preallocated numpy arrays,
-        so the peak memory is about one copy of the result (no pandas, no full Arrow table).
-        ``max_rows`` (an upper bound, e.g. the rows of the files read) saves a count query;
-        pages of the preallocated arrays that are never written are never resident.
-        """
-        con = self._connection()
-        if max_rows is None:
-            max_rows = int(con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0])
-        n = max_rows
-        reader = con.sql(sql).to_arrow_reader(_BATCH_ROWS)
-        out: dict[str, np.ndarray] = {}
-        names = reader.schema.names
-        for name in names:
-            out[name] = np.empty(n, dtype=np.int64 if name == "time" else np.float64)
-        pos = 0
-        for batch in reader:
-            m = batch.num_rows
-            if pos + m > n:  # pragma: no cover - the files changed between the two queries
-                raise DataError("the catalog changed while reading; run the command again.")
-            for i, name in enumerate(names):
-                col = batch.column(i)
-                if col.null_count:
-                    col = col.fill_null(np.nan)
-                out[name][pos : pos + m] = col.to_numpy(zero_copy_only=False)
-            pos += m
-        if pos != n:
-            out = {k: v[:pos] for k, v in out.items()}
-        return out
+        """Run ``sql`` on this thread's connection; columns as numpy arrays (see ``query``)."""
+        return query(self._connection(), sql, max_rows)
 
     def _read_stored(
         self, exchange: str, symbol: str, tf: str, start: int | None, end: int | None
     ) -> dict[str, np.ndarray]:
         files = self._year_files(self.series_dir(exchange, symbol, tf))
-        lo_year = int(_year_of(start)) if start is not None else None
-        hi_year = int(_year_of(end - 1)) if end is not None else None
+        lo_year = int(year_of(start)) if start is not None else None
+        hi_year = int(year_of(end - 1)) if end is not None else None
         chosen = [
             p
             for y, p in files.items()
             if (lo_year is None or y >= lo_year) and (hi_year is None or y <= hi_year)
         ]
         if not chosen:
-            return _empty_columns()
-        where = _range_clause(start, end)
-        sql = f"SELECT {', '.join(COLUMNS)} FROM read_parquet({_sql_list(chosen)}){where}"
-        cols = self._query(sql, _parquet_rows(chosen))
-        return _ensure_sorted(cols)
+            return empty_columns()
+        where = range_clause(start, end)
+        sql = f"SELECT {', '.join(COLUMNS)} FROM read_parquet({sql_list(chosen)}){where}"
+        cols = self._query(sql, parquet_rows(chosen))
+        return ensure_sorted(cols)
 
     def _fingerprint(self, directory: Path) -> list[list[Any]]:
-        out = []
-        for p in self._year_files(directory).values():
-            st = p.stat()
-            out.append([p.name, st.st_size, st.st_mtime_ns])
-        return out
+        return fingerprint(directory)
 
     def _read_derived(
         self,
@@ -1078,33 +705,11 @@ class Catalog:
         start: int | None,
         end: int | None,
     ) -> dict[str, np.ndarray]:
-        path = self._derived_path(exchange, symbol, tf, base)
-        info_path = path.with_suffix(".json")
-        base_dir = self.series_dir(exchange, symbol, base)
-        fp = self._fingerprint(base_dir)
-        if not self._cache_valid(info_path, base, fp):
-            self._build_derived(exchange, symbol, tf, base, fp)
-        if not self._cache_valid(info_path, base, fp) or not path.exists():
-            # the cache could not be written (read-only catalog): derive in memory
-            derived = self.derive(exchange, symbol, tf, base=base)
-            sel = np.ones(derived["time"].size, dtype=bool)
-            if start is not None:
-                sel &= derived["time"] >= start
-            if end is not None:
-                sel &= derived["time"] < end
-            return {k: v[sel] for k, v in derived.items()}
-        where = _range_clause(start, end)
-        names = ", ".join([*COLUMNS, "fill"])
-        sql = f"SELECT {names} FROM read_parquet('{_esc(path)}'){where}"
-        return _ensure_sorted(self._query(sql, _parquet_rows([path])))
+        return read_derived(self, exchange, symbol, tf, base, start, end)
 
     @staticmethod
     def _cache_valid(info_path: Path, base: str, fp: list[list[Any]]) -> bool:
-        try:
-            info = json.loads(info_path.read_text())
-        except (OSError, ValueError):
-            return False
-        return info.get("base") == base and info.get("fingerprint") == fp
+        return cache_valid(info_path, base, fp)
 
     def derive(
         self, exchange: str, symbol: str, timeframe: str, *, base: str | None = None
@@ -1119,132 +724,10 @@ class Catalog:
         base = base or self._base_for(exchange, symbol, tf)
         files = list(self._year_files(self.series_dir(exchange, symbol, base)).values())
         if not files:
-            return _empty_columns(fill=True)
+            return empty_columns(fill=True)
         return derive_files(self._connection(), files, base, tf)
 
     def _build_derived(
         self, exchange: str, symbol: str, tf: str, base: str, fp: list[list[Any]]
     ) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        cols = self.derive(exchange, symbol, tf, base=base)
-        path = self._derived_path(exchange, symbol, tf, base)
-        token = uuid.uuid4().hex[:8]
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp-{token}")
-            names = [*COLUMNS, "fill"]
-            table = pa.Table.from_arrays([pa.array(cols[c]) for c in names], names=names)
-            pq.write_table(table, tmp, compression=_PARQUET_COMPRESSION)
-            t = cols["time"]
-            info = {
-                "exchange": exchange,
-                "symbol": symbol,
-                "timeframe": tf,
-                "base": base,
-                "source": self.series_source(exchange, symbol) or "real",
-                "fingerprint": fp,
-                "rows": int(t.size),
-                "first": int(t[0]) if t.size else None,
-                "last": int(t[-1]) if t.size else None,
-                "gaps": [list(g) for g in find_gaps(t, timeframe_ms(tf))],
-                "incomplete": int((cols["fill"] < 1).sum()),
-                "updated": _now_ms(),
-            }
-            info_tmp = path.with_name(f".{path.stem}.json.tmp-{token}")
-            info_tmp.write_text(json.dumps(info, indent=1))
-            _atomic_swap([(tmp, path), (info_tmp, path.with_suffix(".json"))])
-        except OSError:
-            # a read-only catalog still loads: the derivation is simply not cached
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-
-def _summarize(meta: dict[str, Any], tf_ms: int) -> dict[str, Any]:
-    files = dict(sorted(meta["files"].items()))
-    meta["files"] = files
-    gaps: list[list[int]] = []
-    prev_last = None
-    rows = 0
-    first = last = None
-    for st in files.values():
-        if not st["rows"]:
-            continue
-        rows += st["rows"]
-        if prev_last is not None and st["first"] - prev_last > tf_ms:
-            gaps.append([prev_last, st["first"], (st["first"] - prev_last) // tf_ms - 1])
-        gaps.extend(st["gaps"])
-        first = st["first"] if first is None else first
-        last = prev_last = st["last"]
-    meta.update(
-        rows=rows,
-        first=first,
-        last=last,
-        gaps=gaps,
-        missing_bars=int(sum(g[2] for g in gaps)),
-    )
-    return meta
-
-
-def _check_range(start: int | None, end: int | None) -> None:
-    if start is not None and end is not None and int(start) >= int(end):
-        raise DataError(
-            f"empty time range: start {format_time(start)} is not before end {format_time(end)} "
-            "(end is exclusive). Give a start earlier than the end."
-        )
-
-
-def _range_clause(start: int | None, end: int | None) -> str:
-    """``WHERE`` clause on open time; the bounds are cast to int, so inlining them is safe."""
-    conds = []
-    if start is not None:
-        conds.append(f"time >= {int(start)}")
-    if end is not None:
-        conds.append(f"time < {int(end)}")
-    return (" WHERE " + " AND ".join(conds)) if conds else ""
-
-
-def _sorted_isin(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """``np.isin(values, sorted_set)`` for a sorted ``sorted_set``, by binary search."""
-    if sorted_set.size == 0:
-        return np.zeros(values.shape, dtype=bool)
-    idx = np.searchsorted(sorted_set, values)
-    np.minimum(idx, sorted_set.size - 1, out=idx)
-    return sorted_set[idx] == values
-
-
-def _parquet_rows(files: list[Path]) -> int:
-    """Total rows of Parquet files, from their footers."""
-    import pyarrow.parquet as pq
-
-    return sum(pq.read_metadata(p).num_rows for p in files)
-
-
-def _ensure_sorted(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    t = cols["time"].astype(np.int64, copy=False)
-    cols["time"] = t
-    if t.size > 1 and not (t[1:] > t[:-1]).all():
-        order = np.argsort(t, kind="stable")
-        cols = {k: v[order] for k, v in cols.items()}
-    return cols
-
-
-def _empty_columns(fill: bool = False) -> dict[str, np.ndarray]:
-    out = {"time": np.empty(0, dtype=np.int64)}
-    for c in VALUE_COLUMNS:
-        out[c] = np.empty(0, dtype=np.float64)
-    if fill:
-        out["fill"] = np.empty(0, dtype=np.float64)
-    return out
-
-
-def _esc(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
-def _how_to_get_data(root: Path | None = None) -> str:
-    return (f"The catalog is {root}. " if root is not None else "") + (
-        "Get candles with `cli.py data download` or `cli.py data import`; "
-        "`cli.py backtest` creates the synthetic sample under exchange 'synthetic'."
-    )
+        build_derived(self, exchange, symbol, tf, base, fp)

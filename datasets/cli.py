@@ -22,6 +22,11 @@ SUBCOMMANDS = {
         "list_cmd",
         "List stored series: ranges, rows, gaps, real or synthetic.",
     ),
+    "delete": (
+        "datasets.delete_cli",
+        "delete_cmd",
+        "Delete a stored series, its metadata and derived caches.",
+    ),
 }
 
 

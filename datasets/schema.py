@@ -122,10 +122,7 @@ def resolve_max_jump(timeframe: str, given: float | None = None) -> float:
 def configured_max_jump(data_config) -> float | None:
     """``data.max_jump`` when the configuration sets it explicitly (a YAML file or
     ``GOGO2__DATA__MAX_JUMP``), else None (the per-timeframe default applies)."""
-    fields_set = getattr(data_config, "model_fields_set", None)
-    if fields_set is None or "max_jump" in fields_set:
-        return getattr(data_config, "max_jump", None)
-    return None
+    return getattr(data_config, "max_jump", None)
 
 
 def arrow_schema():

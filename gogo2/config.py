@@ -92,10 +92,13 @@ class DataConfig(_Section):
         3600.0, gt=0, description="Seconds a recent-candle cache entry lives."
     )
     sample_seed: int = Field(20230101, ge=0, description="Seed of the embedded synthetic sample.")
-    max_jump: float = Field(
-        0.5,
+    max_jump: float | None = Field(
+        None,
         gt=0,
-        description="A close-to-close move larger than this fraction counts as an extreme jump on validation.",
+        description=(
+            "A close-to-close move larger than this fraction counts as an extreme jump on "
+            "validation; unset: the per-timeframe default of datasets.schema.default_max_jump."
+        ),
     )
 
     @property

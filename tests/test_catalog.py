@@ -272,6 +272,32 @@ def test_repair_drops_and_reports(cat: Catalog) -> None:
     assert report.gaps == [(T0 + 4 * MIN, T0 + 6 * MIN, 1)]
 
 
+def test_direct_write_uses_the_timeframe_jump_threshold(cat: Catalog) -> None:
+    """Catalog.write without a threshold applies the per-timeframe default, like the CLI:
+    a +60 % day is accepted on 1d (threshold 1.0) and refused on 1h (threshold 0.5)."""
+    day = 86_400_000
+    for tf, step, ok in (("1d", day, True), ("1h", 3_600_000, False)):
+        df = candles(4, step=step, price=100.0)
+        df.loc[2, ["open", "close"]] = [df.close[1], df.close[1] * 1.6]
+        df.loc[2, "high"] = df.close[2] * 1.001
+        df.loc[2, "low"] = df.open[2] * 0.999
+        df.loc[3, ["open", "close"]] = [df.close[2], df.close[2]]
+        df.loc[3, "high"] = df.close[2] * 1.001
+        df.loc[3, "low"] = df.close[2] * 0.999
+        if ok:
+            assert cat.write(df, "binance", "BTC/USDT", tf).rows_written == 4
+        else:
+            with pytest.raises(DataError, match="--max-jump"):
+                cat.write(df, "binance", "BTC/USDT", tf)
+
+
+def test_seam_jump_message_says_how_to_accept_a_real_move(cat: Catalog) -> None:
+    cat.write(candles(20, price=100.0), "binance", "BTC/USDT", "1m")
+    other = candles(20, start=T0 + 20 * MIN, price=3000.0)
+    with pytest.raises(DataError, match=r"pass --max-jump \d+\.\d\d \(or set data\.max_jump\)"):
+        cat.write(other, "binance", "BTC/USDT", "1m")
+
+
 def test_seam_jump_against_stored_data_is_refused(cat: Catalog) -> None:
     cat.write(candles(20, price=100.0), "binance", "BTC/USDT", "1m")
     other = candles(20, start=T0 + 20 * MIN, price=3000.0)  # ETH candles by mistake
@@ -288,11 +314,12 @@ def test_seam_jump_against_stored_data_is_refused(cat: Catalog) -> None:
     assert tree_digest(cat.root) == before
 
 
-@pytest.mark.parametrize("fail_at", [1, 2, 3])
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 4])  # journal, 2 year files, metadata
 def test_failed_swap_leaves_catalog_byte_identical(
     cat: Catalog, monkeypatch: pytest.MonkeyPatch, fail_at: int
 ) -> None:
-    # stored: 2022 and 2023 files; the update touches both years plus metadata (3 swaps)
+    # stored: 2022 and 2023 files; the update touches both years plus metadata (3 swaps,
+    # after the journal is written)
     cat.write(candles(48, start=T0 - 24 * HOUR, step=HOUR), "binance", "BTC/USDT", "1h")
     before = tree_digest(cat.root)
     upd = cat.load_frame("binance", "BTC/USDT", "1h").iloc[20:30].copy()
