@@ -233,3 +233,20 @@ def test_summary_wording_of_drawdown_and_trade_means() -> None:
     console = Console(record=True, width=80)
     M.print_summary(m, console=console, title=None)
     assert all(line == line.rstrip() for line in console.export_text().splitlines())
+
+
+def test_break_even_trades_are_not_wins() -> None:
+    """Rule: a win is a trade with P&L > 0. PnL [10, 0, -5]: one win in three trades."""
+    s = M.trade_stats(pd.DataFrame({"pnl": [10.0, 0.0, -5.0], "return": [0.01, 0.0, -0.005]}))
+    assert s["win_rate"] == pytest.approx(1 / 3)
+    assert s["avg_win"] == 10.0 and s["avg_loss"] == -5.0
+    assert s["profit_factor"] == pytest.approx(10.0 / 5.0)
+
+
+def test_per_bar_drawdown_counts_from_the_initial_cash() -> None:
+    """Equity [90, 95, 99] on 100 cash: the peak is the initial 100, so the deepest fall
+    is 90 / 100 - 1 = -10 % (measured from the first bar it would be 0)."""
+    eq = minute_equity([90.0, 95.0, 99.0])
+    assert M.bar_max_drawdown(eq, initial=100.0) == pytest.approx(-0.10)
+    m = M.compute_metrics(eq, initial=100.0)
+    assert m.max_drawdown_bar == pytest.approx(-0.10)
