@@ -98,13 +98,29 @@ def test_market_entry_fills_next_open_and_exit_next_open():
     assert t["entry_time"] == pd.Timestamp(T0 + 2 * MIN, unit="ms", tz="UTC")
 
 
-def test_market_order_waits_for_next_valid_bar_of_its_symbol():
+def test_market_entry_expires_when_its_symbol_skips_the_next_bar():
+    """Rule "market orders across an outage": an entry is good for the next bar only."""
     nan = np.nan
     rows = [(100, 101, 99, 100), (100, 101, 99, 100), (nan, nan, nan, nan), (104, 105, 103, 104)]
     s = signals(4)
-    s.entries[1, 0] = 1
+    s.entries[1, 0] = 1  # due at bar 2, which has no candle: expires, never fills at 104
     res = simulate(bars_from(rows), s, cfg())
-    assert one_fill(res)["bar"] == 3 and one_fill(res)["price"] == 104.0
+    assert len(res.records.fills) == 0 and res.expired == 1 and res.rejected == 0
+    np.testing.assert_allclose(res.records.equity, [1000.0] * 4)
+
+
+def test_market_exit_waits_for_the_next_candle_of_its_symbol():
+    """Rule "market orders across an outage": an exit is not dropped, it fills after it."""
+    nan = np.nan
+    rows = [flat(100), (100, 101, 99, 100), (nan,) * 4, (104, 105, 103, 104), flat(104)]
+    s = signals(5)
+    s.entries[0, 0] = 1  # long 1 unit at the open of bar 1: 100
+    s.exits[1, 0] = True  # bar 2 has no candle: the exit fills at bar 3's open, 104
+    res = simulate(bars_from(rows), s, cfg())
+    f = res.records.fills
+    assert list(f["bar"]) == [1, 3] and list(f["kind"]) == [enums.KIND_MARKET, enums.KIND_EXIT]
+    assert f["price"][1] == 104.0 and res.expired == 0
+    assert res.trades["pnl"].iloc[0] == pytest.approx(104 - 100)
 
 
 def test_warmup_rows_place_no_orders():
