@@ -8,6 +8,12 @@ and scalars, write into caller-allocated record arrays (``engine.enums.fill_dt``
 The rules the kernel implements are written in ``engine.backtest``'s module docstring;
 ``engine.reference`` implements the same rules as a plain Python loop.
 
+Speed: most bars of most runs are *calm* (no pending order, no open position with an
+attached exit); ``simulate_nb`` runs stretches of calm bars through a short marking loop
+(with the state of a lone symbol in registers) and sends only bars with a signal, with
+something pending or at risk through the full event path. Calm positions with an attached
+exit go through a cheap range test instead (the ``quiet`` test of the event loop).
+
 Kernels are compiled with ``cache=True`` for one fixed signature (the wrapper always passes
 the same dtypes and layouts) and ``nogil=True``, so independent runs may share threads.
 The constants of ``engine.enums`` are frozen into the compiled code; numba's cache watches
@@ -493,14 +499,73 @@ def simulate_nb(
     has_trail = flags[F_TRAIL] != 0
     exposed = 0
     halted = False
+    calm = True  # no pending order and no open position with an attached exit
 
-    for t in range(n):
+    t = 0
+    while t < n:
+        if calm and not halted:
+            # fast path: while nothing is pending and no position has an attached exit, a bar
+            # can only be marked to market; the first bar with a signal, or whose marked
+            # equity is <= 0, goes through the full path below (marking is idempotent)
+            n_held = 0
+            for j in range(m):
+                if fs[j, S_POS] != 0.0:
+                    n_held += 1
+            if m == 1:
+                # the same loop with the one symbol's state in registers
+                t0 = t
+                p = fs[0, S_POS]
+                mark = fs[0, S_MARK]
+                while t < n:
+                    if t >= warmup and (entries[t, 0] != 0 or exits[t, 0]):
+                        break
+                    c = close[t, 0]
+                    if c == c:
+                        mark = c
+                    eq = cash + p * mark if p != 0.0 else cash
+                    if eq <= 0.0:
+                        break
+                    positions_out[t, 0] = p
+                    equity_out[t] = eq
+                    cash_out[t] = cash
+                    t += 1
+                fs[0, S_MARK] = mark
+                if n_held > 0:
+                    exposed += t - t0
+            while t < n and m > 1:
+                if t >= warmup:
+                    signal = False
+                    for j in range(m):
+                        if entries[t, j] != 0 or exits[t, j]:
+                            signal = True
+                    if signal:
+                        break
+                eq = cash
+                for j in range(m):
+                    c = close[t, j]
+                    if c == c:
+                        fs[j, S_MARK] = c
+                    p = fs[j, S_POS]
+                    positions_out[t, j] = p
+                    if p != 0.0:
+                        eq += p * fs[j, S_MARK]
+                if eq <= 0.0:
+                    break
+                if n_held > 0:
+                    exposed += 1
+                equity_out[t] = eq
+                cash_out[t] = cash
+                t += 1
+            if t >= n:
+                break
+
         tm = time[t]
         if halted:
             equity_out[t] = cash
             cash_out[t] = cash
             for j in range(m):
                 positions_out[t, j] = 0.0
+            t += 1
             continue
 
         for j in range(m):
@@ -609,7 +674,7 @@ def simulate_nb(
                         counters,
                         cash,
                     )
-            if fs[j, S_POS] != 0.0:
+            if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
                 cash = _exits_at_open(
                     j, t, tm, o, lo, hi, fs, ist, params, fills, trades, counters, cash
                 )
@@ -619,7 +684,7 @@ def simulate_nb(
                 )
 
             # --- inside the bar: held position's exits, then resting entries
-            if fs[j, S_POS] != 0.0:
+            if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
                 cash = _exits_in_bar(
                     j, t, tm, lo, hi, True, fs, ist, params, fills, trades, counters, cash
                 )
@@ -639,7 +704,8 @@ def simulate_nb(
                         ist[j, I_P_DIR] = 0
 
             # --- after the stop checks: trail the best price
-            _update_best(j, t, close[t, j], hi, lo, fs, ist)
+            if ist[j, I_BARE] == 0:
+                _update_best(j, t, close[t, j], hi, lo, fs, ist)
 
         # --- mark to market at the close
         eq = cash
@@ -707,6 +773,14 @@ def simulate_nb(
 
         equity_out[t] = eq
         cash_out[t] = cash
+
+        calm = True
+        for j in range(m):
+            if ist[j, I_P_DIR] != 0 or ist[j, I_P_EXIT] != 0:
+                calm = False
+            elif fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
+                calm = False
+        t += 1
 
     counters[C_EXPOSED_BARS] = exposed
     # --- end of data: close what is open at the last valid close, taker fee, no slippage

@@ -116,12 +116,17 @@ def assert_records_equal(a: np.ndarray, b: np.ndarray, tol: float = 1e-9) -> Non
 
 
 # --------------------------------------------------------------------------- differential
-@pytest.mark.parametrize("tick", [0.0, 0.5, 2.0])
-@pytest.mark.parametrize("seed", range(12))
-def test_kernel_matches_reference_loop(seed, tick):
-    """Differential test; ``tick`` > 0 rounds prices so ties and exact touches are common."""
+DIFF_CASES = [(seed, 2, tick) for tick in (0.0, 0.5, 2.0) for seed in range(12)] + [
+    (seed, m, tick) for m, tick in ((1, 0.0), (3, 0.5)) for seed in range(6)
+]
+
+
+@pytest.mark.parametrize(("seed", "m", "tick"), DIFF_CASES)
+def test_kernel_matches_reference_loop(seed, m, tick):
+    """Differential test; ``tick`` > 0 rounds prices so ties and exact touches are common;
+    one symbol and three symbols take different fast paths through the kernel."""
     rng = np.random.default_rng(seed)
-    bars = random_market(rng, 300, 2, tick=tick)
+    bars = random_market(rng, 300, m, tick=tick)
     sig = random_signals(rng, bars, tick=tick)
     cfg = random_config(rng)
     warmup = int(rng.integers(0, 20))
