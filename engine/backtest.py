@@ -40,16 +40,15 @@ Position exits (stop-loss, take-profit, trailing stop)
     stop. They are checked from the bar the position is opened: a gap through a level fills
     at the open (a take-profit gapped through is marketable: taker fee and slippage, never
     worse than the target); otherwise the bar's low/high touching it, equality included,
-    fills it at the level. **Pessimistic rule**:
-    when one bar touches both the stop and the take-profit, the stop is taken (a gap at the
-    open is not ambiguous: an open beyond the take-profit fills it there, since the open
+    fills it at the level. **Pessimistic rule**: when one bar touches both the stop and the
+    take-profit, the stop is taken (a gap at the open is not ambiguous: an open beyond the take-profit fills it there, since the open
     comes first). The trailing reference ``best`` is updated with a bar's high (low for
     shorts) only after that bar's stop check. For a position opened *inside* a bar (a
     limit/stop entry filled at its price) the same bar checks only the protective stop
     (assuming the adverse extreme came after the fill), its take-profit starts on the next
     bar, and ``best`` is updated with the bar's close, not its high.
 Order of events inside one bar, per symbol
-    1. pending market exit, then pending market entry, at the open;
+    1. pending market exit, then pending market entry (or its expiry), at the open;
     2. held position's stop / take-profit gapped through at the open;
     3. resting limit/stop entry gapped through at the open;
     4. held position's stop, then take-profit, touched inside the bar;

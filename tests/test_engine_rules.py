@@ -182,6 +182,20 @@ def test_run_summary_shows_the_halt_realised_at_a_fill():
     req = RunRequest("x", {}, ("BTC/USDT",), "1m", "test", T0, None, 1000.0, None, None)
     shown = dict(RunOutput(req, bars, res, None, False).header_rows())  # type: ignore[arg-type]
     assert shown["halted"] == f"equity fell to 0 at {format_time(T0 + 3 * MIN)}; trading stopped"
+    assert "market entries expired" not in shown
+
+
+def test_run_summary_counts_expired_market_entries():
+    from engine.run import RunOutput, RunRequest
+
+    rows = [flat(100), flat(100), NAN4, flat(104)]
+    s = signals(4)
+    s.entries[1, 0] = 1  # due at bar 2, which has no candle
+    bars = bars_from(rows)
+    res = simulate(bars, s, cfg())
+    req = RunRequest("x", {}, ("BTC/USDT",), "1m", "test", T0, None, 1000.0, None, None)
+    shown = dict(RunOutput(req, bars, res, None, False).header_rows())  # type: ignore[arg-type]
+    assert shown["market entries expired"] == "1 (no candle of the symbol at the next bar)"
 
 
 # --------------------------------------------------------------------------- marketable limits
