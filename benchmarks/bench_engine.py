@@ -12,6 +12,18 @@ Figures, not assertions (the project's pytest config disables benchmarks by defa
   (input checks + kernel + result records; pandas views are built lazily and not timed).
   Budget: >= 30 M bars/s, i.e. <= 33 ms per run, steady state.
 * ``test_kernel_only_*``: the same without input checks, for the kernel's own share.
+* ``test_fused_loop_long_only_*`` / ``test_simulate_long_only``: the yardstick for the
+  engine's overhead. ``fused_long_only_nb`` below is one hand-written numba loop doing only
+  what a market-order, long-only account needs (the entry signal, a fill at the next open
+  with slippage clipped to the bar, percent sizing, buying power with the fee, lot
+  rounding, minimum notional, fill and trade records, equity / cash / position per bar,
+  end close), fresh output arrays allocated per call as ``simulate`` must (first touches
+  of 24 MB of new pages cost a few ms). ``_signals_included`` computes the moving-average cross inside the loop too;
+  ``_precomputed`` reads the same precomputed entries as ``simulate``. ``simulate`` runs
+  the precomputed signals with ``allow_short=False``; all give the same fills and equity
+  (checked in the benchmark). Target: simulate <= 2x the signals-included loop;
+  ``test_simulate_vs_fused_side_by_side`` times the two interleaved in one process and
+  prints the ratio of the mins (run with ``-s`` to see it).
 * ``test_first_call_warm_cache``: a fresh interpreter imports the engine and runs
   ``simulate`` on a small input with the numba cache already filled. Budget: <= 1 s from the
   first import to the result (printed; the benchmark's own time adds interpreter start-up).
@@ -28,9 +40,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numba import njit
 
 from datasets.bars import Bars
-from engine import nb
+from engine import enums, nb
 from engine.backtest import SimConfig, _prepare_signals, allocate_outputs, simulate
 from engine.signals import LIMIT, Signals
 
@@ -115,6 +128,197 @@ def test_simulate_1m_bars_market(benchmark, market, cross):
 def test_simulate_1m_bars_limit_with_exits(benchmark, market, cross_exits):
     simulate(market, cross_exits, CFG)
     res = benchmark(simulate, market, cross_exits, CFG)
+    benchmark.extra_info["bars_per_s"] = N / benchmark.stats.stats.median
+    benchmark.extra_info["trades"] = len(res.records.trades)
+
+
+@njit(cache=True, nogil=True)
+def fused_long_only_nb(
+    open_, high, low, close, entries, windows, p, fills, trades, equity, cash, pos
+):
+    """Market orders, long only, one symbol: the least work ``simulate`` can do for them.
+
+    With ``windows`` = (fast, slow) > 0 the loop also computes the signals itself: the
+    moving-average cross of ``_cross_entries`` from running cumulative sums (the same
+    arithmetic as ``_rolling_mean``, so the same decisions); with (0, 0) it reads
+    ``entries``. ``p`` = (cash, fee, slippage fraction, size fraction, lot, min notional).
+    ``fills`` columns: bar, side, price, qty, fee; ``trades``: entry bar, exit bar, pnl.
+    Returns (n_fills, n_trades).
+    """
+    n = open_.shape[0]
+    c = p[0]
+    fee, slip, size, lot, min_notional = p[1], p[2], p[3], p[4], p[5]
+    wf, ws = windows[0], windows[1]
+    inline = ws > 0
+    ring = np.zeros(max(ws, 1) + 1)  # the last ws + 1 cumulative sums
+    cs = 0.0
+    was_up = False
+    q = 0.0
+    mark = 0.0
+    entry_px = 0.0
+    entry_fee = 0.0
+    entry_bar = 0
+    nf = 0
+    nt = 0
+    want = 0
+    for t in range(n):
+        if want != 0:
+            o = open_[t, 0]
+            if want > 0 and q == 0.0:
+                px = min(max(o * (1.0 + slip), low[t, 0]), high[t, 0])
+                eq = c
+                qty = size * eq / px
+                qmax = eq / (px * (1.0 + fee))
+                if qty > qmax:
+                    qty = qmax
+                k = np.floor(qty / lot)
+                if qty / lot - k > 1.0 - 1e-9:
+                    k += 1.0
+                qty = k * lot
+                if qty > 0.0 and qty * px >= min_notional:
+                    f = qty * px * fee
+                    c -= qty * px + f
+                    if c < 0.0 and c > -1e-9 * qty * px:
+                        c = 0.0
+                    q = qty
+                    entry_px, entry_fee, entry_bar = px, f, t
+                    fills[nf, 0], fills[nf, 1], fills[nf, 2] = t, 1.0, px
+                    fills[nf, 3], fills[nf, 4] = qty, f
+                    nf += 1
+            elif want < 0 and q > 0.0:
+                px = min(max(o * (1.0 - slip), low[t, 0]), high[t, 0])
+                f = q * px * fee
+                c += q * px - f
+                fills[nf, 0], fills[nf, 1], fills[nf, 2] = t, -1.0, px
+                fills[nf, 3], fills[nf, 4] = q, f
+                nf += 1
+                trades[nt, 0], trades[nt, 1] = entry_bar, t
+                trades[nt, 2] = q * (px - entry_px) - entry_fee - f
+                nt += 1
+                q = 0.0
+            want = 0
+        mark = close[t, 0]
+        pos[t, 0] = q
+        equity[t] = c + q * mark
+        cash[t] = c
+        if inline:
+            cs += mark
+            ring[(t + 1) % (ws + 1)] = cs
+            up = False
+            if t >= ws - 1:
+                fast = (cs - ring[(t + 1 - wf) % (ws + 1)]) / wf
+                slow = (cs - ring[(t + 1 - ws) % (ws + 1)]) / ws
+                up = fast > slow
+            if t > 0 and up != was_up:
+                want = 1 if up else -1
+            was_up = up
+        else:
+            want = entries[t, 0]
+    if q > 0.0:
+        f = q * mark * fee
+        c += q * mark - f
+        fills[nf, 0], fills[nf, 1], fills[nf, 2] = n - 1, -1.0, mark
+        fills[nf, 3], fills[nf, 4] = q, f
+        nf += 1
+        trades[nt, 0], trades[nt, 1] = entry_bar, n - 1
+        trades[nt, 2] = q * (mark - entry_px) - entry_fee - f
+        nt += 1
+        pos[n - 1, 0] = 0.0
+        equity[n - 1] = c
+        cash[n - 1] = c
+    return nf, nt
+
+
+CFG_LONG = SimConfig(fee_taker=0.0004, fee_maker=0.0002, slippage_bps=1.0, allow_short=False)
+
+
+def run_fused(market: Bars, cross: Signals, inline: bool):
+    """Allocate fresh outputs (as ``simulate`` must) and run the fused loop.
+
+    Returns (fills, trades, equity, cash, positions) trimmed to what was written.
+    """
+    e = cross.entries
+    k = int(np.count_nonzero(e)) + 1
+    p = np.array(
+        [
+            CFG_LONG.cash,
+            CFG_LONG.fee_taker,
+            CFG_LONG.slippage_bps / 1e4,
+            CFG_LONG.size,
+            CFG_LONG.lot_size,
+            CFG_LONG.min_notional,
+        ]
+    )
+    windows = np.array([60, 240] if inline else [0, 0], dtype=np.int64)
+    n = market.n
+    fills, trades = np.empty((2 * k, 5)), np.empty((k, 3))
+    equity, cash, pos = np.empty(n), np.empty(n), np.empty((n, 1))
+    nf, nt = fused_long_only_nb(
+        market.open, market.high, market.low, market.close, e, windows, p,
+        fills, trades, equity, cash, pos,
+    )  # fmt: skip
+    return fills[:nf], trades[:nt], equity, cash, pos
+
+
+def _check_same_work(out, market: Bars, cross: Signals) -> None:
+    """The yardstick does what simulate does: same fills, same equity curve."""
+    fills, _, equity, _, _ = out
+    res = simulate(market, cross, CFG_LONG)
+    f = res.records.fills
+    assert len(fills) == len(f) > 1000
+    np.testing.assert_array_equal(fills[:, 0], f["bar"])
+    np.testing.assert_allclose(fills[:, 2], f["price"], rtol=1e-12)
+    np.testing.assert_allclose(fills[:, 3], f["qty"], rtol=1e-12)
+    np.testing.assert_allclose(equity, res.records.equity, rtol=1e-9)
+    assert set(f["kind"].tolist()) <= {enums.KIND_MARKET, enums.KIND_EXIT, enums.KIND_END}
+
+
+def test_fused_loop_long_only_signals_included(benchmark, market, cross):
+    """The yardstick of the speed target: signals computed inside the loop."""
+    _check_same_work(run_fused(market, cross, True), market, cross)
+    benchmark(run_fused, market, cross, True)
+    benchmark.extra_info["bars_per_s"] = N / benchmark.stats.stats.median
+
+
+def test_fused_loop_long_only_precomputed(benchmark, market, cross):
+    """A lower bound: the same loop reading precomputed signals."""
+    _check_same_work(run_fused(market, cross, False), market, cross)
+    benchmark(run_fused, market, cross, False)
+    benchmark.extra_info["bars_per_s"] = N / benchmark.stats.stats.median
+
+
+def test_simulate_vs_fused_side_by_side(benchmark, market, cross):
+    """The speed target, measured interleaved in one process so both see the same machine
+    load and the same allocator state: each round runs the signals-included fused loop,
+    then ``simulate`` on the precomputed signals. Reports the min of the rounds of each."""
+    import time
+
+    seen: dict[str, list[float]] = {"fused": [], "simulate": []}
+
+    def pair() -> None:
+        t0 = time.perf_counter()
+        run_fused(market, cross, True)
+        t1 = time.perf_counter()
+        simulate(market, cross, CFG_LONG)
+        t2 = time.perf_counter()
+        seen["fused"].append(t1 - t0)
+        seen["simulate"].append(t2 - t1)
+
+    benchmark.pedantic(pair, rounds=60, iterations=1, warmup_rounds=2)
+    # drop the warm-up rounds (with benchmarks disabled there is a single round)
+    fused, sim = (min(v[2:] or v) for v in (seen["fused"], seen["simulate"]))
+    benchmark.extra_info["fused_min_ms"] = fused * 1e3
+    benchmark.extra_info["simulate_min_ms"] = sim * 1e3
+    benchmark.extra_info["ratio"] = sim / fused
+    print(
+        f"\nside by side (min of 60 rounds): fused loop with signals {fused * 1e3:.2f} ms, "
+        f"simulate {sim * 1e3:.2f} ms, ratio {sim / fused:.2f} (target <= 2)"
+    )
+
+
+def test_simulate_long_only(benchmark, market, cross):
+    simulate(market, cross, CFG_LONG)
+    res = benchmark(simulate, market, cross, CFG_LONG)
     benchmark.extra_info["bars_per_s"] = N / benchmark.stats.stats.median
     benchmark.extra_info["trades"] = len(res.records.trades)
 

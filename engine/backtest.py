@@ -10,34 +10,45 @@ Timing
     Row ``t`` of the signals is decided at the close of bar ``t``; nothing it asks for can
     execute before bar ``t + 1``. Rows before ``warmup`` produce no orders, so the first
     possible fill is at bar ``warmup + 1``. A symbol with no candle (NaN) at a bar skips it:
-    its pending orders wait for its next valid bar.
+    its pending exits and resting limit/stop entries wait for its next valid bar.
 Market orders
-    An entry (``order_type`` MARKET) or an ``exits`` signal fills at the next valid bar's
-    open. When a row has both an exit and an entry for a symbol, the exit is done first and
-    the entry after it (so exit + same-direction entry closes and reopens).
+    An ``exits`` signal fills at the open of the symbol's next valid bar. A market entry
+    (``order_type`` MARKET, also a reversal) is good for the next bar of the time grid only
+    (the bar opening at the decision bar's close): if its symbol has no candle there (an
+    outage), the entry expires unfilled and is counted in ``expired``; a stale decision is
+    never executed at a price long after it. When a row has both an exit and an entry for a
+    symbol, the exit is done first and the entry after it (so exit + same-direction entry
+    closes and reopens).
 Limit and stop entries
     Active from the next bar; they rest until filled, until the next entry or exit signal
     of that symbol replaces or cancels them, or for ``order_ttl`` bars of that symbol
     (0 = no limit). Trigger by the bar's range, gaps fill at the open:
     limit buy: open <= limit -> open, else low <= limit -> limit;
     stop buy: open >= stop -> open, else high >= stop -> stop; sells mirror this.
+    A touch at exactly the level fills (low == limit, high == stop). A limit that is
+    marketable at the open (the open at or through its price) is a taker fill like a market
+    order: taker fee and slippage, clipped into the bar and never beyond the limit price.
     A resting entry in the direction already held is dropped (no pyramiding).
 Position exits (stop-loss, take-profit, trailing stop)
-    Fractions of the entry fill price from the entry's signal row: a long's stop-loss is
-    ``entry * (1 - sl)``, its take-profit ``entry * (1 + tp)``, its trailing stop
-    ``best * (1 - trail)`` where ``best`` is the highest price seen since entry; shorts
-    mirror. The tighter of stop-loss and trailing stop is the protective stop. They are
-    checked from the bar the position is opened: a gap through a level fills at the open;
-    otherwise the bar's low/high touches it and it fills at the level. **Pessimistic rule**:
-    when one bar touches both the stop and the take-profit, the stop is taken (a gap at the
-    open is not ambiguous: an open beyond the take-profit fills it there, since the open
+    Fractions from the entry's signal row, measured from the entry's *reference price*: the
+    price before slippage (the open for market entries and for fills at the open, the
+    order's level for limit/stop fills inside the bar), so slippage never moves the levels
+    and a stop tighter than the slippage is not hit by the entry itself. A long's stop-loss
+    is ``ref * (1 - sl)``, its take-profit ``ref * (1 + tp)``, its trailing stop
+    ``best * (1 - trail)`` where ``best`` starts at ``ref`` and is the highest price seen
+    since entry; shorts mirror. The tighter of stop-loss and trailing stop is the protective
+    stop. They are checked from the bar the position is opened: a gap through a level fills
+    at the open (a take-profit gapped through is marketable: taker fee and slippage, never
+    worse than the target); otherwise the bar's low/high touching it, equality included,
+    fills it at the level. **Pessimistic rule**: when one bar touches both the stop and the
+    take-profit, the stop is taken (a gap at the open is not ambiguous: an open beyond the take-profit fills it there, since the open
     comes first). The trailing reference ``best`` is updated with a bar's high (low for
     shorts) only after that bar's stop check. For a position opened *inside* a bar (a
     limit/stop entry filled at its price) the same bar checks only the protective stop
     (assuming the adverse extreme came after the fill), its take-profit starts on the next
     bar, and ``best`` is updated with the bar's close, not its high.
 Order of events inside one bar, per symbol
-    1. pending market exit, then pending market entry, at the open;
+    1. pending market exit, then pending market entry (or its expiry), at the open;
     2. held position's stop / take-profit gapped through at the open;
     3. resting limit/stop entry gapped through at the open;
     4. held position's stop, then take-profit, touched inside the bar;
@@ -49,20 +60,28 @@ Reversal
     new one at the same fill price and fee rate. If the new leg is rejected (min notional,
     buying power) the account is left flat.
 Costs
-    Maker fee for limit entries and take-profits (also when they fill at a gapped open);
-    taker fee for market entries, ``exits``, stop entries, stop-losses, trailing stops and
-    the end-of-data close. Taker fills (except the end-of-data close) get ``slippage_bps``
-    adversely and are then clipped into the bar's [low, high]. Fees are paid in quote
-    currency from cash.
+    Maker fee for limit entries and take-profits filled at their price inside a bar; taker
+    fee for everything else: market entries, ``exits``, stop entries, stop-losses, trailing
+    stops, limits and take-profits marketable at the open, and the end-of-data close. Taker
+    fills (except the end-of-data close) get ``slippage_bps`` adversely and are then clipped
+    into the bar's [low, high]. Fees are paid in quote currency from cash.
 Sizing
     ``size_type`` "percent" (fraction of equity), "cash" (quote amount) or "units";
     ``signals.size`` overrides ``size`` per row (NaN = default). Equity for sizing is
-    cash + positions valued at their last *previous* close (never the current bar's close).
+    cash + positions valued at their last *previous* close (never the current bar's close);
+    a position opened, reversed or changed earlier in the same bar (a lower column, or the
+    same symbol's reversal) is valued at its fill price until its close exists: equity and
+    buying power never value a position at a price the simulation has not seen (not at 0
+    for a symbol with no earlier candle, not at a close from before an outage).
     Buying power is ``equity * leverage`` minus the gross value of the other open positions;
     an order larger than it is reduced to fit (fee included), quantities are rounded down to
     a multiple of ``lot_size``, and an order whose notional is then below ``min_notional`` (or
     zero) is not placed and is counted in ``rejected``. Exits are never rejected.
-    ``allow_short=False`` turns a short entry into an exit of the long (flat).
+    ``allow_short=False`` turns a short entry into a market exit of the long at the next
+    open, whatever its ``order_type``: a LIMIT/STOP short entry's price is ignored (the
+    account is long-only, and getting flat is what that signal can still mean).
+    Cash never shows a negative rounding residue: after an entry, a cash value within 1e-9
+    of the entry's notional below zero is set to 0.
 Accounting
     Equity = cash + sum(qty * last valid close) after every bar; short sales credit cash.
     ``equity``, ``cash`` and ``positions`` are indexed by bar close time. A fill's ``time``
@@ -70,11 +89,15 @@ Accounting
     the bar is unknown), except end-of-data close-outs, stamped with the bar's close time.
     At the end of data every open position is closed at its last valid close with the taker
     fee and no slippage (exit reason "end", fill time = close time of the last bar), so the
-    trade list and the final equity agree.
+    trade list and the final equity agree; ``equity_before_close`` keeps the equity marked
+    at that close before the close-out. With ``close_at_end=False`` positions stay open and
+    the last equity is marked to the last close.
 Known simplifications
-    Spot-like margin model: no liquidation engine, no funding, no borrow fees. If equity
-    falls to <= 0 at a bar's close, every position is closed at that close (reason "end")
-    and trading stops (``halted_bar``).
+    Spot-like margin model: no liquidation engine, no funding, no borrow fees. If equity at
+    a bar's close is <= 0 (exactly 0 included), whether from positions marked there or from
+    a loss realised at a fill during the bar with nothing left open, every position is
+    closed at that close (reason "end") and trading stops (``halted_bar``; the run summary
+    shows a "halted" line); later signals place no orders.
 """
 
 from __future__ import annotations
@@ -125,6 +148,9 @@ class SimConfig:
         Quantities are rounded down to a multiple of this; 0 = no rounding.
     order_ttl : int
         Bars a resting limit/stop entry stays active; 0 = until filled, replaced or cancelled.
+    close_at_end : bool
+        True: positions still open at the end of data are closed at the last close (reason
+        "end"). False: they stay open, valued at the last close.
     """
 
     cash: float = 10_000.0
@@ -138,6 +164,7 @@ class SimConfig:
     min_notional: float = 10.0
     lot_size: float = 1e-5
     order_ttl: int = 0
+    close_at_end: bool = True
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ConfigError:
@@ -170,8 +197,9 @@ class SimConfig:
                 raise bad(name, "a finite number >= 0")
         if not isinstance(self.order_ttl, int | np.integer) or self.order_ttl < 0:
             raise bad("order_ttl", "a whole number of bars >= 0")
-        if not isinstance(self.allow_short, bool | np.bool_):
-            raise bad("allow_short", "true or false")
+        for name in ("allow_short", "close_at_end"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise bad(name, "true or false")
 
     @classmethod
     def frictionless(cls, **overrides: Any) -> SimConfig:
@@ -239,6 +267,7 @@ class SimConfig:
         p[enums.P_ORDER_TTL] = self.order_ttl
         p[enums.P_WARMUP] = warmup
         p[enums.P_TF_MS] = tf_ms
+        p[enums.P_CLOSE_AT_END] = 1.0 if self.close_at_end else 0.0
         return p
 
 
@@ -271,6 +300,12 @@ class BacktestResult:
     ``equity``, ``cash`` and ``positions`` are indexed by bar close time (UTC), values after
     each bar. ``trades`` has one row per closed trade, ``fills`` one row per fill (see the
     engine contract in the module docstring for the columns).
+
+    ``rejected`` counts entries not placed (min notional, buying power), ``expired`` market
+    entries dropped because their symbol had no candle at the next bar, ``halted_bar`` the
+    bar at whose close equity was <= 0 (None when trading never stopped).
+    ``equity_before_close`` is the equity marked at the last close before the end-of-data
+    close-out (equal to the final equity when nothing was closed there).
     """
 
     records: SimRecords
@@ -283,6 +318,8 @@ class BacktestResult:
     rejected: int = 0
     exposed_bars: int = 0
     halted_bar: int | None = None
+    expired: int = 0
+    equity_before_close: float = math.nan
     synthetic: bool = False
     exchange: str = ""
     meta: dict = field(default_factory=dict)
@@ -465,6 +502,10 @@ def simulate(
     if nf > fills.shape[0] or nt > trades.shape[0]:  # pragma: no cover - bound is exact
         raise RuntimeError(f"record buffers too small ({nf} fills, {nt} trades)")
     halted = int(counters[enums.C_HALTED_BAR])
+    end = fills[:nf]
+    end_fees = end["fee"][(end["kind"] == enums.KIND_END) & (end["bar"] == n - 1)]
+    # the end close sells at the mark, so it only removes its fees from the marked equity
+    before_close = float(equity[-1] + end_fees.sum()) if halted < 0 else float(equity[-1])
     return BacktestResult(
         records=SimRecords(fills[:nf], trades[:nt], equity, cash, positions),
         config=cfg,
@@ -476,6 +517,8 @@ def simulate(
         rejected=int(counters[enums.C_REJECTED]),
         exposed_bars=int(counters[enums.C_EXPOSED_BARS]),
         halted_bar=None if halted < 0 else halted,
+        expired=int(counters[enums.C_EXPIRED]),
+        equity_before_close=before_close,
         synthetic=bool(bars.synthetic),
         exchange=bars.exchange,
     )

@@ -63,7 +63,8 @@ P_LOT_SIZE = 9
 P_ORDER_TTL = 10
 P_WARMUP = 11
 P_TF_MS = 12
-N_PARAMS = 13
+P_CLOSE_AT_END = 13  # 1.0 = close open positions at the end of data
+N_PARAMS = 14
 
 # --- flags telling the kernel which optional signal arrays are real -------------------------
 F_ORDER_TYPE = 0
@@ -80,7 +81,8 @@ C_TRADES = 1
 C_REJECTED = 2
 C_EXPOSED_BARS = 3
 C_HALTED_BAR = 4  # -1 when trading never stopped for lack of equity
-N_COUNTERS = 5
+C_EXPIRED = 5  # market entries dropped because their symbol had no candle at the next bar
+N_COUNTERS = 6
 
 # --- record dtypes --------------------------------------------------------------------------
 fill_dt = np.dtype(

@@ -8,6 +8,12 @@ and scalars, write into caller-allocated record arrays (``engine.enums.fill_dt``
 The rules the kernel implements are written in ``engine.backtest``'s module docstring;
 ``engine.reference`` implements the same rules as a plain Python loop.
 
+Speed: most bars of most runs are *calm* (no pending order, no open position with an
+attached exit); ``simulate_nb`` runs stretches of calm bars through a short marking loop
+(with the state of a lone symbol in registers) and sends only bars with a signal, with
+something pending or at risk through the full event path. Calm positions with an attached
+exit go through a cheap range test instead (the ``quiet`` test of the event loop).
+
 Kernels are compiled with ``cache=True`` for one fixed signature (the wrapper always passes
 the same dtypes and layouts) and ``nogil=True``, so independent runs may share threads.
 The constants of ``engine.enums`` are frozen into the compiled code; numba's cache watches
@@ -20,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from engine.enums import (
+    C_EXPIRED,
     C_EXPOSED_BARS,
     C_FILLS,
     C_HALTED_BAR,
@@ -47,6 +54,7 @@ from engine.enums import (
     MARKET,
     P_ALLOW_SHORT,
     P_CASH,
+    P_CLOSE_AT_END,
     P_FEE_MAKER,
     P_FEE_TAKER,
     P_LEVERAGE,
@@ -64,13 +72,13 @@ from engine.enums import (
 
 # columns of the per-symbol float state
 S_POS = 0  # signed quantity held
-S_ENTRY_PX = 1
+S_ENTRY_PX = 1  # entry fill price (slippage included)
 S_ENTRY_FEE = 2
 S_SL = 3  # fractions attached to the open position (NaN = none)
 S_TP = 4
 S_TRAIL = 5
 S_PEAK = 6  # best price since entry: highest for a long, lowest for a short
-S_MARK = 7  # last valid close
+S_MARK = 7  # value per unit: last valid close, or the fill price of a position changed this bar
 S_P_PRICE = 8  # pending entry order
 S_P_SIZE = 9
 S_P_SL = 10
@@ -78,7 +86,8 @@ S_P_TP = 11
 S_P_TRAIL = 12
 S_STOP = 13  # cached protective stop level of the open position (+-inf when none)
 S_TARGET = 14  # cached take-profit level (+-inf when none)
-N_FSTATE = 15
+S_BASE = 15  # entry reference price before slippage: the base of the stop/target distances
+N_FSTATE = 16
 
 # columns of the per-symbol int state
 I_ENTRY_BAR = 0
@@ -89,9 +98,11 @@ I_P_AGE = 4  # bars a pending limit/stop order has been active without filling
 I_P_EXIT = 5  # 1 = a market exit is pending
 I_FRESH_BAR = 6  # bar at which the position was opened inside the bar (not at the open), else -1
 I_BARE = 7  # 1 = the open position has no stop-loss, take-profit or trailing stop
-N_ISTATE = 8
+I_P_DUE = 8  # open time a pending market entry must fill at (its decision bar's close time)
+N_ISTATE = 9
 
 _LOT_EPS = 1e-9
+_DUST = 1e-9  # relative size of a negative cash residue treated as rounding dust
 
 
 @njit(cache=True, nogil=True)
@@ -167,8 +178,13 @@ def _close(j, bar, tm, px, fee_rate, kind, reason, fs, ist, fills, trades, count
 
 
 @njit(cache=True, nogil=True)
-def _open(j, bar, tm, d, px, fee_rate, kind, intrabar, fs, ist, params, fills, counters, cash):
-    """Open a position of direction ``d`` at ``px`` from the pending order's size and exits."""
+def _open(j, bar, tm, d, px, ref, fee_rate, kind, intrabar, fs, ist, params, fills, counters, cash):
+    """Open a position of direction ``d`` at ``px`` from the pending order's size and exits.
+
+    ``ref`` is the price before slippage (the open, or the order's level): the stop-loss,
+    take-profit and trailing distances are measured from it. Other open positions count at
+    ``S_MARK``: their last close, or their fill price when changed earlier in this bar.
+    """
     m = fs.shape[0]
     equity = cash
     gross_other = 0.0
@@ -198,13 +214,17 @@ def _open(j, bar, tm, d, px, fee_rate, kind, intrabar, fs, ist, params, fills, c
         return cash
     fee = qty * px * fee_rate
     cash -= d * qty * px + fee
+    if cash < 0.0 and cash > -_DUST * qty * px:
+        cash = 0.0  # an all-in entry leaves no negative rounding residue
     fs[j, S_POS] = d * qty
     fs[j, S_ENTRY_PX] = px
+    fs[j, S_BASE] = ref
+    fs[j, S_MARK] = px  # valued at its fill price until this bar's close
     fs[j, S_ENTRY_FEE] = fee
     fs[j, S_SL] = fs[j, S_P_SL]
     fs[j, S_TP] = fs[j, S_P_TP]
     fs[j, S_TRAIL] = fs[j, S_P_TRAIL]
-    fs[j, S_PEAK] = px
+    fs[j, S_PEAK] = ref
     _refresh_levels(j, fs)
     ist[j, I_ENTRY_BAR] = bar
     ist[j, I_ENTRY_TIME] = tm
@@ -219,7 +239,7 @@ def _open(j, bar, tm, d, px, fee_rate, kind, intrabar, fs, ist, params, fills, c
 def _stop_level(j, fs):
     """Protective stop of the open position: (level, kind, reason); level is +-inf when none."""
     pos = fs[j, S_POS]
-    entry = fs[j, S_ENTRY_PX]
+    entry = fs[j, S_BASE]
     sl = fs[j, S_SL]
     tr = fs[j, S_TRAIL]
     kind = KIND_STOP_LOSS
@@ -253,8 +273,8 @@ def _tp_level(j, fs):
     if tp != tp:
         return np.inf if fs[j, S_POS] > 0.0 else -np.inf
     if fs[j, S_POS] > 0.0:
-        return fs[j, S_ENTRY_PX] * (1.0 + tp)
-    return fs[j, S_ENTRY_PX] * (1.0 - tp)
+        return fs[j, S_BASE] * (1.0 + tp)
+    return fs[j, S_BASE] * (1.0 - tp)
 
 
 @njit(cache=True, nogil=True)
@@ -295,12 +315,15 @@ def _exits_at_open(j, t, tm, o, lo, hi, fs, ist, params, fills, trades, counters
         )
     tp = _tp_level(j, fs)
     if (long and o >= tp) or (not long and o <= tp):
+        # marketable at the open: a taker fill with slippage, never worse than the target
+        px = taker_price_nb(o, -1.0 if long else 1.0, params[P_SLIPPAGE], lo, hi)
+        px = max(px, tp) if long else min(px, tp)
         return _close(
             j,
             t,
             tm,
-            o,
-            params[P_FEE_MAKER],
+            px,
+            params[P_FEE_TAKER],
             KIND_TAKE_PROFIT,
             EXIT_TAKE_PROFIT,
             fs,
@@ -359,12 +382,17 @@ def _pending_entry(j, t, tm, o, lo, hi, at_open, fs, ist, params, fills, trades,
     typ = ist[j, I_P_TYPE]
     if typ == LIMIT:
         if at_open:
+            # marketable at the open: a taker fill with slippage, never beyond the limit
             hit = o <= level if d > 0 else o >= level
-            px = o
+            base = o
+            px = taker_price_nb(o, float(d), params[P_SLIPPAGE], lo, hi)
+            px = min(px, level) if d > 0 else max(px, level)
+            fee_rate = params[P_FEE_TAKER]
         else:
             hit = lo <= level if d > 0 else hi >= level
+            base = level
             px = level
-        fee_rate = params[P_FEE_MAKER]
+            fee_rate = params[P_FEE_MAKER]
     else:
         if at_open:
             hit = o >= level if d > 0 else o <= level
@@ -382,7 +410,21 @@ def _pending_entry(j, t, tm, o, lo, hi, at_open, fs, ist, params, fills, trades,
             j, t, tm, px, fee_rate, typ, EXIT_REVERSE, fs, ist, fills, trades, counters, cash
         )
     return _open(
-        j, t, tm, float(d), px, fee_rate, typ, not at_open, fs, ist, params, fills, counters, cash
+        j,
+        t,
+        tm,
+        float(d),
+        px,
+        base,
+        fee_rate,
+        typ,
+        not at_open,
+        fs,
+        ist,
+        params,
+        fills,
+        counters,
+        cash,
     )
 
 
@@ -432,7 +474,8 @@ def simulate_nb(
     equity_out, cash_out : float64 (n,)
     positions_out : float64 (n, m)
     counters : int64 (N_COUNTERS,)
-        Output: fills, trades, rejected orders, exposed bars, halted bar.
+        Output: fills, trades, rejected orders, exposed bars, halted bar, expired market
+        entries.
     """
     n, m = open_.shape
     fs = np.zeros((m, N_FSTATE))
@@ -456,14 +499,73 @@ def simulate_nb(
     has_trail = flags[F_TRAIL] != 0
     exposed = 0
     halted = False
+    calm = True  # no pending order and no open position with an attached exit
 
-    for t in range(n):
+    t = 0
+    while t < n:
+        if calm and not halted:
+            # fast path: while nothing is pending and no position has an attached exit, a bar
+            # can only be marked to market; the first bar with a signal, or whose marked
+            # equity is <= 0, goes through the full path below (marking is idempotent)
+            n_held = 0
+            for j in range(m):
+                if fs[j, S_POS] != 0.0:
+                    n_held += 1
+            if m == 1:
+                # the same loop with the one symbol's state in registers
+                t0 = t
+                p = fs[0, S_POS]
+                mark = fs[0, S_MARK]
+                while t < n:
+                    if t >= warmup and (entries[t, 0] != 0 or exits[t, 0]):
+                        break
+                    c = close[t, 0]
+                    if c == c:
+                        mark = c
+                    eq = cash + p * mark if p != 0.0 else cash
+                    if eq <= 0.0:
+                        break
+                    positions_out[t, 0] = p
+                    equity_out[t] = eq
+                    cash_out[t] = cash
+                    t += 1
+                fs[0, S_MARK] = mark
+                if n_held > 0:
+                    exposed += t - t0
+            while t < n and m > 1:
+                if t >= warmup:
+                    signal = False
+                    for j in range(m):
+                        if entries[t, j] != 0 or exits[t, j]:
+                            signal = True
+                    if signal:
+                        break
+                eq = cash
+                for j in range(m):
+                    c = close[t, j]
+                    if c == c:
+                        fs[j, S_MARK] = c
+                    p = fs[j, S_POS]
+                    positions_out[t, j] = p
+                    if p != 0.0:
+                        eq += p * fs[j, S_MARK]
+                if eq <= 0.0:
+                    break
+                if n_held > 0:
+                    exposed += 1
+                equity_out[t] = eq
+                cash_out[t] = cash
+                t += 1
+            if t >= n:
+                break
+
         tm = time[t]
         if halted:
             equity_out[t] = cash
             cash_out[t] = cash
             for j in range(m):
                 positions_out[t, j] = 0.0
+            t += 1
             continue
 
         for j in range(m):
@@ -535,7 +637,9 @@ def simulate_nb(
             if d != 0 and ist[j, I_P_TYPE] == MARKET:
                 ist[j, I_P_DIR] = 0
                 pos = fs[j, S_POS]
-                if not ((d > 0 and pos > 0.0) or (d < 0 and pos < 0.0)):
+                if tm != ist[j, I_P_DUE]:
+                    counters[C_EXPIRED] += 1  # its symbol had no candle at the next bar
+                elif not ((d > 0 and pos > 0.0) or (d < 0 and pos < 0.0)):
                     px = taker_price_nb(o, float(d), slip, lo, hi)
                     if pos != 0.0:
                         cash = _close(
@@ -559,6 +663,7 @@ def simulate_nb(
                         tm,
                         float(d),
                         px,
+                        o,
                         fee_taker,
                         KIND_MARKET,
                         False,
@@ -569,7 +674,7 @@ def simulate_nb(
                         counters,
                         cash,
                     )
-            if fs[j, S_POS] != 0.0:
+            if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
                 cash = _exits_at_open(
                     j, t, tm, o, lo, hi, fs, ist, params, fills, trades, counters, cash
                 )
@@ -579,7 +684,7 @@ def simulate_nb(
                 )
 
             # --- inside the bar: held position's exits, then resting entries
-            if fs[j, S_POS] != 0.0:
+            if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
                 cash = _exits_in_bar(
                     j, t, tm, lo, hi, True, fs, ist, params, fills, trades, counters, cash
                 )
@@ -599,7 +704,8 @@ def simulate_nb(
                         ist[j, I_P_DIR] = 0
 
             # --- after the stop checks: trail the best price
-            _update_best(j, t, close[t, j], hi, lo, fs, ist)
+            if ist[j, I_BARE] == 0:
+                _update_best(j, t, close[t, j], hi, lo, fs, ist)
 
         # --- mark to market at the close
         eq = cash
@@ -633,14 +739,16 @@ def simulate_nb(
                     ist[j, I_P_DIR] = e
                     ist[j, I_P_TYPE] = order_type[t, j] if has_type else MARKET
                     ist[j, I_P_AGE] = 0
+                    ist[j, I_P_DUE] = tm + tf_ms
                     fs[j, S_P_PRICE] = price[t, j] if has_price else np.nan
                     fs[j, S_P_SIZE] = size[t, j] if has_size else np.nan
                     fs[j, S_P_SL] = sl[t, j] if has_sl else np.nan
                     fs[j, S_P_TP] = tp[t, j] if has_tp else np.nan
                     fs[j, S_P_TRAIL] = trail[t, j] if has_trail else np.nan
 
-        # --- out of equity: close everything at this close and stop trading
-        if n_open > 0 and eq <= 0.0:
+        # --- out of equity (marked at the close, or realised at a fill): close what is
+        # open at this close and stop trading
+        if eq <= 0.0:
             for j in range(m):
                 if fs[j, S_POS] != 0.0:
                     cash = _close(
@@ -666,9 +774,17 @@ def simulate_nb(
         equity_out[t] = eq
         cash_out[t] = cash
 
+        calm = True
+        for j in range(m):
+            if ist[j, I_P_DIR] != 0 or ist[j, I_P_EXIT] != 0:
+                calm = False
+            elif fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
+                calm = False
+        t += 1
+
     counters[C_EXPOSED_BARS] = exposed
     # --- end of data: close what is open at the last valid close, taker fee, no slippage
-    if n > 0 and not halted:
+    if n > 0 and not halted and params[P_CLOSE_AT_END] != 0.0:
         closed_any = False
         for j in range(m):
             if fs[j, S_POS] != 0.0:

@@ -28,12 +28,14 @@ class _Order:
     tp: float
     trail: float
     bars_active: int = 0
+    due: int = -1  # market entries: the open time they must fill at (decision bar's close)
 
 
 @dataclass
 class _Position:
     qty: float  # signed
     entry_price: float
+    base: float  # price before slippage; stop-loss, take-profit and trailing measure from it
     entry_fee: float
     entry_bar: int
     entry_time: int
@@ -70,12 +72,16 @@ class ReferenceSim:
         self.slip = cfg.slippage_bps / 10_000.0
         self.positions: list[_Position | None] = [None] * n_symbols
         self.last_close = [0.0] * n_symbols
+        # positions opened earlier in the current bar count at their fill price until the
+        # bar's close is known (the close of a symbol before the bar, or none, is not theirs)
+        self.fill_value: dict[int, float] = {}
         self.resting: list[_Order | None] = [None] * n_symbols  # limit/stop entries
         self.market: list[_Order | None] = [None] * n_symbols
         self.exit_requested = [False] * n_symbols
         self.fills: list[tuple] = []
         self.trades: list[tuple] = []
         self.rejected = 0
+        self.expired = 0
         self.exposed = 0
         self.halted_at = -1
 
@@ -85,11 +91,14 @@ class ReferenceSim:
         return min(max(p, bar.low), bar.high)
 
     # ---- account
+    def _value_price(self, sym: int) -> float:
+        return self.fill_value.get(sym, self.last_close[sym])
+
     def _equity_marked(self) -> float:
         total = self.cash
         for k, pos in enumerate(self.positions):
             if pos is not None:
-                total += pos.qty * self.last_close[k]
+                total += pos.qty * self._value_price(k)
         return total
 
     def _fill(self, bar_i: int, tm: int, sym: int, side: int, kind: int, price: float, qty: float,
@@ -128,12 +137,12 @@ class ReferenceSim:
         )
         self.positions[sym] = None
 
-    def _enter(self, sym: int, bar: _Bar, order: _Order, price: float, rate: float,
+    def _enter(self, sym: int, bar: _Bar, order: _Order, price: float, base: float, rate: float,
                inside: bool) -> None:  # fmt: skip
         cfg = self.cfg
         equity = self._equity_marked()
         others = sum(
-            abs(p.qty) * self.last_close[k]
+            abs(p.qty) * self._value_price(k)
             for k, p in enumerate(self.positions)
             if p is not None and k != sym
         )
@@ -161,16 +170,20 @@ class ReferenceSim:
             self.cash -= qty * price + fee
         else:
             self.cash += qty * price - fee
+        if -1e-9 * qty * price < self.cash < 0:
+            self.cash = 0.0  # rounding residue of an all-in entry
+        self.fill_value[sym] = price
         self.positions[sym] = _Position(
             qty=order.direction * qty,
             entry_price=price,
+            base=base,
             entry_fee=fee,
             entry_bar=bar.index,
             entry_time=bar.time,
             sl=order.sl,
             tp=order.tp,
             trail=order.trail,
-            best=price,
+            best=base,
             opened_inside_bar=bar.index if inside else -1,
         )
         self._fill(bar.index, bar.time, sym, order.direction, order.kind, price, qty, fee)
@@ -181,9 +194,7 @@ class ReferenceSim:
         """Level that would stop the position out, with its fill kind and exit reason."""
         candidates = []
         if not math.isnan(pos.sl):
-            candidates.append(
-                (pos.entry_price * (1.0 - pos.direction * pos.sl), 0, enums.KIND_STOP_LOSS)
-            )
+            candidates.append((pos.base * (1.0 - pos.direction * pos.sl), 0, enums.KIND_STOP_LOSS))
         if not math.isnan(pos.trail):
             candidates.append(
                 (pos.best * (1.0 - pos.direction * pos.trail), 1, enums.KIND_TRAILING_STOP)
@@ -202,7 +213,7 @@ class ReferenceSim:
     def _target(pos: _Position) -> float:
         if math.isnan(pos.tp):
             return math.inf if pos.direction > 0 else -math.inf
-        return pos.entry_price * (1.0 + pos.direction * pos.tp)
+        return pos.base * (1.0 + pos.direction * pos.tp)
 
     def _check_gap_exits(self, sym: int, bar: _Bar) -> None:
         pos = self.positions[sym]
@@ -216,12 +227,16 @@ class ReferenceSim:
             return
         target = self._target(pos)
         if (bar.open - target) * d >= 0:
+            # the open is already beyond the target: a marketable order, taker, slipped,
+            # never worse than the target
+            px = self._adverse(bar.open, -d, bar)
+            px = max(px, target) if d > 0 else min(px, target)
             self._exit(
                 sym,
                 bar.index,
                 bar.time,
-                bar.open,
-                self.cfg.fee_maker,
+                px,
+                self.cfg.fee_taker,
                 enums.KIND_TAKE_PROFIT,
                 enums.EXIT_TAKE_PROFIT,
             )
@@ -265,11 +280,16 @@ class ReferenceSim:
         d = order.direction
         if order.kind == enums.LIMIT:
             if at_open:
-                touched, px = (bar.open - order.price) * d <= 0, bar.open
+                # marketable when it meets the open: taker, slipped, never beyond the limit
+                touched, base = (bar.open - order.price) * d <= 0, bar.open
+                px = self._adverse(bar.open, d, bar)
+                px = min(px, order.price) if d > 0 else max(px, order.price)
+                rate = self.cfg.fee_taker
             else:
                 extreme = bar.low if d > 0 else bar.high
                 touched, px = (extreme - order.price) * d <= 0, order.price
-            rate = self.cfg.fee_maker
+                base = order.price
+                rate = self.cfg.fee_maker
         else:
             if at_open:
                 touched, base = (bar.open - order.price) * d >= 0, bar.open
@@ -283,7 +303,7 @@ class ReferenceSim:
         self.resting[sym] = None
         if pos is not None:
             self._exit(sym, bar.index, bar.time, px, rate, order.kind, enums.EXIT_REVERSE)
-        self._enter(sym, bar, order, px, rate, inside=not at_open)
+        self._enter(sym, bar, order, px, base, rate, inside=not at_open)
         return True
 
     # ---- one bar of one symbol
@@ -301,7 +321,9 @@ class ReferenceSim:
         if order is not None:
             self.market[sym] = None
             pos = self.positions[sym]
-            if pos is None or pos.direction != order.direction:
+            if bar.time != order.due:
+                self.expired += 1  # the symbol skipped the bar after the decision
+            elif pos is None or pos.direction != order.direction:
                 px = self._adverse(bar.open, order.direction, bar)
                 if pos is not None:
                     self._exit(
@@ -313,7 +335,7 @@ class ReferenceSim:
                         enums.KIND_MARKET,
                         enums.EXIT_REVERSE,
                     )
-                self._enter(sym, bar, order, px, cfg.fee_taker, inside=False)
+                self._enter(sym, bar, order, px, bar.open, cfg.fee_taker, inside=False)
         self._check_gap_exits(sym, bar)
         self._try_resting(sym, bar, at_open=True)
         self._check_range_exits(sym, bar, take_profit=True)
@@ -360,6 +382,7 @@ class ReferenceSim:
             sl=get("sl", math.nan),
             tp=get("tp", math.nan),
             trail=get("trail", math.nan),
+            due=int(sig["time"][t]) + self.tf_ms,
         )
         self.market[sym] = None
         self.resting[sym] = None
@@ -385,6 +408,7 @@ class ReferenceSim:
             for sym in range(self.m):
                 if not math.isnan(close[t, sym]):
                     self.last_close[sym] = float(close[t, sym])
+            self.fill_value.clear()
             held = [p for p in self.positions if p is not None]
             if held:
                 self.exposed += 1
@@ -394,7 +418,7 @@ class ReferenceSim:
             if t >= self.warmup:
                 for sym in range(self.m):
                     self._take_signal(sym, t, sig)
-            if held and value <= 0:
+            if value <= 0:  # ruined at the close, or by a loss realised at a fill
                 for sym in range(self.m):
                     if self.positions[sym] is not None:
                         self._exit(
@@ -411,7 +435,8 @@ class ReferenceSim:
                 self.halted_at = t
             equity[t] = value
             cash[t] = self.cash
-        if n and self.halted_at < 0 and any(p is not None for p in self.positions):
+        end_close = self.cfg.close_at_end and self.halted_at < 0
+        if n and end_close and any(p is not None for p in self.positions):
             for sym in range(self.m):
                 if self.positions[sym] is not None:
                     self._exit(
@@ -432,6 +457,7 @@ class ReferenceSim:
             "cash": cash,
             "positions": positions,
             "rejected": self.rejected,
+            "expired": self.expired,
             "exposed_bars": self.exposed,
             "halted_bar": self.halted_at,
         }
@@ -444,6 +470,7 @@ def simulate_reference(bars, signals: Signals, config: SimConfig | None = None, 
         name: (None if getattr(signals, name) is None else np.asarray(getattr(signals, name)))
         for name in ("entries", "exits", "order_type", "price", "size", "sl", "tp", "trail")
     }
+    sig["time"] = np.asarray(bars.time)
     sim = ReferenceSim(cfg, len(bars.symbols), warmup, bars.tf_ms)
     return sim.run(
         np.asarray(bars.time),

@@ -191,6 +191,11 @@ class RunOutput:
             rows.append(
                 ("orders not placed", f"{rejected:,} (below min notional or no buying power)")
             )
+        expired = int(getattr(self.result, "expired", 0) or 0)
+        if expired:
+            rows.append(
+                ("market entries expired", f"{expired:,} (no candle of the symbol at the next bar)")
+            )
         halted = getattr(self.result, "halted_bar", None)
         if halted is not None:
             from gogo2.timeframes import format_time

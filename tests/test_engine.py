@@ -70,6 +70,8 @@ def one_fill(res, i=0):
 
 # --------------------------------------------------------------------------- market orders
 def test_market_entry_fills_next_open_and_exit_next_open():
+    """Rules "timing", "market fills" and "accounting": decided at a close, filled at the
+    next open; equity = cash + qty x close."""
     rows = [
         (100, 101, 99, 100),
         (100, 102, 99, 101),  # entry decided at this close
@@ -98,16 +100,33 @@ def test_market_entry_fills_next_open_and_exit_next_open():
     assert t["entry_time"] == pd.Timestamp(T0 + 2 * MIN, unit="ms", tz="UTC")
 
 
-def test_market_order_waits_for_next_valid_bar_of_its_symbol():
+def test_market_entry_expires_when_its_symbol_skips_the_next_bar():
+    """Rule "market orders across an outage": an entry is good for the next bar only."""
     nan = np.nan
     rows = [(100, 101, 99, 100), (100, 101, 99, 100), (nan, nan, nan, nan), (104, 105, 103, 104)]
     s = signals(4)
-    s.entries[1, 0] = 1
+    s.entries[1, 0] = 1  # due at bar 2, which has no candle: expires, never fills at 104
     res = simulate(bars_from(rows), s, cfg())
-    assert one_fill(res)["bar"] == 3 and one_fill(res)["price"] == 104.0
+    assert len(res.records.fills) == 0 and res.expired == 1 and res.rejected == 0
+    np.testing.assert_allclose(res.records.equity, [1000.0] * 4)
+
+
+def test_market_exit_waits_for_the_next_candle_of_its_symbol():
+    """Rule "market orders across an outage": an exit is not dropped, it fills after it."""
+    nan = np.nan
+    rows = [flat(100), (100, 101, 99, 100), (nan,) * 4, (104, 105, 103, 104), flat(104)]
+    s = signals(5)
+    s.entries[0, 0] = 1  # long 1 unit at the open of bar 1: 100
+    s.exits[1, 0] = True  # bar 2 has no candle: the exit fills at bar 3's open, 104
+    res = simulate(bars_from(rows), s, cfg())
+    f = res.records.fills
+    assert list(f["bar"]) == [1, 3] and list(f["kind"]) == [enums.KIND_MARKET, enums.KIND_EXIT]
+    assert f["price"][1] == 104.0 and res.expired == 0
+    assert res.trades["pnl"].iloc[0] == pytest.approx(104 - 100)
 
 
 def test_warmup_rows_place_no_orders():
+    """Rule "timing": rows before the warm-up place no orders."""
     rows = [flat(100 + i) for i in range(5)]
     s = signals(5)
     s.entries[0, 0] = 1  # inside warm-up: ignored
@@ -118,6 +137,7 @@ def test_warmup_rows_place_no_orders():
 
 
 def test_entry_in_held_direction_is_ignored():
+    """Rule "positions": one position per symbol, no pyramiding."""
     rows = [flat(100)] * 2 + [flat(101), flat(102), flat(103)]
     s = signals(5)
     s.entries[0:3, 0] = 1  # repeated long entries
@@ -127,6 +147,7 @@ def test_entry_in_held_direction_is_ignored():
 
 
 def test_reverse_closes_and_opens_at_the_same_fill():
+    """Rule "reversal": an opposite entry closes and opens at the same fill."""
     rows = [flat(100), flat(100), (102, 103, 101, 102), (104, 105, 103, 104), flat(98)]
     s = signals(5)
     s.entries[1, 0] = 1  # long at 102
@@ -144,6 +165,7 @@ def test_reverse_closes_and_opens_at_the_same_fill():
 
 
 def test_exit_and_same_direction_entry_on_one_row_close_and_reopen():
+    """Rule "exit before entry": a row with both does the exit first."""
     rows = [flat(100), flat(100), flat(101), flat(102), flat(103)]
     s = signals(5)
     s.entries[0, 0] = 1
@@ -161,6 +183,7 @@ def test_exit_and_same_direction_entry_on_one_row_close_and_reopen():
 
 
 def test_end_of_data_close_uses_last_close_and_taker_fee():
+    """Rule "end close": last close, taker fee, no slippage, reason "end"."""
     rows = [flat(100), (100, 101, 99, 100), (110, 115, 108, 112)]
     s = signals(3)
     s.entries[0, 0] = 1
@@ -187,6 +210,7 @@ def limit_case(rows, direction, kind, price, **kw):
 
 
 def test_limit_buy_fills_at_limit_when_low_touches():
+    """Rule "limit in bar": the low reaching the limit fills at the limit, maker."""
     res = limit_case([flat(100), (100, 101, 97, 99), flat(99)], 1, LIMIT, 98.0)
     f = one_fill(res)
     assert f["bar"] == 1 and f["price"] == 98.0 and f["kind"] == enums.KIND_LIMIT
@@ -199,11 +223,13 @@ def test_limit_buy_not_touched_does_not_fill():
 
 
 def test_limit_buy_gap_fills_at_open():
+    """Rule "limit at open": an open below a buy limit fills at the open."""
     res = limit_case([flat(100), (96, 97, 95, 96), flat(96)], 1, LIMIT, 98.0)
     assert one_fill(res)["price"] == 96.0
 
 
 def test_limit_sell_short_fill_and_gap():
+    """Rule "limit in bar / at open", sell side."""
     res = limit_case([flat(100), (100, 103, 99, 101), flat(101)], -1, LIMIT, 102.0)
     f = one_fill(res)
     assert f["side"] == -1 and f["price"] == 102.0
@@ -212,6 +238,7 @@ def test_limit_sell_short_fill_and_gap():
 
 
 def test_stop_buy_fills_at_stop_and_gap_at_open():
+    """Rule "stop in bar / at open": high reaching the stop fills at it; a gap at the open."""
     res = limit_case([flat(100), (100, 104, 99, 103), flat(103)], 1, STOP, 103.0)
     f = one_fill(res)
     assert f["price"] == 103.0 and f["kind"] == enums.KIND_STOP
@@ -222,6 +249,7 @@ def test_stop_buy_fills_at_stop_and_gap_at_open():
 
 
 def test_stop_sell_fills_at_stop_and_gap_at_open():
+    """Rule "stop in bar / at open", sell side."""
     res = limit_case([flat(100), (100, 101, 96, 97), flat(97)], -1, STOP, 97.0)
     assert one_fill(res)["price"] == 97.0 and one_fill(res)["side"] == -1
     res = limit_case([flat(100), (95, 96, 94, 95), flat(95)], -1, STOP, 97.0)
@@ -229,12 +257,14 @@ def test_stop_sell_fills_at_stop_and_gap_at_open():
 
 
 def test_resting_order_is_not_active_on_its_own_signal_bar():
+    """Rule "timing": a resting order is active from the next bar."""
     # bar 0 touches 98, but the order is only placed at its close
     res = limit_case([(100, 101, 97, 100), (100, 101, 99, 100)], 1, LIMIT, 98.0)
     assert len(res.records.fills) == 0
 
 
 def test_order_ttl_cancels_an_unfilled_limit():
+    """Rule "limit/stop entries": order_ttl bars, then cancelled."""
     rows = [flat(100), (100, 101, 99, 100), (100, 101, 99, 100), (100, 101, 97, 100)]
     res = limit_case(rows, 1, LIMIT, 98.0, order_ttl=2)  # active on bars 1 and 2 only
     assert len(res.records.fills) == 0
@@ -277,6 +307,7 @@ def exit_case(rows, direction=1, **levels):
 
 
 def test_stop_loss_touched_fills_at_level():
+    """Rule "stop-loss": a touch fills at the level."""
     res = exit_case([flat(100), (100, 101, 97, 98), (98, 99, 94, 95)], sl=0.05)
     t = res.trades.iloc[0]
     assert t["exit_reason"] == "stop_loss" and t["exit_price"] == pytest.approx(95.0)
@@ -284,6 +315,7 @@ def test_stop_loss_touched_fills_at_level():
 
 
 def test_stop_loss_gap_fills_at_open():
+    """Rule "stop-loss": a gap through the level fills at the open."""
     res = exit_case([flat(100), (100, 101, 97, 98), (93, 94, 92, 93)], sl=0.05)
     assert res.trades["exit_price"].iloc[0] == 93.0
 
@@ -295,6 +327,7 @@ def test_stop_loss_checked_on_entry_bar_after_open_fill():
 
 
 def test_take_profit_fills_at_level_with_maker_fee():
+    """Rules "take-profit" and "costs": a touch fills at the target, maker fee."""
     rows = [flat(100), (100, 105, 99, 104), (104, 111, 103, 109)]
     s = signals(3, tp=True)
     s.entries[0, 0] = 1
@@ -312,6 +345,7 @@ def test_take_profit_gap_fills_at_open():
 
 
 def test_bar_touching_stop_and_target_takes_the_stop():
+    """Pessimistic rule: stop and target in one bar -> the stop."""
     res = exit_case([flat(100), (100, 101, 99, 100), (100, 112, 94, 100)], sl=0.05, tp=0.1)
     t = res.trades.iloc[0]
     assert t["exit_reason"] == "stop_loss" and t["exit_price"] == pytest.approx(95.0)
@@ -328,6 +362,7 @@ def test_short_stop_loss_and_take_profit():
 
 
 def test_trailing_stop_follows_high_after_the_check():
+    """Rule "trailing stop": the reference follows highs after the check."""
     rows = [
         flat(100),
         (100, 120, 95, 118),  # entry at 100; 10 % trail of this high would be 108 > low 95
@@ -349,6 +384,7 @@ def test_tighter_of_stop_loss_and_trailing_stop_applies():
 
 
 def test_position_filled_inside_bar_checks_only_stop_on_that_bar():
+    """Rule "position opened inside a bar": only its stop is checked on that bar."""
     # limit buy at 98 fills inside bar 1; its 1 % target 98.98 is below that bar's high
     # (which may have printed before the fill), so no take-profit on bar 1
     rows = [flat(100), (100, 101, 97.5, 99), (98.5, 100, 98.2, 99.5)]
@@ -372,6 +408,7 @@ def test_position_filled_inside_bar_checks_only_stop_on_that_bar():
 
 # --------------------------------------------------------------------------- costs
 def test_taker_and_maker_fee_rates():
+    """Rule "costs": taker for market entries and exits, maker for limits filled in the bar."""
     rows = [flat(100), flat(100), flat(100), (100, 101, 97, 100), flat(100)]
     s = signals(5, order_type=True, price=True)
     s.entries[0, 0] = 1  # market: taker
@@ -387,6 +424,7 @@ def test_taker_and_maker_fee_rates():
 
 
 def test_slippage_is_adverse_and_clipped_into_the_bar():
+    """Rule "slippage clipping": adverse slippage, clipped into [low, high]."""
     rows = [flat(100), (100, 100.05, 99, 100), (100, 101, 99.97, 100)]
     s = signals(3)
     s.entries[0, 0] = 1
@@ -408,6 +446,7 @@ def test_maker_fills_get_no_slippage():
 
 
 def test_min_notional_rejects_and_counts():
+    """Rule "min notional": below it the order is not placed and counted as rejected."""
     rows = [flat(100)] * 3
     s = signals(3)
     s.entries[0, 0] = 1
@@ -418,6 +457,7 @@ def test_min_notional_rejects_and_counts():
 
 
 def test_lot_size_rounds_down():
+    """Rule "lot rounding": quantities rounded down to the lot size."""
     rows = [flat(300)] * 3
     s = signals(3)
     s.entries[0, 0] = 1
@@ -434,6 +474,7 @@ def test_lot_size_rounds_down():
     [("percent", 0.5, 0.5 * 1000 / 100), ("cash", 250.0, 250 / 100), ("units", 3.0, 3.0)],
 )
 def test_size_types(size_type, size, qty):
+    """Rule "sizing": percent of equity, cash amount, units."""
     rows = [flat(100)] * 3
     s = signals(3)
     s.entries[0, 0] = 1
@@ -442,6 +483,7 @@ def test_size_types(size_type, size, qty):
 
 
 def test_percent_sizing_uses_equity_after_previous_trades():
+    """Rule "sizing": equity at the previous close, realised trades included."""
     rows = [flat(100), flat(100), flat(150), flat(150), flat(150)]
     s = signals(5)
     s.entries[0, 0] = 1  # 5 units at 100 (50 % of 1000)
@@ -463,6 +505,7 @@ def test_per_row_size_overrides_default():
 
 
 def test_order_reduced_to_buying_power_including_fee():
+    """Rule "buying power": an order is reduced to fit, fee included."""
     rows = [flat(100)] * 3
     s = signals(3)
     s.entries[0, 0] = 1
@@ -472,6 +515,7 @@ def test_order_reduced_to_buying_power_including_fee():
 
 
 def test_leverage_raises_buying_power():
+    """Rule "buying power": equity x leverage."""
     rows = [flat(100)] * 3
     s = signals(3)
     s.entries[0, 0] = 1
@@ -483,6 +527,7 @@ def test_leverage_raises_buying_power():
 
 
 def test_short_sale_credits_cash_and_allow_short_false_only_flattens():
+    """Rules "accounting" (short sales credit cash) and "allow_short"."""
     rows = [flat(100), flat(100), flat(90), flat(90)]
     s = signals(4)
     s.entries[0, 0] = -1
@@ -503,6 +548,7 @@ def test_short_sale_credits_cash_and_allow_short_false_only_flattens():
 
 
 def test_symbols_share_one_cash_balance():
+    """Rule "positions": symbols share one cash balance, column order within a bar."""
     a = [flat(100)] * 4
     b = [flat(50)] * 4
     s = signals(4, 2)
@@ -516,6 +562,7 @@ def test_symbols_share_one_cash_balance():
 
 
 def test_trading_stops_when_equity_is_exhausted():
+    """Rule "ruin": equity <= 0 at a close closes everything and stops trading."""
     rows = [flat(100), flat(100), flat(150), flat(210), flat(50), flat(50)]
     s = signals(6)
     s.entries[0, 0] = -1  # short 10 units: cash 2000
@@ -617,6 +664,7 @@ def test_market_order_type_ignores_price():
 
 
 def test_rejected_reversal_leg_leaves_the_account_flat():
+    """Rule "reversal": a rejected new leg leaves the account flat."""
     rows = [flat(100), flat(100), flat(100), flat(100)]
     s = signals(4, size=True)
     s.entries[0, 0] = 1

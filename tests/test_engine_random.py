@@ -17,8 +17,14 @@ from engine.signals import LIMIT, Signals
 MIN = 60_000
 
 
-def random_market(rng: np.random.Generator, n: int, m: int, gaps: bool = True) -> Bars:
-    """Random-walk candles with gapped opens; later symbols list late and have holes."""
+def random_market(
+    rng: np.random.Generator, n: int, m: int, gaps: bool = True, tick: float = 0.0
+) -> Bars:
+    """Random-walk candles with gapped opens; later symbols list late and have holes.
+
+    With ``tick`` > 0 every price is rounded to a multiple of it, so equal highs and lows,
+    flat bars and exact touches of (tick-rounded) order prices are common.
+    """
     o = np.empty((n, m))
     h = np.empty((n, m))
     lo = np.empty((n, m))
@@ -32,6 +38,10 @@ def random_market(rng: np.random.Generator, n: int, m: int, gaps: bool = True) -
             h[t, j] = max(op, cl) * (1 + abs(rng.normal(0, 0.006)))
             lo[t, j] = min(op, cl) * (1 - abs(rng.normal(0, 0.006)))
             price = cl
+    if tick > 0:
+        o, c = (np.maximum(np.round(a / tick), 1.0) * tick for a in (o, c))
+        h = np.maximum(np.round(h / tick) * tick, np.maximum(o, c))
+        lo = np.minimum(np.maximum(np.round(lo / tick), 1.0) * tick, np.minimum(o, c))
     if gaps and m > 1:
         start = int(rng.integers(0, max(1, n // 5)))
         for a in (o, h, lo, c):
@@ -44,7 +54,9 @@ def random_market(rng: np.random.Generator, n: int, m: int, gaps: bool = True) -
     return Bars("1m", symbols, time, o, h, lo, c, np.ones((n, m)), synthetic=True)
 
 
-def random_signals(rng: np.random.Generator, bars: Bars, density: float = 0.08) -> Signals:
+def random_signals(
+    rng: np.random.Generator, bars: Bars, density: float = 0.08, tick: float = 0.0
+) -> Signals:
     n, m = bars.close.shape
     u = rng.random((n, m))
     entries = np.where(u < density, 1, np.where(u < 2 * density, -1, 0)).astype(np.int8)
@@ -56,6 +68,8 @@ def random_signals(rng: np.random.Generator, bars: Bars, density: float = 0.08) 
     side = np.where(entries >= 0, 1.0, -1.0)
     sign = np.where(order_type == LIMIT, -side, side)
     price = ref * (1 + sign * offset)
+    if tick > 0:
+        price = np.maximum(np.round(price / tick), 1.0) * tick
 
     def maybe(lo_: float, hi_: float, p_nan: float) -> np.ndarray:
         v = rng.uniform(lo_, hi_, size=(n, m))
@@ -102,11 +116,18 @@ def assert_records_equal(a: np.ndarray, b: np.ndarray, tol: float = 1e-9) -> Non
 
 
 # --------------------------------------------------------------------------- differential
-@pytest.mark.parametrize("seed", range(12))
-def test_kernel_matches_reference_loop(seed):
+DIFF_CASES = [(seed, 2, tick) for tick in (0.0, 0.5, 2.0) for seed in range(12)] + [
+    (seed, m, tick) for m, tick in ((1, 0.0), (3, 0.5)) for seed in range(6)
+]
+
+
+@pytest.mark.parametrize(("seed", "m", "tick"), DIFF_CASES)
+def test_kernel_matches_reference_loop(seed, m, tick):
+    """Differential test; ``tick`` > 0 rounds prices so ties and exact touches are common;
+    one symbol and three symbols take different fast paths through the kernel."""
     rng = np.random.default_rng(seed)
-    bars = random_market(rng, 300, 2)
-    sig = random_signals(rng, bars)
+    bars = random_market(rng, 300, m, tick=tick)
+    sig = random_signals(rng, bars, tick=tick)
     cfg = random_config(rng)
     warmup = int(rng.integers(0, 20))
     res = simulate(bars, sig, cfg, warmup=warmup)
@@ -160,6 +181,7 @@ case = st.fixed_dictionaries(
         "m": st.integers(1, 3),
         "warmup": st.integers(0, 10),
         "density": st.sampled_from([0.02, 0.1, 0.3]),
+        "tick": st.sampled_from([0.0, 0.0, 0.5, 2.0]),
     }
 )
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -167,8 +189,8 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 def run_case(c):
     rng = np.random.default_rng(c["seed"])
-    bars = random_market(rng, c["n"], c["m"])
-    sig = random_signals(rng, bars, c["density"])
+    bars = random_market(rng, c["n"], c["m"], tick=c["tick"])
+    sig = random_signals(rng, bars, c["density"], tick=c["tick"])
     cfg = random_config(rng)
     return bars, sig, cfg, simulate(bars, sig, cfg, warmup=c["warmup"])
 
@@ -273,3 +295,28 @@ def test_same_inputs_same_outputs(c):
     assert_records_equal(res.records.trades, again.records.trades, tol=0.0)
     np.testing.assert_array_equal(res.records.equity, again.records.equity)
     np.testing.assert_array_equal(res.records.positions, again.records.positions)
+
+
+def test_tick_rounded_markets_produce_exact_touches():
+    """The tick-rounded differential cases do exercise ties: resting and attached orders
+    filled inside the bar at exactly its low or high, and flat bars."""
+    exact = flat_bars = 0
+    inside_kinds = (
+        enums.KIND_LIMIT,
+        enums.KIND_STOP,
+        enums.KIND_STOP_LOSS,
+        enums.KIND_TAKE_PROFIT,
+        enums.KIND_TRAILING_STOP,
+    )
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        bars = random_market(rng, 300, 2, tick=2.0)
+        sig = random_signals(rng, bars, tick=2.0)
+        res = simulate(bars, sig, random_config(rng), warmup=int(rng.integers(0, 20)))
+        f = res.records.fills
+        f = f[np.isin(f["kind"], inside_kinds)]
+        b, j = f["bar"], f["symbol"]
+        touched = (f["price"] == bars.low[b, j]) | (f["price"] == bars.high[b, j])
+        exact += int((touched & (f["price"] != bars.open[b, j])).sum())
+        flat_bars += int(np.sum(bars.high == bars.low))
+    assert exact > 10 and flat_bars > 10
