@@ -275,7 +275,16 @@ def test_whole_nan_candle_is_a_missing_bar_and_allowed() -> None:
     e = np.zeros((6, 2), dtype=np.int8)
     e[1, 1] = 1
     res = simulate(b, quiet(entries=e), SimConfig())
-    assert res.fills["bar"].iloc[0] == 3  # row 2 had no candle: the entry waits for row 3
+    # accepted as a missing candle (no error); the market entry decided at row 1 was good for
+    # row 2 only, where the symbol has no candle: it expires unfilled (outage rule)
+    assert res.fills.empty and res.expired == 1
+    # an exit decided at row 1 still waits for the next candle (row 3)
+    e[1, 1] = 0
+    e[0, 1] = 1
+    x = np.zeros((6, 2), dtype=bool)
+    x[1, 1] = True
+    res = simulate(b, quiet(entries=e, exits=x), SimConfig())
+    assert list(res.fills["bar"]) == [1, 3]
 
 
 def test_first_bad_bar_in_time_order_is_reported() -> None:
