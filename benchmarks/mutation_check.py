@@ -137,8 +137,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "ruin-eq",
         "engine/nb.py",
-        "if n_open > 0 and eq <= 0.0:",
-        "if n_open > 0 and eq < 0.0:",
+        "# open at this close and stop trading\n        if eq <= 0.0:",
+        "# open at this close and stop trading\n        if eq < 0.0:",
+        KERNEL_TESTS,
+    ),
+    Mutation(
+        "ruin-eq-on-a-calm-bar",
+        "engine/nb.py",
+        "eq = cash + p * mark if p != 0.0 else cash\n                    if eq <= 0.0:",
+        "eq = cash + p * mark if p != 0.0 else cash\n                    if eq < 0.0:",
         KERNEL_TESTS,
     ),
     Mutation(

@@ -196,3 +196,59 @@ def test_resting_limit_waits_across_an_outage_and_ttl_counts_its_symbols_bars():
     assert f["bar"] == 3 and f["price"] == 98.0
     res = simulate(bars_from(rows), s, cfg(order_ttl=1))  # active on bar 1 only
     assert len(res.records.fills) == 0
+
+
+# ---------------------------------------------------------- equality at the open, ttl ageing
+def test_open_exactly_at_the_stop_is_a_gap_processed_before_resting_entries():
+    """Rule "order of events": an open equal to a long's stop (100 * 0.75 = 75) is a gap
+    through it, handled at the open before a resting short entry gapped at the same open.
+    The long leaves as a stop-loss (taker), then the stop sell at 75 opens a short at the
+    open. Were the open not a gap for the stop, the stop sell would reverse the long
+    instead (exit reason "reverse")."""
+    rows = [flat(100), (100, 101, 99, 100), flat(100), (75.0, 76, 74, 75), flat(75)]
+    s = signals(len(rows), sl=True, order_type=True, price=True)
+    s.entries[0, 0] = 1
+    s.sl[0, 0] = 0.25
+    s.entries[1, 0] = -1  # a stop sell (short entry) at 75, resting from bar 2
+    s.order_type[1, 0] = STOP
+    s.price[1, 0] = 75.0
+    res = simulate(bars_from(rows), s, cfg())
+    t = res.trades
+    assert list(t["exit_reason"]) == ["stop_loss", "end"]
+    assert t["exit_bar"].iloc[0] == 3 and t["exit_price"].iloc[0] == 75.0
+    assert t["direction"].iloc[1] == "short" and t["entry_price"].iloc[1] == 75.0
+
+
+def test_open_exactly_at_the_take_profit_is_a_taker_fill_at_the_open():
+    """Rule "costs": a take-profit the open reaches (open == 100 * 1.25 = 125) is marketable
+    at the open: taker fee (1 %), never filled below the target. A touch inside the bar
+    would be a maker fill (0 % here)."""
+    rows = [flat(100), (100, 101, 99, 100), (125.0, 126, 124, 125), flat(125)]
+    s = signals(len(rows), tp=True)
+    s.entries[0, 0] = 1
+    s.tp[0, 0] = 0.25
+    res = simulate(bars_from(rows), s, cfg(fee_taker=0.01, fee_maker=0.0))
+    t = res.trades.iloc[0]
+    assert t["exit_reason"] == "take_profit" and t["exit_bar"] == 2
+    assert t["exit_price"] == 125.0
+    # entry at 100 (taker 1 % = 1.00) + exit at 125 (taker 1 % = 1.25)
+    assert t["fees"] == pytest.approx(1.00 + 1.25)
+
+
+def test_order_ttl_counts_a_bar_where_something_else_happened():
+    """Rule "order_ttl": a resting entry ages on every bar of its symbol, also on a bar where
+    a market exit filled at the open. Bar 2: the long exits at the open, the limit buy at 90
+    (ttl 1) is not reached (low 95) and expires; bar 3's low of 85 must not fill it."""
+    rows = [flat(100), (100, 101, 99, 100), (100, 101, 95, 100), (90, 91, 85, 88), flat(88)]
+    s = signals(len(rows), order_type=True, price=True)
+    s.entries[0, 0] = 1
+    s.exits[1, 0] = True
+    s.entries[1, 0] = 1  # after the exit: a new limit buy at 90
+    s.order_type[1, 0] = LIMIT
+    s.price[1, 0] = 90.0
+    res = simulate(bars_from(rows), s, cfg(order_ttl=1))
+    assert list(res.fills["bar"]) == [1, 2]
+    assert list(res.trades["exit_reason"]) == ["signal"]
+    res = simulate(bars_from(rows), s, cfg(order_ttl=2))  # active on bars 2 and 3
+    # filled at 90 on bar 3, closed at the end of data (bar 4)
+    assert list(res.fills["bar"]) == [1, 2, 3, 4] and res.fills["price"].iloc[2] == 90.0

@@ -283,7 +283,11 @@ def test_window_starting_on_the_hour_sees_the_same_hourly_candles() -> None:
 
 def test_trailing_windows_match_trailing_window_of_the_cut_history(data: MultiBars) -> None:
     windows = TrailingWindows(data, 150)
-    for t in (0, 7, 149, 150, 151, 1_234, data.bars.n - 1):
+    # 161 and 1_229: windows starting on an hour (rows 12 and 1_080), where the 1h candle
+    # closing exactly at the window's first open belongs to the window
+    starts_on_hour = [t for t in (161, 1_229) if data.bars.time[t - 149] % HOUR == 0]
+    assert len(starts_on_hour) == 2
+    for t in (0, 7, 149, 150, 151, 1_234, data.bars.n - 1, *starts_on_hour):
         a = windows.at(t)
         b = trailing_window(data.until(int(data.bars.close_time[t])), 150)
         assert list(a.frames) == list(b.frames)

@@ -49,6 +49,17 @@ def test_clean_candles_pass_unchanged() -> None:
     pd.testing.assert_frame_equal(out, df)
 
 
+@pytest.mark.parametrize("field", ["open", "high", "low", "close"])
+def test_a_price_of_exactly_zero_is_non_positive(field: str) -> None:
+    """Rule "prices > 0": a zero in any price field (the others untouched) is counted as a
+    non-positive price at its row, whatever body rule it also breaks."""
+    df = candles(20)
+    df.loc[5, field] = 0.0
+    report = validate(to_frame(df), "1m")
+    assert report.count("non_positive_price") == 1
+    assert report.masks["non_positive_price"][5]
+
+
 @pytest.mark.parametrize(
     ("defect", "mutate"),
     [
