@@ -108,6 +108,11 @@ def read_checkpoint(
             f"({first[:200]}). {_fix(path)}"
         ) from None
     except Exception as e:  # the weights-only unpickler refuses anything but tensors and plain data
+        if "Unsupported global" not in str(e):
+            raise CheckpointError(
+                f"checkpoint {path} cannot be read: it is damaged or not a gogo2 model "
+                f"checkpoint ({type(e).__name__}). {_fix(path)}"
+            ) from None
         raise CheckpointError(
             f"checkpoint {path} holds objects other than tensors and plain data "
             f"({type(e).__name__}); it is refused rather than unpickled. {_fix(path)}"

@@ -179,6 +179,8 @@ class ModelRegistry:
 
     def _measure(self, model: ModelInterface) -> tuple[float, float | None]:
         measured = measure_bytes(model) / MB
+        if type(model).get_memory_usage is ModelInterface.get_memory_usage:
+            return measured, None  # the default declaration is the measurement, rounded up
         try:
             declared = model.get_memory_usage()
             declared = float(declared) if declared is not None else None
