@@ -32,6 +32,7 @@ from gogo2.errors import UnknownNameError
 from models.errors import (
     DuplicateModelError,
     FeatureError,
+    ModelError,
     ModelMemoryError,
     ModelOutputError,
     WeightError,
@@ -195,13 +196,21 @@ class TradingOrchestrator:
             from gogo2.config import load_settings
 
             settings = load_settings()
-        cfg = (
-            settings.orchestrator.model_copy(update=overrides)
-            if overrides
-            else settings.orchestrator
-        )
+        cfg = settings.orchestrator
         if overrides:
-            cfg = type(settings.orchestrator).model_validate(cfg.model_dump())
+            from pydantic import ValidationError
+
+            from gogo2.errors import ConfigError
+
+            try:
+                cfg = type(cfg).model_validate({**cfg.model_dump(), **overrides})
+            except ValidationError as e:
+                first = e.errors()[0]
+                key = ".".join(str(p) for p in first["loc"])
+                raise ConfigError(
+                    f"TradingOrchestrator({key}={first.get('input')!r}): {first['msg']}. "
+                    "See the orchestrator section of config.yaml for the allowed values."
+                ) from None
         self.config = cfg
         self.rule = Rule(
             learning_rate=cfg.learning_rate,
@@ -338,8 +347,9 @@ class TradingOrchestrator:
         c = float("nan") if close is None else float(close)
         with self._lock:
             if names != self._names:
-                raise ModelOutputError(
-                    "the registered models changed during the decision; decide again."
+                raise ModelError(
+                    "the registered models changed during the decision; nothing was decided. "
+                    "Decide again."
                 )
             v, _, y, old_p = self._hedge.step(probs, c)
             combined = v @ probs

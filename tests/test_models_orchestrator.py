@@ -326,3 +326,50 @@ def test_the_original_design_example_runs_as_written(capsys) -> None:
         assert b.probs.shape == (50, 3)
     finally:
         reset_model_registry()
+
+
+def test_bad_orchestrator_overrides_are_config_errors() -> None:
+    from gogo2.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="confidence_threshold=2"):
+        orch(confidence_threshold=2)
+    with pytest.raises(ConfigError, match="bogus"):
+        orch(bogus=1)
+
+
+def test_cnn_and_rl_interfaces_have_working_defaults() -> None:
+    from models import CNNModelInterface, RLAgentInterface
+
+    class Agent(RLAgentInterface):
+        def __init__(self) -> None:
+            super().__init__("agent", {})
+            self.memory: list = []
+
+        def predict(self, features):
+            return np.array([0.1, 0.2, 0.7]), 0.7
+
+        def remember(self, experience) -> None:
+            self.memory.append(experience)
+
+        def replay(self) -> float:
+            return float(len(self.memory))
+
+    class Cnn(CNNModelInterface):
+        def predict(self, features):
+            return np.array([0.6, 0.3, 0.1]), 0.6
+
+        def train(self, training_data):
+            self.metrics = {"loss": 0.5}
+            return self.metrics
+
+    a = Agent()
+    assert a.act(WINDOW) == 2 and a.act_with_confidence(WINDOW) == (2, 0.7)
+    a.remember((WINDOW, 2, 1.0, WINDOW, False))
+    assert a.replay() == 1.0
+    c = Cnn("cnn", {"window": 4})
+    assert c.predict_timeframe(WINDOW, "1h")[1] == 0.6 and c.train(None) == {"loss": 0.5}
+    with pytest.raises(TypeError):
+        RLAgentInterface("x")  # type: ignore[abstract]
+    o = orch(confidence_threshold=0.0)
+    assert o.register_model(a, weight=1.0) and o.register_model(c, weight=1.0)
+    np.testing.assert_allclose(o.decide(WINDOW).probs, [0.35, 0.25, 0.4])
