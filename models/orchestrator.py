@@ -303,8 +303,13 @@ class TradingOrchestrator:
                 max_workers=self._workers, thread_name_prefix="gogo2-model"
             )
             weakref.finalize(self, self._pool.shutdown, wait=False)
-        futures = [self._pool.submit(fn, n) for n in names]
-        return [f.result() for f in futures]
+        # the calling thread evaluates the first model itself: one hand-off fewer per decision
+        futures = [self._pool.submit(fn, n) for n in names[1:]]
+        try:
+            first = fn(names[0])
+        finally:
+            done = [f.result() for f in futures]
+        return [first, *done]
 
     def _ask(self, name: str, x: np.ndarray, single: bool) -> tuple[np.ndarray, np.ndarray, float]:
         with self.registry.acquire(name) as model:

@@ -257,3 +257,43 @@ def test_registry_from_settings_reads_when_full(monkeypatch) -> None:
         environ={"GOGO2__MODELS__WHEN_FULL": "offload_lru", "GOGO2__PERFORMANCE__USE_GPU": "false"}
     )
     assert ModelRegistry.from_settings(s).when_full == "offload_lru"
+
+
+def test_cuda_allocator_growth_is_charged_and_over_limit_moves_back(monkeypatch) -> None:
+    """The CUDA branch of the accounting, driven by a fake allocator (no GPU here)."""
+    from models.device import Placement
+
+    r = ModelRegistry(total_limit_mb=100, default_limit_mb=10)
+    r.placement = Placement(torch.device("cuda", 0), None, "fake")
+    allocated = iter([0, 6 * MB, 0, 12 * MB])  # before/after moving each model
+    monkeypatch.setattr(reg_mod, "cuda_allocated", lambda dev: next(allocated))
+    monkeypatch.setattr(reg_mod, "free_unused", lambda dev=None: None)
+    moves: list[str] = []
+
+    def fake_to(self, device):
+        moves.append(str(device))
+        self.device = torch.device(device)
+        return self
+
+    monkeypatch.setattr(SizedModel, "to", fake_to)
+    r.register(SizedModel("a", 1))  # holds 1 MB, the allocator grew 6 MB: 6 MB charged
+    info = r.info("a")
+    assert info["memory_mb"] == 6.0 and info["measured_mb"] == 1.0 and info["device"] == "cuda:0"
+    with pytest.raises(ModelMemoryError, match=r"CUDA allocator grew 12\.0 MB"):
+        r.register(SizedModel("b", 1))  # 12 MB > its 10 MB limit
+    assert moves == ["cuda:0", "cuda:0", "cpu"] and r.names() == ["a"]
+
+
+def test_remeasure_refuses_growth_past_the_limit() -> None:
+    model = LinearModel({"window": 10, "n_features": 100})
+    params_mb = (1000 * 3 + 3) * 4 / MB
+    r = ModelRegistry(total_limit_mb=100, limits={"linear": 2 * params_mb})
+    r.register(model)
+    assert r.remeasure("linear") == pytest.approx(params_mb)
+    opt = torch.optim.Adam(model.model.parameters())
+    model.optimizer = opt
+    model.model(torch.ones(1, 10, 100)).sum().backward()
+    opt.step()  # grads and Adam's moments: about four times the parameters
+    with pytest.raises(ModelMemoryError, match="over its limit"):
+        r.remeasure("linear")
+    assert r.info("linear")["memory_mb"] == pytest.approx(params_mb)
