@@ -373,3 +373,19 @@ def test_cnn_and_rl_interfaces_have_working_defaults() -> None:
     o = orch(confidence_threshold=0.0)
     assert o.register_model(a, weight=1.0) and o.register_model(c, weight=1.0)
     np.testing.assert_allclose(o.decide(WINDOW).probs, [0.35, 0.25, 0.4])
+
+
+def test_the_readme_models_example_runs(capsys) -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("```python", text.index("## Models")) + len("```python")
+    code = text[start : text.index("```", start)]
+    reg = configure_model_registry(ModelRegistry(total_limit_mb=100))
+    try:
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+        out = capsys.readouterr().out
+        assert "Transformer model added successfully!" in out and "'total_limit_mb': 100.0" in out
+        assert reg.names() == ["Transformer"]
+    finally:
+        reset_model_registry()
