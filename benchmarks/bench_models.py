@@ -9,8 +9,9 @@ real ones; what is measured is the orchestrator around them:
 * ``decide`` sequential and in the thread pool: the live path (feature checks, registry
   acquire, output checks, Hedge step, bookkeeping) around the same four calls; the
   overhead per decision is ``decide - models alone``;
-* the same with four heavier models (a 1-D convolution over a 256-bar window), where the
-  pool can overlap work since torch releases the GIL while it computes;
+* the same with four heavier models (two 1-D convolutions over a 256- or 2048-bar window),
+  where the pool can overlap work since torch releases the GIL while it computes;
+* torch runs one intra-op thread (set below), so the pool is what spreads work over cores;
 * ``decide_batch`` over 1,000,000 windows (a strided view over a feature matrix, fed in
   chunks), closes given so the weights move at every bar.
 """
@@ -27,6 +28,10 @@ from gogo2.config import load_settings
 from models import ModelInterface, ModelRegistry, TradingOrchestrator
 
 WINDOW, N_FEATURES = 20, 8
+# One intra-op thread per model call: the pool's threads then share the cores without each
+# torch op also spreading over every core (on a busy 2-core machine, 2 intra-op threads made
+# single calls 10-100x slower at times: OpenMP barriers waiting on descheduled threads).
+torch.set_num_threads(1)
 SETTINGS = load_settings(environ={"GOGO2__PERFORMANCE__USE_GPU": "false"})
 
 
@@ -88,19 +93,27 @@ def models_alone(o: TradingOrchestrator, x: np.ndarray) -> None:
             o.registry.get(name).predict(t)
 
 
-@pytest.mark.parametrize("kind", [MLP, Conv], ids=["small", "conv256"])
-def test_models_alone(benchmark, kind) -> None:
+CASES = [(MLP, WINDOW), (Conv, 256), (Conv, 2048)]
+IDS = ["small", "conv256", "conv2048"]
+
+
+@pytest.mark.parametrize(("kind", "width"), CASES, ids=IDS)
+def test_models_alone(benchmark, kind, width) -> None:
     o = orchestrator(kind, parallel=False)
-    x = window(WINDOW if kind is MLP else 256)
+    x = window(width)
+    for _ in range(3):  # first calls build oneDNN primitives
+        models_alone(o, x)
     benchmark(models_alone, o, x)
 
 
 @pytest.mark.parametrize("parallel", [False, True], ids=["sequential", "pool"])
-@pytest.mark.parametrize("kind", [MLP, Conv], ids=["small", "conv256"])
-def test_decide_live(benchmark, kind, parallel) -> None:
+@pytest.mark.parametrize(("kind", "width"), CASES, ids=IDS)
+def test_decide_live(benchmark, kind, width, parallel) -> None:
     o = orchestrator(kind, parallel=parallel)
-    x = window(WINDOW if kind is MLP else 256)
-    closes = iter(100.0 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 1e-3, 10_000_000))))
+    x = window(width)
+    closes = iter(100.0 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 1e-3, 1_000_000))))
+    for _ in range(3):
+        o.decide(x, close=next(closes))
     d = benchmark(lambda: o.decide(x, close=next(closes)))
     assert d.action in ("sell", "hold", "buy")
     o.close()

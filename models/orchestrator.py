@@ -296,7 +296,7 @@ class TradingOrchestrator:
 
     # -- evaluation -----------------------------------------------------------------------
     def _map(self, fn: Callable[[str], Any], names: list[str]) -> list[Any]:
-        if not self.parallel or len(names) < 2:
+        if not self.parallel or self._workers < 2 or len(names) < 2:
             return [fn(n) for n in names]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(
