@@ -38,7 +38,14 @@ from models.checkpoint import check_compatible, read_checkpoint, read_meta, writ
 from models.device import Placement, choose_placement
 from models.errors import DuplicateModelError, ModelError, ModelMemoryError
 from models.interfaces import ModelInterface, load_states, resolve_kind
-from models.memory import MB, cuda_allocated, free_unused, measure_bytes, process_rss_mb
+from models.memory import (
+    MB,
+    cuda_allocated,
+    free_unused,
+    measure_bytes,
+    process_rss_mb,
+    release_cuda,
+)
 
 log = logging.getLogger("gogo2.models")
 
@@ -292,7 +299,7 @@ class ModelRegistry:
                 self._make_room(entry.name, need, how)
         except BaseException:
             model.to(before_dev)
-            free_unused(dev)
+            release_cuda(dev)
             raise
         for m in model.modules().values():
             m.eval()
@@ -446,7 +453,7 @@ class ModelRegistry:
             module.to(torch.device("meta"))
         entry.spill, entry.state = path, OFFLOADED
         entry.offloads += 1
-        free_unused(self.device)
+        release_cuda(self.device)
         log.info("model %r offloaded to %s (%.1f MB freed)", entry.name, path, entry.charged_mb)
 
     def offload(self, name: str) -> None:

@@ -144,3 +144,26 @@ def test_lazy_checkpoint_over_its_limit_is_refused_before_loading(tmp_path) -> N
     with pytest.raises(Exception, match="over its limit"):
         r.register_checkpoint(path)
     assert len(r) == 0
+
+
+def test_concurrent_first_uses_load_a_lazy_model_once(tmp_path) -> None:
+    import threading
+
+    _, path = saved(tmp_path)
+    r = ModelRegistry(total_limit_mb=100)
+    name = r.register_checkpoint(path)
+    barrier = threading.Barrier(8)
+    got = []
+
+    def use() -> None:
+        barrier.wait()
+        with r.acquire(name) as m:
+            got.append(m)
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and len({id(m) for m in got}) == 1
+    assert r.info(name)["loads"] == 1

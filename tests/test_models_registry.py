@@ -267,7 +267,7 @@ def test_cuda_allocator_growth_is_charged_and_over_limit_moves_back(monkeypatch)
     r.placement = Placement(torch.device("cuda", 0), None, "fake")
     allocated = iter([0, 6 * MB, 0, 12 * MB])  # before/after moving each model
     monkeypatch.setattr(reg_mod, "cuda_allocated", lambda dev: next(allocated))
-    monkeypatch.setattr(reg_mod, "free_unused", lambda dev=None: None)
+    monkeypatch.setattr(reg_mod, "release_cuda", lambda dev=None: None)
     moves: list[str] = []
 
     def fake_to(self, device):
