@@ -118,8 +118,15 @@ class ModelInterface(ABC):
         constructor takes other arguments than ``(config)``."""
         try:
             model = cls(config)  # type: ignore[call-arg]
-        except TypeError:
-            model = cls(name, config)  # type: ignore[call-arg]
+        except TypeError as first:
+            try:
+                model = cls(name, config)  # type: ignore[call-arg]
+            except TypeError:
+                raise CheckpointError(
+                    f"cannot build {kind_of(cls)} from the config stored with model {name!r} "
+                    f"({first}). Give the class a constructor taking (config) or (name, config), "
+                    "or override its build(name, config) classmethod."
+                ) from None
         model.name = name
         return model
 

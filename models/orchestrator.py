@@ -16,6 +16,7 @@ changes.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import weakref
@@ -349,7 +350,7 @@ class TradingOrchestrator:
             )
         results = self._map(lambda n: self._ask(n, x, True), names)
         probs = np.stack([r[0][0] for r in results])
-        c = float("nan") if close is None else float(close)
+        c = _close(close)
         with self._lock:
             if names != self._names:
                 raise ModelError(
@@ -462,6 +463,22 @@ class TradingOrchestrator:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+def _close(close: Any) -> float:
+    """The decision bar's close: a positive number, or None/NaN for a missing candle."""
+    if close is None:
+        return float("nan")
+    try:
+        c = float(close)
+    except (TypeError, ValueError):
+        c = -1.0
+    if math.isnan(c) or (math.isfinite(c) and c > 0):
+        return c
+    raise FeatureError(
+        f"decide: close {close!r} is not a price; give the decision bar's close (a positive "
+        "number), or None / NaN when the candle is missing."
+    )
 
 
 def _check_shape(model: ModelInterface, x: np.ndarray, single: bool) -> None:

@@ -407,16 +407,26 @@ class ModelRegistry:
             model.apply_meta(meta)
             del state
             entry.model = model
-            self._place(entry)
+            try:
+                self._place(entry)
+            except BaseException:
+                entry.model = None  # stays lazy; nothing half-loaded is kept
+                raise
         else:  # offloaded: the module skeletons are kept, their tensors come back from the spill
             assert entry.model is not None and entry.spill is not None
             _, state = read_checkpoint(entry.spill)
-            for attr, module in entry.model.modules().items():
-                module.to_empty(device=self.device)
-                module.load_state_dict(state[attr])
-            del state
-            entry.model.device = self.device
-            self._place(entry)
+            mods = entry.model.modules()
+            try:
+                for attr, module in mods.items():
+                    module.to_empty(device=self.device)
+                    _restore(module, state[attr])
+                del state
+                entry.model.device = self.device
+                self._place(entry)
+            except BaseException:
+                for module in mods.values():  # back to disk: the spill file still holds it
+                    module.to(torch.device("meta"))
+                raise
             entry.spill.unlink(missing_ok=True)
             entry.spill = None
         entry.loads += 1
@@ -448,7 +458,7 @@ class ModelRegistry:
                 "set models.when_full: refuse or unregister it."
             )
         path = self._spill_dir() / f"{_safe(entry.name)}-{id(entry):x}.pt"
-        write_checkpoint(path, {k: m.state_dict() for k, m in mods.items()}, {"name": entry.name})
+        write_checkpoint(path, {k: _tensors(m) for k, m in mods.items()}, {"name": entry.name})
         for module in mods.values():
             module.to(torch.device("meta"))
         entry.spill, entry.state = path, OFFLOADED
@@ -538,6 +548,20 @@ class ModelRegistry:
             "device": str(self.device),
             "when_full": self.when_full,
         }
+
+
+def _tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer of ``module`` (non-persistent buffers too), by name."""
+    out = {n: p.detach() for n, p in module.named_parameters()}
+    out.update({n: b.detach() for n, b in module.named_buffers()})
+    return out
+
+
+def _restore(module: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
+    """Copy ``saved`` (from ``_tensors``) into a module just materialised with ``to_empty``."""
+    with torch.no_grad():
+        for n, t in [*module.named_parameters(), *module.named_buffers()]:
+            t.copy_(saved[n])
 
 
 def _how(measured: float, declared: float | None) -> str:

@@ -389,3 +389,16 @@ def test_the_readme_models_example_runs(capsys) -> None:
         assert reg.names() == ["Transformer"]
     finally:
         reset_model_registry()
+
+
+@pytest.mark.parametrize("close", [0.0, -5.0, float("inf"), "abc"])
+def test_a_close_that_is_not_a_price_is_refused(close) -> None:
+    o = orch()
+    o.register_model(FixedModel("a", [0.2, 0.3, 0.5]))
+    with pytest.raises(FeatureError, match="is not a price"):
+        o.decide(WINDOW, close=close)
+    assert o.decide(WINDOW, close=float("nan")).action in (
+        "sell",
+        "hold",
+        "buy",
+    )  # a missing candle

@@ -297,3 +297,21 @@ def test_remeasure_refuses_growth_past_the_limit() -> None:
     with pytest.raises(ModelMemoryError, match="over its limit"):
         r.remeasure("linear")
     assert r.info("linear")["memory_mb"] == pytest.approx(params_mb)
+
+
+def test_offload_keeps_non_persistent_buffers_and_tied_weights(tmp_path) -> None:
+    m = SizedModel("a", 1)
+    m.net.register_buffer("scale", torch.arange(4.0), persistent=False)  # not in state_dict()
+    m.head = torch.nn.Linear(3, 3, bias=False)
+    m.tail = torch.nn.Sequential(m.head)  # the same weight reached twice
+    with torch.no_grad():
+        m.head.weight.copy_(torch.eye(3) * 2)
+    r = ModelRegistry(total_limit_mb=100, when_full="offload_lru", spill_dir=tmp_path)
+    r.register(m)
+    r.offload("a")
+    assert r.info("a")["device"] == "disk" and measure_bytes(m) == 0
+    with r.acquire("a") as back:
+        assert back.net.scale.tolist() == [0.0, 1.0, 2.0, 3.0]
+        assert back.tail[0].weight is back.head.weight
+        assert torch.equal(back.head.weight, torch.eye(3) * 2)
+    assert list(tmp_path.iterdir()) == []  # the spill file is gone once reloaded
