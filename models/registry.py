@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import shutil
 import tempfile
 import threading
@@ -104,9 +105,10 @@ class ModelRegistry:
         mixed_precision: bool = False,
         spill_dir: str | Path | None = None,
     ) -> None:
-        for what, v in (("total limit", total_limit_mb), ("default limit", default_limit_mb)):
-            if not isinstance(v, int | float) or not v > 0 or v == float("inf"):
-                raise ModelError(f"registry {what} {v!r} MB must be a positive number.")
+        for what, v in (("total_limit_mb", total_limit_mb), ("default_limit_mb", default_limit_mb)):
+            _limit(v, f"<{what}>")
+        for k, v in (limits or {}).items():
+            _limit(v, k)
         if when_full not in ("refuse", "offload_lru"):
             raise ModelError(
                 f"models.when_full {when_full!r} is not known; use 'refuse' or 'offload_lru'."
@@ -270,7 +272,7 @@ class ModelRegistry:
                     f"a model named {name!r} is registered already. Unregister it first "
                     "(orchestrator.unregister_model) or give the new one another name."
                 )
-            limit = float(limit_mb) if limit_mb is not None else self.limit_mb(name)
+            limit = _limit(limit_mb, name) if limit_mb is not None else self.limit_mb(name)
             entry = _Entry(name=name, limit_mb=limit, model=model)
             self._place(entry)
             self._entries[name] = entry
@@ -333,7 +335,7 @@ class ModelRegistry:
                     f"a model named {name!r} is registered already; {path} was not registered. "
                     "Unregister the other one first or pass another name."
                 )
-            limit = float(limit_mb) if limit_mb is not None else self.limit_mb(name)
+            limit = _limit(limit_mb, name) if limit_mb is not None else self.limit_mb(name)
             self._check_own(name, size, limit, f"its checkpoint holds {size:.1f} MB of tensors")
             if size > self.total_limit_mb:
                 raise ModelMemoryError(
@@ -562,6 +564,15 @@ def _restore(module: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
         for n, t in [*module.named_parameters(), *module.named_buffers()]:
             t.copy_(saved[n])
+
+
+def _limit(value: Any, name: str) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise ModelError(
+            f"limit_mb {value!r} for model {name!r} must be a positive number of MB, e.g. 512."
+        )
+    return float(value)
 
 
 def _how(measured: float, declared: float | None) -> str:

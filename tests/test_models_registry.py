@@ -16,6 +16,7 @@ from gogo2.config import load_settings
 from gogo2.errors import UnknownNameError
 from models import (
     DuplicateModelError,
+    ModelError,
     ModelMemoryError,
     ModelRegistry,
     get_model_registry,
@@ -315,3 +316,15 @@ def test_offload_keeps_non_persistent_buffers_and_tied_weights(tmp_path) -> None
         assert back.tail[0].weight is back.head.weight
         assert torch.equal(back.head.weight, torch.eye(3) * 2)
     assert list(tmp_path.iterdir()) == []  # the spill file is gone once reloaded
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), True, "512"])
+def test_limits_given_in_code_must_be_positive_numbers(bad) -> None:
+    with pytest.raises(ModelError, match="must be a positive number of MB"):
+        ModelRegistry(total_limit_mb=bad)
+    with pytest.raises(ModelError, match="'cnn'"):
+        ModelRegistry(limits={"cnn": bad})
+    r = ModelRegistry(total_limit_mb=100)
+    with pytest.raises(ModelError, match="limit_mb"):
+        r.register(SizedModel("m", 1), limit_mb=bad)
+    assert len(r) == 0
