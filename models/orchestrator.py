@@ -314,7 +314,7 @@ class TradingOrchestrator:
 
     def _ask(self, name: str, x: np.ndarray, single: bool) -> tuple[np.ndarray, np.ndarray, float]:
         with self.registry.acquire(name) as model:
-            _check_shape(model, x, single)
+            _check_shape(model, x)
             t = torch.from_numpy(x).to(model.device)
             t0 = time.perf_counter()
             with torch.inference_mode(), self.registry.placement.autocast():
@@ -348,9 +348,9 @@ class TradingOrchestrator:
                 f"decide: features of shape {x.shape}; give one window (window, n_features), or "
                 "use decide_batch for (n, window, n_features)."
             )
+        c = _close(close)
         results = self._map(lambda n: self._ask(n, x, True), names)
         probs = np.stack([r[0][0] for r in results])
-        c = _close(close)
         with self._lock:
             if names != self._names:
                 raise ModelError(
@@ -394,6 +394,10 @@ class TradingOrchestrator:
         ``close`` (n,) are the closes of the decision bars. Windows are fed to the models
         ``batch_size`` at a time, so a strided view over a feature matrix is never copied whole.
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise FeatureError(
+                f"decide_batch: batch_size {batch_size!r} must be a whole number >= 1."
+            )
         x_all = getattr(windows, "x", windows)
         if isinstance(x_all, torch.Tensor):
             x_all = x_all.detach().cpu().numpy()
@@ -481,7 +485,7 @@ def _close(close: Any) -> float:
     )
 
 
-def _check_shape(model: ModelInterface, x: np.ndarray, single: bool) -> None:
+def _check_shape(model: ModelInterface, x: np.ndarray) -> None:
     w, f = x.shape[-2], x.shape[-1]
     if model.window_size is not None and w != model.window_size:
         raise FeatureError(
@@ -493,7 +497,6 @@ def _check_shape(model: ModelInterface, x: np.ndarray, single: bool) -> None:
             f"model {model.name!r} takes {len(model.feature_names)} features "
             f"({', '.join(model.feature_names[:4])}...), got {f}. Feed the features it was trained on."
         )
-    del single
 
 
 def _check_output(name: str, out: Any, n: int, single: bool) -> tuple[np.ndarray, np.ndarray]:
