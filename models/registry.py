@@ -70,10 +70,15 @@ class _Entry:
     loads: int = 0
     offloads: int = 0
     expect: dict[str, Any] = field(default_factory=dict)
+    residual_mb: float = 0.0
 
     @property
     def resident_mb(self) -> float:
-        return self.charged_mb if self.state == LOADED else 0.0
+        """What the model takes in memory now: all of it when loaded; once offloaded, what its
+        modules do not hold (optimizer state, other tensors it keeps) is still charged."""
+        if self.state == LOADED:
+            return self.charged_mb
+        return self.residual_mb if self.state == OFFLOADED else 0.0
 
 
 class ModelRegistry:
@@ -244,7 +249,10 @@ class ModelRegistry:
                     else "set models.when_full: offload_lru to move idle models to disk"
                 )
                 self._refuse_total(name, need, how, policy)
-            self._offload(min(victims, key=lambda e: e.last_used))
+            victim = min(victims, key=lambda e: e.last_used)
+            self._offload(victim)
+            if victim.residual_mb >= victim.charged_mb:  # nothing freed: do not loop for ever
+                self._refuse_total(name, need, how, "offloading frees nothing more")
 
     def _refuse_total(self, name: str, need: float, how: str, policy: str) -> None:
         used = sum(e.resident_mb for e in self._entries.values() if e.name != name)
@@ -464,6 +472,7 @@ class ModelRegistry:
         for module in mods.values():
             module.to(torch.device("meta"))
         entry.spill, entry.state = path, OFFLOADED
+        entry.residual_mb = measure_bytes(model) / MB
         entry.offloads += 1
         release_cuda(self.device)
         log.info("model %r offloaded to %s (%.1f MB freed)", entry.name, path, entry.charged_mb)

@@ -328,3 +328,19 @@ def test_limits_given_in_code_must_be_positive_numbers(bad) -> None:
     with pytest.raises(ModelError, match="limit_mb"):
         r.register(SizedModel("m", 1), limit_mb=bad)
     assert len(r) == 0
+
+
+def test_what_an_offloaded_model_keeps_in_memory_is_still_charged(tmp_path) -> None:
+    model = LinearModel({"window": 10, "n_features": 100})
+    params = (1000 * 3 + 3) * 4
+    opt = torch.optim.Adam(model.model.parameters())
+    model.optimizer = opt
+    model.model(torch.ones(1, 10, 100)).sum().backward()
+    opt.step()
+    r = ModelRegistry(total_limit_mb=100, when_full="offload_lru", spill_dir=tmp_path)
+    r.register(model)
+    r.offload("linear")
+    s = r.get_memory_stats()["models"]["linear"]
+    # grads dropped, weights on disk; Adam's two moments and step counters stay in memory
+    assert s["device"] == "disk" and s["memory_mb"] * MB == pytest.approx(2 * params + 2 * 4)
+    assert r.used_mb() * MB == pytest.approx(2 * params + 2 * 4)
