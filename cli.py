@@ -6,6 +6,7 @@
     python cli.py data download --exchange binance --symbols BTC/USDT --timeframes 1m --from 2023-01-01
     python cli.py data import PATH ...
     python cli.py data list
+    python cli.py models [--check]
 
 Each command lives in its package (``engine/cli.py``, ``datasets/cli.py``, ...)
 and is imported only when it runs, so ``--help`` stays fast. Heavy libraries
@@ -32,6 +33,11 @@ COMMANDS = {
         "Prove a strategy's past decisions do not change when future data is cut.",
     ),
     "data": ("datasets.cli", "data", "Download, import and list market data."),
+    "models": (
+        "models.cli",
+        "models",
+        "List checkpointed models and the model registry's memory; --check loads them.",
+    ),
 }
 
 # Commands that are not built yet; move one to COMMANDS when it exists.

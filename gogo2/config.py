@@ -9,7 +9,7 @@ Order of precedence, lowest first:
 5. environment variables ``GOGO2__SECTION__KEY=value`` (for example
    ``GOGO2__BACKTEST__CASH=5000``); values are parsed as YAML scalars.
 
-Paths (every ``Path`` setting: ``data.dir``, ``backtest.report_dir``, ...) never depend on the
+Paths (every ``Path`` setting: ``data.dir``, ``backtest.report_dir``, ``models.dir``, ...) never depend on the
 working directory: ``~`` is expanded, and a relative path is taken from the directory of the
 file that sets it (``--config other/x.yaml`` with ``dir: data`` means ``other/data``). Defaults
 and ``GOGO2__`` environment variables are taken from the project directory. The loaded
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -39,6 +39,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from gogo2.errors import ConfigError, UserInputError, did_you_mean
@@ -198,10 +199,137 @@ class ExchangeConfig(_Section):
         return SecretStr(v) if v else None
 
 
+class PerformanceConfig(_Section):
+    """Memory budget and device of the model layer (``models/``)."""
+
+    total_memory_gb: float = Field(
+        8.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Memory all loaded models may take together, GiB.",
+    )
+    use_gpu: bool = Field(
+        True, description="Run models on CUDA when it is available; CPU otherwise (logged once)."
+    )
+    mixed_precision: bool = Field(
+        True, description="float16 autocast for inference where the device supports it (CUDA)."
+    )
+
+
+class ModelSettings(_Section):
+    """Settings of one named model: ``models.<name>``."""
+
+    max_memory_mb: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="This model's memory limit, MB; default models.default_max_memory_mb.",
+    )
+    window_size: int | None = Field(
+        None, gt=0, description="Bars per window the model must have been trained on."
+    )
+    state_size: int | None = Field(None, gt=0, description="State length of an RL agent.")
+    features: tuple[str, ...] | None = Field(
+        None, description="Feature names, in order, the model must have been trained on."
+    )
+    weight: float | None = Field(
+        None,
+        gt=0,
+        description="Orchestrator weight when the model is registered from a checkpoint.",
+    )
+
+
+class ModelsConfig(_Section):
+    """The model registry. Any other key is a model name holding its ``ModelSettings``."""
+
+    dir: ConfigPath = Field(
+        Path("checkpoints"),
+        description="Checkpoint directory; relative paths as for data.dir.",
+    )
+    default_max_memory_mb: float = Field(
+        2048.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Limit of a model without models.<name>.max_memory_mb, MB.",
+    )
+    when_full: Literal["refuse", "offload_lru"] = Field(
+        "refuse",
+        description="refuse a model that does not fit, or move the least-recently-used idle one to disk.",
+    )
+    per_model: dict[str, ModelSettings] = Field(
+        default_factory=dict, description="models.<name> sections, keyed by lower-case name."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_named(cls, data: Any) -> Any:
+        """Every key that is not a setting above is a model's own section."""
+        if not isinstance(data, dict):
+            return data
+        out: dict[str, Any] = {}
+        named: dict[str, Any] = dict(data.get("per_model") or {})
+        fixed = set(cls.model_fields)
+        for k, v in data.items():
+            if k in fixed:
+                out[k] = v
+            elif isinstance(v, dict) or v is None:
+                named[str(k).lower()] = v or {}
+            else:
+                hint = did_you_mean(str(k), sorted(fixed - {"per_model"}))
+                raise ValueError(
+                    f"unknown key models.{k} (value {v!r}).{hint} Settings here: dir, "
+                    "default_max_memory_mb, when_full; any other key is a model name holding a "
+                    "mapping, for example models.cnn.max_memory_mb: 2000"
+                )
+        out["per_model"] = named
+        return out
+
+    def limit_mb(self, name: str) -> float:
+        """The memory limit of model ``name`` (its own, else the default), MB."""
+        own = self.per_model.get(name.lower())
+        if own is not None and own.max_memory_mb is not None:
+            return float(own.max_memory_mb)
+        return float(self.default_max_memory_mb)
+
+    def settings_for(self, name: str) -> ModelSettings:
+        """``models.<name>`` (case-insensitive), or empty settings."""
+        return self.per_model.get(name.lower()) or ModelSettings()
+
+
+class OrchestratorConfig(_Section):
+    """How the orchestrator combines the models (see ``models/weights.py`` for the rule)."""
+
+    confidence_threshold: float = Field(
+        0.5, ge=0, le=1, description="Below this combined probability the decision is hold."
+    )
+    decision_frequency: float = Field(
+        60.0, gt=0, description="Seconds between decisions of the live runner."
+    )
+    horizon: int = Field(
+        1, ge=1, description="Bars after which a prediction is scored against the realised move."
+    )
+    hold_band: float = Field(
+        0.001,
+        ge=0,
+        lt=1,
+        description="A log move within +-hold_band over the horizon counts as hold.",
+    )
+    learning_rate: float = Field(
+        0.5, gt=0, le=10, description="Hedge step: weight *= exp(-learning_rate * log-loss)."
+    )
+    weight_floor: float = Field(
+        0.05, ge=0, lt=1, description="Share of the registered weights mixed back each step."
+    )
+    workers: int = Field(4, ge=1, le=64, description="Threads evaluating the models at once.")
+
+
 class Settings(_Section):
     data: DataConfig = DataConfig()
     backtest: BacktestConfig = BacktestConfig()
     exchange: ExchangeConfig = ExchangeConfig()
+    performance: PerformanceConfig = PerformanceConfig()
+    models: ModelsConfig = ModelsConfig()
+    orchestrator: OrchestratorConfig = OrchestratorConfig()
     sources: tuple[str, ...] = Field(
         (), exclude=True, description="Files the settings were read from."
     )
@@ -320,6 +448,9 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
 def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     m: Any = model
     for part in loc[:-1]:
+        if get_origin(m) is dict:  # models.per_model.<name>: the value type holds the keys
+            m = get_args(m)[1]
+            continue
         field = (
             m.model_fields.get(str(part))
             if isinstance(m, type) and issubclass(m, BaseModel)
@@ -338,7 +469,7 @@ def _format_errors(err: ValidationError, sources: list[str]) -> str:
     lines = []
     for e in err.errors():
         loc = tuple(e["loc"])
-        key = ".".join(str(p) for p in loc)
+        key = ".".join(str(p) for p in loc if p != "per_model")  # models.<name>.<key>
         if e["type"] == "extra_forbidden":
             hint = did_you_mean(str(loc[-1]), _known_keys(Settings, loc))
             known = ", ".join(_known_keys(Settings, loc))
@@ -347,7 +478,10 @@ def _format_errors(err: ValidationError, sources: list[str]) -> str:
             )
         else:
             msg = e["msg"].removeprefix("Value error, ").rstrip(".")
-            lines.append(f"{key} = {e['input']!r}: {msg}.")
+            if msg.startswith("unknown key "):
+                lines.append(f"{msg}.")
+            else:
+                lines.append(f"{key} = {e['input']!r}: {msg}.")
     return (
         f"invalid configuration ({where}): "
         + " ".join(lines)

@@ -20,7 +20,7 @@ HEAVY = ("numba", "torch", "quantstats", "ccxt", "duckdb", "matplotlib")
 def test_help_lists_commands(capsys) -> None:
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("backtest", "check-lookahead", "data"):
+    for name in ("backtest", "check-lookahead", "data", "models"):
         assert name in out
 
 
@@ -54,7 +54,7 @@ def test_unknown_command_without_close_match_lists_the_commands(capsys) -> None:
     assert cli.main(["xyzzy"]) == 2
     line = one_error_line(capsys)
     assert "Did you mean" not in line
-    assert "Commands: backtest, check-lookahead, data." in line
+    assert "Commands: backtest, check-lookahead, data, models." in line
 
 
 @pytest.mark.parametrize("name", ["paper", "train", "live", "sweep"])
@@ -63,7 +63,7 @@ def test_planned_commands_are_refused_in_one_line(name: str, capsys) -> None:
         assert cli.main(argv) == 2
         line = one_error_line(capsys)
         assert f"'cli.py {name}' is not available yet" in line
-        assert "Available now: backtest, check-lookahead, data." in line
+        assert "Available now: backtest, check-lookahead, data, models." in line
 
 
 def test_help_marks_planned_commands(capsys) -> None:
@@ -100,7 +100,8 @@ def test_help_imports_no_heavy_library() -> None:
     code = (
         "import sys, cli\n"
         "for argv in (['--help'], ['backtest', '--help'], ['data', '--help'], ['check-lookahead', '--help'],\n"
-        "             ['backtst'], ['data', 'dowload'], ['paper'], ['data', 'download', '--help']):\n"
+        "             ['backtst'], ['data', 'dowload'], ['paper'], ['data', 'download', '--help'],\n"
+        "             ['models', '--help']):\n"
         "    cli.main(argv)\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
