@@ -1,4 +1,4 @@
-"""The embedded synthetic sample: seeded BTC/USDT and ETH/USDT 1m candles, 2023-2024.
+"""The embedded synthetic sample: seeded BTC/USDT and ETH/USDT 1m candles, 2022-12 .. 2024.
 
 A fresh machine with no network still has something to backtest: the first command
 that needs candles calls :func:`ensure_sample`, which generates the sample and stores
@@ -14,11 +14,17 @@ matter to a backtest:
 * cross-asset dependence: BTC and ETH innovations have correlation 0.82 and share
   the variance process, so 1m returns correlate around 0.8;
 * plausible levels: the log price is pulled very weakly (half-life 12 days) towards a
-  smooth path through the rough 2023-2024 levels (BTC 16.5k -> ~70k, ETH 1.2k -> ~3.3k),
-  so two years of noise cannot wander to absurd prices. The pull is a drift of a few
-  millionths per minute, far below the per-minute noise; over days it is a weak mean
-  reversion (20 % away from the path: about 1 %/day against a daily volatility near 3 %)
-  that a strategy could learn. Judge strategies on real data, not on this sample.
+  smooth path through rough levels of December 2022 to 2024 (BTC 17k -> 16.5k -> ~70k,
+  ETH 1.28k -> 1.2k -> ~3.3k), so two years of noise cannot wander to absurd prices.
+  The knots are round numbers near those months' levels, not quotes. The pull is a
+  drift of a few millionths per minute, far below the per-minute noise; over days it is
+  a weak mean reversion (20 % away from the path: about 1 %/day against a daily
+  volatility near 3 %) that a strategy could learn. Judge strategies on real data, not
+  on this sample.
+
+The sample starts on 2022-12-01 so that a backtest from 2023-01-01 finds its warm-up
+(a month of 1m candles covers that of every bundled strategy on its default timeframe)
+and its first decision falls on 2023-01-01 00:00.
 
 Candles are consistent: ``open`` equals the previous ``close``, ``high >= max(open,
 close)``, ``low <= min(open, close)``, volume is positive; prices are rounded to 0.01
@@ -40,11 +46,11 @@ from gogo2.timeframes import format_time, parse_time
 
 SAMPLE_EXCHANGE = "synthetic"
 SAMPLE_TIMEFRAME = "1m"
-SAMPLE_START = "2023-01-01"
+SAMPLE_START = "2022-12-01"
 SAMPLE_END = "2025-01-01"
 SAMPLE_SYMBOLS = ("BTC/USDT", "ETH/USDT")
 #: Bump when the generator changes, so stored samples are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MANIFEST_NAME = ".synthetic_sample.json"
 
 _MINUTE = 60_000
@@ -96,6 +102,7 @@ PROFILES: dict[str, _Profile] = {
         annual_vol=0.50,
         base_volume=60.0,
         knots=(
+            ("2022-12-01", 17_000.0),
             ("2023-01-01", 16_500.0),
             ("2023-04-01", 28_000.0),
             ("2023-09-01", 26_000.0),
@@ -109,6 +116,7 @@ PROFILES: dict[str, _Profile] = {
         annual_vol=0.62,
         base_volume=650.0,
         knots=(
+            ("2022-12-01", 1_280.0),
             ("2023-01-01", 1_200.0),
             ("2023-04-01", 1_800.0),
             ("2023-09-01", 1_650.0),
@@ -210,7 +218,7 @@ def generate_sample(
         Seed of ``np.random.default_rng``; the same seed and range give identical frames.
     start, end : str or int
         UTC dates ('2023-01-01') or ms timestamps on the minute grid; ``end`` is exclusive
-        on open time. The default covers 2023-01-01 00:00 to 2024-12-31 23:59.
+        on open time. The default covers 2022-12-01 00:00 to 2024-12-31 23:59.
     symbols : sequence of str
         Any of :data:`PROFILES` (BTC/USDT, ETH/USDT). The symbols are generated jointly,
         so their returns are correlated.
@@ -314,24 +322,33 @@ def _read_manifest(catalog: Any) -> dict[str, Any] | None:
         return None
 
 
+def _sample_span() -> tuple[int, int]:
+    """Open times of the sample's first and last candle."""
+    t0, t1 = parse_time(SAMPLE_START), parse_time(SAMPLE_END)
+    assert t0 is not None and t1 is not None
+    return t0, t1 - _MINUTE
+
+
+def _stored_base(catalog: Any, symbol: str) -> Any | None:
+    """Coverage of the stored 1m sample series of ``symbol`` (None when absent)."""
+    infos = [
+        i
+        for i in catalog.coverage(
+            exchange=SAMPLE_EXCHANGE, symbol=symbol, timeframe=SAMPLE_TIMEFRAME
+        )
+        if not getattr(i, "derived", False)
+    ]
+    return infos[0] if infos else None
+
+
 def _sample_present(catalog: Any, seed: int) -> bool:
     manifest = _read_manifest(catalog)
     if manifest is None or manifest.get("origin") != sample_origin(seed):
         return False
-    t0, t1 = parse_time(SAMPLE_START), parse_time(SAMPLE_END)
-    assert t0 is not None and t1 is not None
+    first, last = _sample_span()
     for sym in SAMPLE_SYMBOLS:
-        infos = [
-            i
-            for i in catalog.coverage(
-                exchange=SAMPLE_EXCHANGE, symbol=sym, timeframe=SAMPLE_TIMEFRAME
-            )
-            if not getattr(i, "derived", False)
-        ]
-        if not infos:
-            return False
-        info = infos[0]
-        if info.first > t0 or info.last < t1 - _MINUTE or info.source != "synthetic":
+        info = _stored_base(catalog, sym)
+        if info is None or info.first > first or info.last < last or info.source != "synthetic":
             return False
     return True
 
@@ -368,7 +385,15 @@ def ensure_sample(catalog: Any, seed: int, console: Any | None = None) -> bool:
         print(notice, file=sys.stderr)
     frames = generate_sample(seed, SAMPLE_START, SAMPLE_END, SAMPLE_SYMBOLS)
     origin = sample_origin(seed)
+    first, last = _sample_span()
     for sym, df in frames.items():
+        # The write below replaces every stored candle inside the sample's span. A stored
+        # series reaching outside it (an older generator with another span) is removed
+        # first, so no candle of the old sample survives; an interrupt in between leaves
+        # the old manifest, and the next call regenerates.
+        info = _stored_base(catalog, sym)
+        if info is not None and (info.first < first or info.last > last):
+            catalog.delete(SAMPLE_EXCHANGE, sym, SAMPLE_TIMEFRAME)
         catalog.write(
             df,
             exchange=SAMPLE_EXCHANGE,

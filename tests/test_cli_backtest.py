@@ -150,7 +150,7 @@ class _NullConsole:
 
 
 DATA_ERRORS = [
-    (["--from", "2030-01-01"], ["2030-01-01", "2023-01-01"]),
+    (["--from", "2030-01-01"], ["2030-01-01", "2022-12-01 00:00 .. 2024-12-31 23:59"]),
     (["--from", "2023-01-01", "--to", "2023-01-02", "--symbols", "DOGE/USDT"], ["DOGE/USDT"]),
     (["--from", "2023-01-01", "--to", "2023-01-02", "--exchange", "krakn"], ["krakn"]),
 ]
@@ -300,6 +300,47 @@ def test_run_backtest_warms_up_before_from_and_reports_from_from(sample_config: 
     before = out.result.equity.iloc[: out.warmup]
     assert (before == 10_000.0).all()
     assert out.metrics.total_return == pytest.approx(out.equity.iloc[-1] / 10_000.0 - 1)
+
+
+# The README's default runs, on each bundled strategy's default timeframe: the sample starts
+# 2022-12-01, so every warm-up comes from December 2022 and the run starts at --from.
+# Warm-ups by hand: sma_cross slow=50 decides first on row 50 (50 bars before); rsi_reversion
+# window=14 on row 10 * 14 = 140; mtf_trend needs 4 * 50 + 2 = 202 closed hours of 1h trend,
+# i.e. at least 202 * 12 = 2,424 5m bars before its first decision.
+DEFAULT_RUNS = [
+    (["--timeframe", "1h"], "sma_cross", "1h", 50),
+    (["--strategy", "rsi_reversion"], "rsi_reversion", "15m", 140),
+    (["--strategy", "mtf_trend"], "mtf_trend", "5m", 202 * 12),
+]
+
+
+@pytest.mark.parametrize(
+    ("extra", "strategy", "timeframe", "min_warmup"), DEFAULT_RUNS, ids=[r[1] for r in DEFAULT_RUNS]
+)
+def test_default_runs_from_2023_start_warm_on_the_sample(
+    extra: list[str],
+    strategy: str,
+    timeframe: str,
+    min_warmup: int,
+    sample_config: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["--from", "2023-01-01", "--to", "2023-01-08", "--no-report", *extra]
+    code, out, err = run_cli([*args, "--config", str(sample_config)], capsys)
+    assert code == 0, err
+    assert "warning" not in out
+    assert re.search(rf"strategy\s+│\s+{strategy}", out)
+    assert re.search(rf"timeframe\s+│\s+{timeframe}", out)
+    assert re.search(r"period\s+│\s+2023-01-01 00:00 -> 2023-01-08 00:00", out)
+    warm = re.search(r"\(\+([\d,]+) warm-up before\)", out)
+    assert warm is not None
+    n_warm = int(warm.group(1).replace(",", ""))
+    assert n_warm >= min_warmup and (n_warm == min_warmup or strategy == "mtf_trend")
+    run_dir = (workdir / "reports" / "latest").resolve()
+    doc = json.loads((run_dir / "metrics.json").read_text())
+    assert doc["run"]["period"] == ["2023-01-01 00:00", "2023-01-08 00:00"]
+    assert doc["run"]["warnings"] == []
 
 
 def test_cost_flags_reach_the_engine(sample_config: Path) -> None:
@@ -563,8 +604,9 @@ def test_a_warm_up_longer_than_the_data_is_an_error(
     from strategies.registry import create
 
     warmup = create("mtf_trend", {}, "5m").warmup
-    # 5 days and one bar of 5m candles at the very start of the data: nothing before --from
-    args = ["--from", "2023-01-01", "--to", "2023-01-06T00:05", "--strategy", "mtf_trend"]
+    # 5 days and one bar of 5m candles at the very start of the data (the sample starts
+    # 2022-12-01 00:00): nothing before --from
+    args = ["--from", "2022-12-01", "--to", "2022-12-06T00:05", "--strategy", "mtf_trend"]
     code, out, err = run_cli([*args, "--config", str(sample_config)], capsys)
     assert 5 * 288 + 1 < warmup
     assert code == 2, (out, err)
@@ -582,29 +624,29 @@ def test_from_before_the_data_shows_requested_and_actual_range(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("COLUMNS", "80")
-    args = ["--from", "2022-12-20", "--to", "2023-01-03", "--symbols", "BTC/USDT"]
+    args = ["--from", "2022-11-20", "--to", "2022-12-03", "--symbols", "BTC/USDT"]
     args += ["--param", "fast=5", "--param", "slow=30"]
     code, out, err = run_cli([*args, "--config", str(sample_config)], capsys)
     assert code == 0, err
-    # the data starts 2023-01-01 00:00; sma_cross(slow=30) has a warm-up of 30 rows: its
+    # the data starts 2022-12-01 00:00; sma_cross(slow=30) has a warm-up of 30 rows: its
     # first decision is row 30, the 1m bar opened at 00:30
-    assert re.search(r"requested\s+│\s+2022-12-20 00:00 -> 2023-01-03 00:00", out)
-    assert re.search(r"period\s+│\s+2023-01-01 00:30 -> 2023-01-03 00:00", out)
+    assert re.search(r"requested\s+│\s+2022-11-20 00:00 -> 2022-12-03 00:00", out)
+    assert re.search(r"period\s+│\s+2022-12-01 00:30 -> 2022-12-03 00:00", out)
     warnings = [line for line in out.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1
-    assert "2022-12-20" in warnings[0] and "2023-01-01 00:30" in warnings[0]
-    assert "first stored candle opens at 2023-01-01 00:00" in warnings[0]
+    assert "2022-11-20" in warnings[0] and "2022-12-01 00:30" in warnings[0]
+    assert "first stored candle opens at 2022-12-01 00:00" in warnings[0]
     run_dir = (workdir / "reports" / "latest").resolve()
-    assert "_2023-01-01T0030_2023-01-03_" in run_dir.name
-    assert "2022-12-20" not in run_dir.name
+    assert "_2022-12-01T0030_2022-12-03_" in run_dir.name
+    assert "2022-11-20" not in run_dir.name
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     title = re.search(r"<title>(.*?)</title>", html)
     assert title is not None
-    assert "2023-01-01 00:30 to 2023-01-03" in title.group(1)
+    assert "2022-12-01 00:30 to 2022-12-03" in title.group(1)
     assert "T0030" not in title.group(1) and "(Compounded)" not in html
     doc = json.loads((run_dir / "metrics.json").read_text())
-    assert doc["run"]["requested"] == ["2022-12-20 00:00", "2023-01-03 00:00"]
-    assert doc["run"]["period"] == ["2023-01-01 00:30", "2023-01-03 00:00"]
+    assert doc["run"]["requested"] == ["2022-11-20 00:00", "2022-12-03 00:00"]
+    assert doc["run"]["period"] == ["2022-12-01 00:30", "2022-12-03 00:00"]
     assert doc["run"]["warnings"] == [w.removeprefix("warning: ") for w in warnings]
     # at 80 columns: no line is wider, none ends in spaces, parameters are k=v words
     table = [line for line in out.splitlines() if line[:1] in "┌│├└B"]
@@ -621,11 +663,12 @@ def test_python_api_and_cli_exclude_the_warm_up_alike(sample_config: Path) -> No
     from gogo2.config import load_settings
 
     settings = load_settings(sample_config)
-    # --from at the start of the data: the 30 warm-up bars lie inside the requested range
+    # --from at the start of the data (2022-12-01 00:00): the 30 warm-up bars lie inside
+    # the requested range
     out = run_backtest(
         settings,
-        start="2023-01-01",
-        end="2023-01-02",
+        start="2022-12-01",
+        end="2022-12-02",
         symbols="BTC/USDT",
         params=["fast=5", "slow=30", "band=0.001"],
         report=False,
@@ -641,6 +684,6 @@ def test_python_api_and_cli_exclude_the_warm_up_alike(sample_config: Path) -> No
     assert result.exposure == pytest.approx(exposed / (1440 - 30))
     api = from_result(result)
     assert api.exposure == out.metrics.exposure == result.exposure
-    assert api.start == out.metrics.start == pd.Timestamp("2023-01-01 00:30", tz="UTC")
+    assert api.start == out.metrics.start == pd.Timestamp("2022-12-01 00:30", tz="UTC")
     assert api.final_equity == out.metrics.final_equity
     assert api.max_drawdown_bar == out.metrics.max_drawdown_bar

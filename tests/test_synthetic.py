@@ -41,11 +41,13 @@ def test_grid_and_columns(sixty_days: dict[str, pd.DataFrame]) -> None:
 
 
 def test_full_default_span_row_count() -> None:
-    # 2023 (365 days) + 2024 (366 days) of minutes; only the grid is checked, on one symbol.
+    # December 2022 (31 days) + 2023 (365) + 2024 (366) of minutes; only the grid is
+    # checked, on one symbol.
     df = generate_sample(SEED, symbols=("BTC/USDT",))["BTC/USDT"]
-    assert len(df) == 731 * 1440 == 1_052_640
-    assert df["time"].iloc[0] == parse_time("2023-01-01")
+    assert len(df) == (31 + 365 + 366) * 1440 == 762 * 1440 == 1_097_280
+    assert df["time"].iloc[0] == parse_time("2022-12-01") == 1_669_852_800_000
     assert df["time"].iloc[-1] == parse_time("2024-12-31T23:59")
+    assert np.all(np.diff(df["time"].to_numpy()) == 60_000)
 
 
 def test_ohlc_consistent(sixty_days: dict[str, pd.DataFrame]) -> None:
@@ -139,6 +141,21 @@ def test_levels_near_2023(sixty_days: dict[str, pd.DataFrame]) -> None:
     for df in (btc, eth):
         ann = _log_returns(df).std() * np.sqrt(525_600)
         assert 0.3 < ann < 1.0
+
+
+def test_december_2022_levels() -> None:
+    # The month before 2023 (the warm-up of a backtest from 2023-01-01) starts on the
+    # level path's first knot, BTC 17,000 and ETH 1,280, and stays near the path
+    # (17,000 -> 16,500 and 1,280 -> 1,200 over the month).
+    dec = generate_sample(SEED, start="2022-12-01", end="2023-01-01")
+    btc, eth = dec["BTC/USDT"], dec["ETH/USDT"]
+    assert len(btc) == len(eth) == 31 * 1440
+    assert btc["open"].iloc[0] == pytest.approx(17_000.0, abs=0.01)
+    assert eth["open"].iloc[0] == pytest.approx(1_280.0, abs=0.01)
+    # one month of ~50 % (BTC) and ~62 % (ETH) annual volatility: a few standard
+    # deviations of 0.5 * sqrt(1 / 12) ~ 14 % and 18 % either side of the path
+    assert 17_000 / 1.8 < btc["low"].min() and btc["high"].max() < 17_000 * 1.8
+    assert 1_280 / 2.0 < eth["low"].min() and eth["high"].max() < 1_280 * 2.0
 
 
 def test_bad_arguments() -> None:
