@@ -428,6 +428,423 @@ def _pending_entry(j, t, tm, o, lo, hi, at_open, fs, ist, params, fills, trades,
     )
 
 
+# scalar state of a run, carried between calls (float64 array; the int counters live in
+# ``counters``: exposed bars, halted bar)
+G_CASH = 0
+N_GSTATE = 1
+
+
+@njit(cache=True, nogil=True)
+def init_state_nb(params, fs, ist, gs, counters):
+    """Reset the explicit state of a run: no position, nothing pending, cash ``params[P_CASH]``.
+
+    ``fs`` float64 (m, N_FSTATE), ``ist`` int64 (m, N_ISTATE), ``gs`` float64 (N_GSTATE,),
+    ``counters`` int64 (N_COUNTERS,). ``simulate_nb`` and the resumable entry points
+    (``run_nb``, ``step_bar_nb`` / ``step_intents_nb``) all work on this state.
+    """
+    fs[:, :] = 0.0
+    ist[:, :] = 0
+    for j in range(fs.shape[0]):
+        ist[j, I_FRESH_BAR] = -1
+    counters[:] = 0
+    counters[C_HALTED_BAR] = -1
+    gs[G_CASH] = params[P_CASH]
+
+
+@njit(cache=True, nogil=True)
+def _calm_nb(fs, ist):
+    """True when no order is pending and no open position has an attached exit."""
+    for j in range(fs.shape[0]):
+        if ist[j, I_P_DIR] != 0 or ist[j, I_P_EXIT] != 0:
+            return False
+        if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _orders_nb(r, t, tm, open_, high, low, close, fs, ist, params, fills, trades, counters, cash):
+    """Fills of bar ``t`` (row ``r`` of the price arrays) for every symbol: market orders and
+    gaps at the open, then attached exits and resting entries inside the bar, then the
+    trailing reference. Returns the new cash."""
+    m = fs.shape[0]
+    slip = params[P_SLIPPAGE]
+    fee_taker = params[P_FEE_TAKER]
+    ttl = int(params[P_ORDER_TTL])
+    for j in range(m):
+        pos = fs[j, S_POS]
+        pdir = ist[j, I_P_DIR]
+        if pdir == 0 and ist[j, I_P_EXIT] == 0:
+            if pos == 0.0 or ist[j, I_BARE] != 0:
+                continue  # flat, or held with no attached exit: nothing can happen
+        hi = high[r, j]
+        if hi != hi:
+            continue  # no candle: everything waits for the symbol's next bar
+        lo = low[r, j]
+        if ist[j, I_P_EXIT] == 0 and (pdir == 0 or ist[j, I_P_TYPE] != MARKET):
+            # nothing at market: a cheap range test decides whether anything can trigger
+            # (valid candles have low <= open <= high, so a gap implies a touched range)
+            quiet = True
+            if pos > 0.0:
+                quiet = lo > fs[j, S_STOP] and hi < fs[j, S_TARGET]
+            elif pos < 0.0:
+                quiet = hi < fs[j, S_STOP] and lo > fs[j, S_TARGET]
+            if quiet and ((pdir > 0 and pos > 0.0) or (pdir < 0 and pos < 0.0)):
+                ist[j, I_P_DIR] = 0  # same direction as the untouched position: dropped
+                pdir = 0
+            if quiet and pdir != 0:
+                level = fs[j, S_P_PRICE]
+                if (pdir > 0) == (ist[j, I_P_TYPE] == LIMIT):
+                    quiet = lo > level  # limit buy / stop sell
+                else:
+                    quiet = hi < level  # limit sell / stop buy
+            if quiet:
+                if pdir != 0:
+                    ist[j, I_P_AGE] += 1
+                    if ttl > 0 and ist[j, I_P_AGE] >= ttl:
+                        ist[j, I_P_DIR] = 0
+                if pos != 0.0 and fs[j, S_TRAIL] == fs[j, S_TRAIL]:
+                    # trail the best price (a quiet bar holds no position opened inside it)
+                    if pos > 0.0:
+                        if hi > fs[j, S_PEAK]:
+                            fs[j, S_PEAK] = hi
+                            _refresh_levels(j, fs)
+                    elif lo < fs[j, S_PEAK]:
+                        fs[j, S_PEAK] = lo
+                        _refresh_levels(j, fs)
+                continue
+        o = open_[r, j]
+
+        # --- at the open: market orders, then gaps through resting orders
+        if ist[j, I_P_EXIT] != 0:
+            ist[j, I_P_EXIT] = 0
+            if fs[j, S_POS] != 0.0:
+                side = -1.0 if fs[j, S_POS] > 0.0 else 1.0
+                px = taker_price_nb(o, side, slip, lo, hi)
+                cash = _close(
+                    j,
+                    t,
+                    tm,
+                    px,
+                    fee_taker,
+                    KIND_EXIT,
+                    EXIT_SIGNAL,
+                    fs,
+                    ist,
+                    fills,
+                    trades,
+                    counters,
+                    cash,
+                )
+        d = ist[j, I_P_DIR]
+        if d != 0 and ist[j, I_P_TYPE] == MARKET:
+            ist[j, I_P_DIR] = 0
+            pos = fs[j, S_POS]
+            if tm != ist[j, I_P_DUE]:
+                counters[C_EXPIRED] += 1  # its symbol had no candle at the next bar
+            elif not ((d > 0 and pos > 0.0) or (d < 0 and pos < 0.0)):
+                px = taker_price_nb(o, float(d), slip, lo, hi)
+                if pos != 0.0:
+                    cash = _close(
+                        j,
+                        t,
+                        tm,
+                        px,
+                        fee_taker,
+                        KIND_MARKET,
+                        EXIT_REVERSE,
+                        fs,
+                        ist,
+                        fills,
+                        trades,
+                        counters,
+                        cash,
+                    )
+                cash = _open(
+                    j,
+                    t,
+                    tm,
+                    float(d),
+                    px,
+                    o,
+                    fee_taker,
+                    KIND_MARKET,
+                    False,
+                    fs,
+                    ist,
+                    params,
+                    fills,
+                    counters,
+                    cash,
+                )
+        if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
+            cash = _exits_at_open(
+                j, t, tm, o, lo, hi, fs, ist, params, fills, trades, counters, cash
+            )
+        if ist[j, I_P_DIR] != 0:
+            cash = _pending_entry(
+                j, t, tm, o, lo, hi, True, fs, ist, params, fills, trades, counters, cash
+            )
+
+        # --- inside the bar: held position's exits, then resting entries
+        if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
+            cash = _exits_in_bar(
+                j, t, tm, lo, hi, True, fs, ist, params, fills, trades, counters, cash
+            )
+        if ist[j, I_P_DIR] != 0:
+            cash = _pending_entry(
+                j, t, tm, o, lo, hi, False, fs, ist, params, fills, trades, counters, cash
+            )
+            if ist[j, I_FRESH_BAR] == t and fs[j, S_POS] != 0.0:
+                # opened inside this bar: pessimistically its stop may still be hit,
+                # its take-profit starts on the next bar
+                cash = _exits_in_bar(
+                    j, t, tm, lo, hi, False, fs, ist, params, fills, trades, counters, cash
+                )
+            elif ist[j, I_P_DIR] != 0:
+                ist[j, I_P_AGE] += 1
+                if ttl > 0 and ist[j, I_P_AGE] >= ttl:
+                    ist[j, I_P_DIR] = 0
+
+        # --- after the stop checks: trail the best price
+        if ist[j, I_BARE] == 0:
+            _update_best(j, t, close[r, j], hi, lo, fs, ist)
+    return cash
+
+
+@njit(cache=True, nogil=True)
+def _mark_nb(r, close, fs, positions_out, cash):
+    """Mark every symbol at row ``r``'s close; returns (equity, number of open positions)."""
+    eq = cash
+    n_open = 0
+    for j in range(fs.shape[0]):
+        c = close[r, j]
+        if c == c:
+            fs[j, S_MARK] = c
+        p = fs[j, S_POS]
+        positions_out[r, j] = p
+        if p != 0.0:
+            eq += p * fs[j, S_MARK]
+            n_open += 1
+    return eq, n_open
+
+
+@njit(cache=True, nogil=True)
+def _intents_nb(
+    r, tm, entries, exits, order_type, price, size, sl, tp, trail, flags, params, fs, ist
+):
+    """Register the intents of row ``r``, decided at the close of the bar opened at ``tm``."""
+    allow_short = params[P_ALLOW_SHORT] != 0.0
+    tf_ms = int(params[P_TF_MS])
+    for j in range(fs.shape[0]):
+        e = entries[r, j]
+        x = exits[r, j]
+        if e == 0 and not x:
+            continue
+        if e < 0 and not allow_short:
+            x = True
+            e = 0
+        if x:
+            ist[j, I_P_EXIT] = 1
+            ist[j, I_P_DIR] = 0  # an exit cancels a resting entry
+        if e != 0:
+            ist[j, I_P_DIR] = e
+            ist[j, I_P_TYPE] = order_type[r, j] if flags[F_ORDER_TYPE] != 0 else MARKET
+            ist[j, I_P_AGE] = 0
+            ist[j, I_P_DUE] = tm + tf_ms
+            fs[j, S_P_PRICE] = price[r, j] if flags[F_PRICE] != 0 else np.nan
+            fs[j, S_P_SIZE] = size[r, j] if flags[F_SIZE] != 0 else np.nan
+            fs[j, S_P_SL] = sl[r, j] if flags[F_SL] != 0 else np.nan
+            fs[j, S_P_TP] = tp[r, j] if flags[F_TP] != 0 else np.nan
+            fs[j, S_P_TRAIL] = trail[r, j] if flags[F_TRAIL] != 0 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def _close_all_nb(t, tm, fs, ist, params, fills, trades, counters, cash):
+    """Close every open position at its mark with the taker fee (reason "end").
+
+    Returns (cash, whether anything was closed)."""
+    closed_any = False
+    for j in range(fs.shape[0]):
+        if fs[j, S_POS] != 0.0:
+            cash = _close(
+                j,
+                t,
+                tm,
+                fs[j, S_MARK],
+                params[P_FEE_TAKER],
+                KIND_END,
+                EXIT_END,
+                fs,
+                ist,
+                fills,
+                trades,
+                counters,
+                cash,
+            )
+            closed_any = True
+    return cash, closed_any
+
+
+@njit(cache=True, nogil=True)
+def run_nb(
+    r0,
+    r1,
+    bar0,
+    time,
+    open_,
+    high,
+    low,
+    close,
+    entries,
+    exits,
+    order_type,
+    price,
+    size,
+    sl,
+    tp,
+    trail,
+    flags,
+    params,
+    fs,
+    ist,
+    gs,
+    fills,
+    trades,
+    equity_out,
+    cash_out,
+    positions_out,
+    counters,
+):
+    """Run rows ``r0 .. r1 - 1`` of the arrays as bars ``bar0 + r`` on the carried state.
+
+    The state (``fs``, ``ist``, ``gs``, ``counters``) is read at the start and left as it is
+    after the last row, so a run may be continued by a later call on the following rows.
+    Fill and trade records are written from ``counters[C_FILLS]`` / ``counters[C_TRADES]``.
+    """
+    m = open_.shape[1]
+    cash = gs[G_CASH]
+    warmup = int(params[P_WARMUP])
+    tf_ms = int(params[P_TF_MS])
+    exposed = counters[C_EXPOSED_BARS]
+    halted = counters[C_HALTED_BAR] >= 0
+    calm = _calm_nb(fs, ist)
+
+    r = r0
+    while r < r1:
+        if calm and not halted:
+            # fast path: while nothing is pending and no position has an attached exit, a bar
+            # can only be marked to market; the first bar with a signal, or whose marked
+            # equity is <= 0, goes through the full path below (marking is idempotent)
+            n_held = 0
+            for j in range(m):
+                if fs[j, S_POS] != 0.0:
+                    n_held += 1
+            if m == 1:
+                # the same loop with the one symbol's state in registers
+                rs = r
+                p = fs[0, S_POS]
+                mark = fs[0, S_MARK]
+                while r < r1:
+                    if bar0 + r >= warmup and (entries[r, 0] != 0 or exits[r, 0]):
+                        break
+                    c = close[r, 0]
+                    if c == c:
+                        mark = c
+                    eq = cash + p * mark if p != 0.0 else cash
+                    if eq <= 0.0:
+                        break
+                    positions_out[r, 0] = p
+                    equity_out[r] = eq
+                    cash_out[r] = cash
+                    r += 1
+                fs[0, S_MARK] = mark
+                if n_held > 0:
+                    exposed += r - rs
+            while r < r1 and m > 1:
+                if bar0 + r >= warmup:
+                    signal = False
+                    for j in range(m):
+                        if entries[r, j] != 0 or exits[r, j]:
+                            signal = True
+                    if signal:
+                        break
+                eq = cash
+                for j in range(m):
+                    c = close[r, j]
+                    if c == c:
+                        fs[j, S_MARK] = c
+                    p = fs[j, S_POS]
+                    positions_out[r, j] = p
+                    if p != 0.0:
+                        eq += p * fs[j, S_MARK]
+                if eq <= 0.0:
+                    break
+                if n_held > 0:
+                    exposed += 1
+                equity_out[r] = eq
+                cash_out[r] = cash
+                r += 1
+            if r >= r1:
+                break
+
+        t = bar0 + r
+        tm = time[r]
+        if halted:
+            equity_out[r] = cash
+            cash_out[r] = cash
+            for j in range(m):
+                positions_out[r, j] = 0.0
+            r += 1
+            continue
+
+        cash = _orders_nb(
+            r, t, tm, open_, high, low, close, fs, ist, params, fills, trades, counters, cash
+        )
+
+        # --- mark to market at the close
+        eq, n_open = _mark_nb(r, close, fs, positions_out, cash)
+        if n_open > 0:
+            exposed += 1
+
+        # --- intents decided at this bar's close, executed from the next bar
+        if t >= warmup:
+            _intents_nb(
+                r,
+                tm,
+                entries,
+                exits,
+                order_type,
+                price,
+                size,
+                sl,
+                tp,
+                trail,
+                flags,
+                params,
+                fs,
+                ist,
+            )
+
+        # --- out of equity (marked at the close, or realised at a fill): close what is
+        # open at this close and stop trading
+        if eq <= 0.0:
+            cash, _ = _close_all_nb(t, tm + tf_ms, fs, ist, params, fills, trades, counters, cash)
+            for j in range(m):
+                positions_out[r, j] = 0.0
+            eq = cash
+            halted = True
+            counters[C_HALTED_BAR] = t
+
+        equity_out[r] = eq
+        cash_out[r] = cash
+        calm = _calm_nb(fs, ist)
+        r += 1
+
+    counters[C_EXPOSED_BARS] = exposed
+    gs[G_CASH] = cash
+
+
 @njit(cache=True, nogil=True)
 def simulate_nb(
     time,
@@ -476,338 +893,113 @@ def simulate_nb(
     counters : int64 (N_COUNTERS,)
         Output: fills, trades, rejected orders, exposed bars, halted bar, expired market
         entries.
+
+    The bars run through ``run_nb`` on state made by ``init_state_nb``, the same per-bar
+    functions the resumable entry points use.
     """
     n, m = open_.shape
     fs = np.zeros((m, N_FSTATE))
     ist = np.zeros((m, N_ISTATE), dtype=np.int64)
-    for j in range(m):
-        ist[j, I_FRESH_BAR] = -1
-    counters[:] = 0
-    counters[C_HALTED_BAR] = -1
-    cash = params[P_CASH]
-    slip = params[P_SLIPPAGE]
-    fee_taker = params[P_FEE_TAKER]
-    allow_short = params[P_ALLOW_SHORT] != 0.0
-    ttl = int(params[P_ORDER_TTL])
-    warmup = int(params[P_WARMUP])
-    tf_ms = int(params[P_TF_MS])
-    has_type = flags[F_ORDER_TYPE] != 0
-    has_price = flags[F_PRICE] != 0
-    has_size = flags[F_SIZE] != 0
-    has_sl = flags[F_SL] != 0
-    has_tp = flags[F_TP] != 0
-    has_trail = flags[F_TRAIL] != 0
-    exposed = 0
-    halted = False
-    calm = True  # no pending order and no open position with an attached exit
-
-    t = 0
-    while t < n:
-        if calm and not halted:
-            # fast path: while nothing is pending and no position has an attached exit, a bar
-            # can only be marked to market; the first bar with a signal, or whose marked
-            # equity is <= 0, goes through the full path below (marking is idempotent)
-            n_held = 0
-            for j in range(m):
-                if fs[j, S_POS] != 0.0:
-                    n_held += 1
-            if m == 1:
-                # the same loop with the one symbol's state in registers
-                t0 = t
-                p = fs[0, S_POS]
-                mark = fs[0, S_MARK]
-                while t < n:
-                    if t >= warmup and (entries[t, 0] != 0 or exits[t, 0]):
-                        break
-                    c = close[t, 0]
-                    if c == c:
-                        mark = c
-                    eq = cash + p * mark if p != 0.0 else cash
-                    if eq <= 0.0:
-                        break
-                    positions_out[t, 0] = p
-                    equity_out[t] = eq
-                    cash_out[t] = cash
-                    t += 1
-                fs[0, S_MARK] = mark
-                if n_held > 0:
-                    exposed += t - t0
-            while t < n and m > 1:
-                if t >= warmup:
-                    signal = False
-                    for j in range(m):
-                        if entries[t, j] != 0 or exits[t, j]:
-                            signal = True
-                    if signal:
-                        break
-                eq = cash
-                for j in range(m):
-                    c = close[t, j]
-                    if c == c:
-                        fs[j, S_MARK] = c
-                    p = fs[j, S_POS]
-                    positions_out[t, j] = p
-                    if p != 0.0:
-                        eq += p * fs[j, S_MARK]
-                if eq <= 0.0:
-                    break
-                if n_held > 0:
-                    exposed += 1
-                equity_out[t] = eq
-                cash_out[t] = cash
-                t += 1
-            if t >= n:
-                break
-
-        tm = time[t]
-        if halted:
-            equity_out[t] = cash
-            cash_out[t] = cash
-            for j in range(m):
-                positions_out[t, j] = 0.0
-            t += 1
-            continue
-
-        for j in range(m):
-            pos = fs[j, S_POS]
-            pdir = ist[j, I_P_DIR]
-            if pdir == 0 and ist[j, I_P_EXIT] == 0:
-                if pos == 0.0 or ist[j, I_BARE] != 0:
-                    continue  # flat, or held with no attached exit: nothing can happen
-            hi = high[t, j]
-            if hi != hi:
-                continue  # no candle: everything waits for the symbol's next bar
-            lo = low[t, j]
-            if ist[j, I_P_EXIT] == 0 and (pdir == 0 or ist[j, I_P_TYPE] != MARKET):
-                # nothing at market: a cheap range test decides whether anything can trigger
-                # (valid candles have low <= open <= high, so a gap implies a touched range)
-                quiet = True
-                if pos > 0.0:
-                    quiet = lo > fs[j, S_STOP] and hi < fs[j, S_TARGET]
-                elif pos < 0.0:
-                    quiet = hi < fs[j, S_STOP] and lo > fs[j, S_TARGET]
-                if quiet and ((pdir > 0 and pos > 0.0) or (pdir < 0 and pos < 0.0)):
-                    ist[j, I_P_DIR] = 0  # same direction as the untouched position: dropped
-                    pdir = 0
-                if quiet and pdir != 0:
-                    level = fs[j, S_P_PRICE]
-                    if (pdir > 0) == (ist[j, I_P_TYPE] == LIMIT):
-                        quiet = lo > level  # limit buy / stop sell
-                    else:
-                        quiet = hi < level  # limit sell / stop buy
-                if quiet:
-                    if pdir != 0:
-                        ist[j, I_P_AGE] += 1
-                        if ttl > 0 and ist[j, I_P_AGE] >= ttl:
-                            ist[j, I_P_DIR] = 0
-                    if pos != 0.0 and fs[j, S_TRAIL] == fs[j, S_TRAIL]:
-                        # trail the best price (a quiet bar holds no position opened inside it)
-                        if pos > 0.0:
-                            if hi > fs[j, S_PEAK]:
-                                fs[j, S_PEAK] = hi
-                                _refresh_levels(j, fs)
-                        elif lo < fs[j, S_PEAK]:
-                            fs[j, S_PEAK] = lo
-                            _refresh_levels(j, fs)
-                    continue
-            o = open_[t, j]
-
-            # --- at the open: market orders, then gaps through resting orders
-            if ist[j, I_P_EXIT] != 0:
-                ist[j, I_P_EXIT] = 0
-                if fs[j, S_POS] != 0.0:
-                    side = -1.0 if fs[j, S_POS] > 0.0 else 1.0
-                    px = taker_price_nb(o, side, slip, lo, hi)
-                    cash = _close(
-                        j,
-                        t,
-                        tm,
-                        px,
-                        fee_taker,
-                        KIND_EXIT,
-                        EXIT_SIGNAL,
-                        fs,
-                        ist,
-                        fills,
-                        trades,
-                        counters,
-                        cash,
-                    )
-            d = ist[j, I_P_DIR]
-            if d != 0 and ist[j, I_P_TYPE] == MARKET:
-                ist[j, I_P_DIR] = 0
-                pos = fs[j, S_POS]
-                if tm != ist[j, I_P_DUE]:
-                    counters[C_EXPIRED] += 1  # its symbol had no candle at the next bar
-                elif not ((d > 0 and pos > 0.0) or (d < 0 and pos < 0.0)):
-                    px = taker_price_nb(o, float(d), slip, lo, hi)
-                    if pos != 0.0:
-                        cash = _close(
-                            j,
-                            t,
-                            tm,
-                            px,
-                            fee_taker,
-                            KIND_MARKET,
-                            EXIT_REVERSE,
-                            fs,
-                            ist,
-                            fills,
-                            trades,
-                            counters,
-                            cash,
-                        )
-                    cash = _open(
-                        j,
-                        t,
-                        tm,
-                        float(d),
-                        px,
-                        o,
-                        fee_taker,
-                        KIND_MARKET,
-                        False,
-                        fs,
-                        ist,
-                        params,
-                        fills,
-                        counters,
-                        cash,
-                    )
-            if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
-                cash = _exits_at_open(
-                    j, t, tm, o, lo, hi, fs, ist, params, fills, trades, counters, cash
-                )
-            if ist[j, I_P_DIR] != 0:
-                cash = _pending_entry(
-                    j, t, tm, o, lo, hi, True, fs, ist, params, fills, trades, counters, cash
-                )
-
-            # --- inside the bar: held position's exits, then resting entries
-            if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
-                cash = _exits_in_bar(
-                    j, t, tm, lo, hi, True, fs, ist, params, fills, trades, counters, cash
-                )
-            if ist[j, I_P_DIR] != 0:
-                cash = _pending_entry(
-                    j, t, tm, o, lo, hi, False, fs, ist, params, fills, trades, counters, cash
-                )
-                if ist[j, I_FRESH_BAR] == t and fs[j, S_POS] != 0.0:
-                    # opened inside this bar: pessimistically its stop may still be hit,
-                    # its take-profit starts on the next bar
-                    cash = _exits_in_bar(
-                        j, t, tm, lo, hi, False, fs, ist, params, fills, trades, counters, cash
-                    )
-                elif ist[j, I_P_DIR] != 0:
-                    ist[j, I_P_AGE] += 1
-                    if ttl > 0 and ist[j, I_P_AGE] >= ttl:
-                        ist[j, I_P_DIR] = 0
-
-            # --- after the stop checks: trail the best price
-            if ist[j, I_BARE] == 0:
-                _update_best(j, t, close[t, j], hi, lo, fs, ist)
-
-        # --- mark to market at the close
-        eq = cash
-        n_open = 0
-        for j in range(m):
-            c = close[t, j]
-            if c == c:
-                fs[j, S_MARK] = c
-            p = fs[j, S_POS]
-            positions_out[t, j] = p
-            if p != 0.0:
-                eq += p * fs[j, S_MARK]
-                n_open += 1
-        if n_open > 0:
-            exposed += 1
-
-        # --- intents decided at this bar's close, executed from the next bar
-        if t >= warmup:
-            for j in range(m):
-                e = entries[t, j]
-                x = exits[t, j]
-                if e == 0 and not x:
-                    continue
-                if e < 0 and not allow_short:
-                    x = True
-                    e = 0
-                if x:
-                    ist[j, I_P_EXIT] = 1
-                    ist[j, I_P_DIR] = 0  # an exit cancels a resting entry
-                if e != 0:
-                    ist[j, I_P_DIR] = e
-                    ist[j, I_P_TYPE] = order_type[t, j] if has_type else MARKET
-                    ist[j, I_P_AGE] = 0
-                    ist[j, I_P_DUE] = tm + tf_ms
-                    fs[j, S_P_PRICE] = price[t, j] if has_price else np.nan
-                    fs[j, S_P_SIZE] = size[t, j] if has_size else np.nan
-                    fs[j, S_P_SL] = sl[t, j] if has_sl else np.nan
-                    fs[j, S_P_TP] = tp[t, j] if has_tp else np.nan
-                    fs[j, S_P_TRAIL] = trail[t, j] if has_trail else np.nan
-
-        # --- out of equity (marked at the close, or realised at a fill): close what is
-        # open at this close and stop trading
-        if eq <= 0.0:
-            for j in range(m):
-                if fs[j, S_POS] != 0.0:
-                    cash = _close(
-                        j,
-                        t,
-                        tm + tf_ms,
-                        fs[j, S_MARK],
-                        fee_taker,
-                        KIND_END,
-                        EXIT_END,
-                        fs,
-                        ist,
-                        fills,
-                        trades,
-                        counters,
-                        cash,
-                    )
-                positions_out[t, j] = 0.0
-            eq = cash
-            halted = True
-            counters[C_HALTED_BAR] = t
-
-        equity_out[t] = eq
-        cash_out[t] = cash
-
-        calm = True
-        for j in range(m):
-            if ist[j, I_P_DIR] != 0 or ist[j, I_P_EXIT] != 0:
-                calm = False
-            elif fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
-                calm = False
-        t += 1
-
-    counters[C_EXPOSED_BARS] = exposed
+    gs = np.zeros(N_GSTATE)
+    init_state_nb(params, fs, ist, gs, counters)
+    run_nb(
+        0,
+        n,
+        0,
+        time,
+        open_,
+        high,
+        low,
+        close,
+        entries,
+        exits,
+        order_type,
+        price,
+        size,
+        sl,
+        tp,
+        trail,
+        flags,
+        params,
+        fs,
+        ist,
+        gs,
+        fills,
+        trades,
+        equity_out,
+        cash_out,
+        positions_out,
+        counters,
+    )
     # --- end of data: close what is open at the last valid close, taker fee, no slippage
-    if n > 0 and not halted and params[P_CLOSE_AT_END] != 0.0:
-        closed_any = False
-        for j in range(m):
-            if fs[j, S_POS] != 0.0:
-                cash = _close(
-                    j,
-                    n - 1,
-                    time[n - 1] + tf_ms,
-                    fs[j, S_MARK],
-                    fee_taker,
-                    KIND_END,
-                    EXIT_END,
-                    fs,
-                    ist,
-                    fills,
-                    trades,
-                    counters,
-                    cash,
-                )
-                positions_out[n - 1, j] = 0.0
-                closed_any = True
+    if n > 0 and counters[C_HALTED_BAR] < 0 and params[P_CLOSE_AT_END] != 0.0:
+        tf_ms = int(params[P_TF_MS])
+        cash, closed_any = _close_all_nb(
+            n - 1, time[n - 1] + tf_ms, fs, ist, params, fills, trades, counters, gs[G_CASH]
+        )
         if closed_any:
+            for j in range(m):
+                positions_out[n - 1, j] = 0.0
             equity_out[n - 1] = cash
             cash_out[n - 1] = cash
+        gs[G_CASH] = cash
+
+
+@njit(cache=True, nogil=True)
+def step_bar_nb(
+    t, tm, open_, high, low, close, params, fs, ist, gs, fills, trades, positions_out, counters
+):
+    """Resumable entry, first half of bar ``t`` (opened at ``tm``): its fills and its mark.
+
+    ``open_ .. close`` and ``positions_out`` are (1, m) rows of the one bar. Runs the same
+    per-bar functions as ``run_nb``; a bar whose marked equity is <= 0 closes everything and
+    halts, as in ``run_nb`` (there after the intents, which a halted run never executes).
+    Returns the equity at the bar's close; the cash is left in ``gs[G_CASH]``.
+    """
+    m = fs.shape[0]
+    cash = gs[G_CASH]
+    if counters[C_HALTED_BAR] >= 0:
+        for j in range(m):
+            positions_out[0, j] = 0.0
+        return cash
+    cash = _orders_nb(
+        0, t, tm, open_, high, low, close, fs, ist, params, fills, trades, counters, cash
+    )
+    eq, n_open = _mark_nb(0, close, fs, positions_out, cash)
+    if n_open > 0:
+        counters[C_EXPOSED_BARS] += 1
+    if eq <= 0.0:
+        cash, _ = _close_all_nb(
+            t, tm + int(params[P_TF_MS]), fs, ist, params, fills, trades, counters, cash
+        )
+        for j in range(m):
+            positions_out[0, j] = 0.0
+        eq = cash
+        counters[C_HALTED_BAR] = t
+    gs[G_CASH] = cash
+    return eq
+
+
+@njit(cache=True, nogil=True)
+def step_intents_nb(
+    tm, entries, exits, order_type, price, size, sl, tp, trail, flags, params, fs, ist, counters
+):
+    """Resumable entry, second half of the bar opened at ``tm``: register its intents ((1, m)
+    rows), to be executed from the next bar. A halted run takes none."""
+    if counters[C_HALTED_BAR] >= 0:
+        return
+    _intents_nb(
+        0, tm, entries, exits, order_type, price, size, sl, tp, trail, flags, params, fs, ist
+    )
+
+
+@njit(cache=True, nogil=True)
+def close_all_nb(t, tm, params, fs, ist, gs, fills, trades, counters):
+    """Close every open position at its mark, taker fee, reason "end" (the end-of-data close
+    of ``simulate_nb``); returns whether anything was closed."""
+    cash, closed_any = _close_all_nb(t, tm, fs, ist, params, fills, trades, counters, gs[G_CASH])
+    gs[G_CASH] = cash
+    return closed_any
 
 
 @njit(cache=True, nogil=True)
