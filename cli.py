@@ -7,7 +7,7 @@
     python cli.py data import PATH ...
     python cli.py data list
 
-Each command lives in its package (``engine/cli.py``, ``datasets/cli.py``, ...)
+Each command lives in its package (``runner/backtest_cli.py``, ``datasets/cli.py``, ...)
 and is imported only when it runs, so ``--help`` stays fast. Heavy libraries
 (numba, torch, quantstats, ccxt) are imported inside the command bodies.
 Commands in ``PLANNED`` are not built yet: ``--help`` lists them as such and running
@@ -25,7 +25,11 @@ from gogo2.clikit import CommandNotFound, LazyGroup
 from gogo2.errors import Gogo2Error, UserInputError
 
 COMMANDS = {
-    "backtest": ("engine.cli", "backtest", "Replay history through a strategy and write a report."),
+    "backtest": (
+        "runner.backtest_cli",
+        "backtest",
+        "Replay history through a strategy and write a report.",
+    ),
     "check-lookahead": (
         "strategies.cli",
         "check_lookahead",

@@ -1,7 +1,7 @@
 """The Python API behind ``cli.py backtest``: one call from settings to report.
 
     from gogo2.config import load_settings
-    from engine.run import run_backtest
+    from runner.backtest import run_backtest
 
     out = run_backtest(load_settings(), start="2023-01-01", end="2023-02-01",
                        strategy="sma_cross", params=["fast=10", "slow=50"])
