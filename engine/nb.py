@@ -87,7 +87,9 @@ S_P_TRAIL = 12
 S_STOP = 13  # cached protective stop level of the open position (+-inf when none)
 S_TARGET = 14  # cached take-profit level (+-inf when none)
 S_BASE = 15  # entry reference price before slippage: the base of the stop/target distances
-N_FSTATE = 16
+S_LOT = 16  # quantity step of the symbol (params[P_LOT_SIZE] unless a market says otherwise)
+S_MIN_COST = 17  # minimum notional of the symbol (params[P_MIN_NOTIONAL] unless a market says)
+N_FSTATE = 18
 
 # columns of the per-symbol int state
 I_ENTRY_BAR = 0
@@ -208,8 +210,8 @@ def _open(j, bar, tm, d, px, ref, fee_rate, kind, intrabar, fs, ist, params, fil
     qmax = buying_power / (px * (1.0 + fee_rate)) if buying_power > 0.0 else 0.0
     if qty > qmax:
         qty = qmax
-    qty = round_lot_nb(qty, params[P_LOT_SIZE])
-    if not (qty > 0.0) or qty * px < params[P_MIN_NOTIONAL]:
+    qty = round_lot_nb(qty, fs[j, S_LOT])
+    if not (qty > 0.0) or qty * px < fs[j, S_MIN_COST]:
         counters[C_REJECTED] += 1
         return cash
     fee = qty * px * fee_rate
@@ -446,6 +448,8 @@ def init_state_nb(params, fs, ist, gs, counters):
     ist[:, :] = 0
     for j in range(fs.shape[0]):
         ist[j, I_FRESH_BAR] = -1
+        fs[j, S_LOT] = params[P_LOT_SIZE]
+        fs[j, S_MIN_COST] = params[P_MIN_NOTIONAL]
     counters[:] = 0
     counters[C_HALTED_BAR] = -1
     gs[G_CASH] = params[P_CASH]

@@ -1,0 +1,218 @@
+"""Backtest <-> paper parity: replay a period through the runner and the paper broker, run the
+backtest of the same period, and compare the trades one by one.
+
+Each difference gets a cause:
+
+* ``rounding``: the same trade, prices or quantity apart by no more than the exchange's
+  price tick / amount step (or 1e-9 relative without exchange rules);
+* ``equity carried``: only the quantity differs, after an earlier explained difference
+  changed the equity that sizes later orders;
+* ``min notional rejection``: a trade on one side only whose notional is below the
+  exchange's minimum cost (the other side refused to place it);
+* ``missing candle``: a trade on one side only, and the other side has no candle of that
+  symbol at its decision bar, entry or exit;
+* ``changed decision``: anything else: the strategy decided differently. Not explained:
+  the command exits 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+EXPLAINED = {"rounding", "equity carried", "min notional rejection", "missing candle"}
+
+
+@dataclass
+class TradeDiff:
+    symbol: str
+    entry_time: Any
+    side: str
+    what: str  # "both", "backtest only", "paper only"
+    fields: dict[str, tuple[Any, Any]]
+    cause: str
+
+    @property
+    def explained(self) -> bool:
+        return self.cause in EXPLAINED
+
+
+@dataclass
+class ParityReport:
+    n_backtest: int
+    n_paper: int
+    matched: int
+    diffs: list[TradeDiff] = field(default_factory=list)
+
+    @property
+    def unexplained(self) -> list[TradeDiff]:
+        return [d for d in self.diffs if not d.explained]
+
+    @property
+    def ok(self) -> bool:
+        return not self.unexplained
+
+
+def _close(a: float, b: float, tol: float) -> bool:
+    return abs(a - b) <= tol + 1e-9 * max(abs(a), abs(b))
+
+
+def compare_trades(
+    backtest: Any,
+    paper: Any,
+    *,
+    rules: dict[str, Any] | None = None,
+    backtest_bars: Any = None,
+    paper_bars: Any = None,
+    tf_ms: int = 0,
+) -> ParityReport:
+    """Compare two trade tables (``BacktestResult.trades`` columns).
+
+    ``rules`` maps symbols to ``adapters.broker.MarketRules``; ``backtest_bars`` and
+    ``paper_bars`` (``datasets.bars.Bars``) are the candles each side saw, to name a
+    missing candle.
+    """
+    rules = rules or {}
+    key = ["symbol", "entry_time", "direction"]
+    bt = backtest.reset_index(drop=True)
+    pp = paper.reset_index(drop=True)
+    bt_keys = {tuple(r): i for i, r in enumerate(bt[key].itertuples(index=False, name=None))}
+    pp_keys = {tuple(r): i for i, r in enumerate(pp[key].itertuples(index=False, name=None))}
+    report = ParityReport(len(bt), len(pp), 0)
+    carried = False
+    rows: list[tuple[Any, TradeDiff | None]] = []
+    for k in sorted(set(bt_keys) | set(pp_keys), key=lambda x: (x[1], x[0])):
+        sym = k[0]
+        r = rules.get(sym)
+        tick = getattr(r, "price_tick", 0.0) or 0.0
+        step = getattr(r, "amount_step", 0.0) or 0.0
+        if k in bt_keys and k in pp_keys:
+            a, b = bt.loc[bt_keys[k]], pp.loc[pp_keys[k]]
+            fields: dict[str, tuple[Any, Any]] = {}
+            for f in ("exit_time", "exit_reason"):
+                if a[f] != b[f]:
+                    fields[f] = (a[f], b[f])
+            for f in ("entry_price", "exit_price", "size"):
+                if not _close(float(a[f]), float(b[f]), 0.0):
+                    fields[f] = (float(a[f]), float(b[f]))
+            if not fields:
+                report.matched += 1
+                continue
+            if set(fields) <= {"entry_price", "exit_price", "size"}:
+                ok = all(
+                    _close(*fields[f], tick) for f in ("entry_price", "exit_price") if f in fields
+                ) and ("size" not in fields or _close(*fields["size"], step))
+                if ok:
+                    cause = "rounding"
+                elif set(fields) == {"size"} and carried:
+                    cause = "equity carried"
+                else:
+                    cause = "changed decision"
+            else:
+                cause = "changed decision"
+            d = TradeDiff(sym, k[1], k[2], "both", fields, cause)
+        else:
+            lone_bt = k in bt_keys
+            t = bt.loc[bt_keys[k]] if lone_bt else pp.loc[pp_keys[k]]
+            other = paper_bars if lone_bt else backtest_bars
+            cause = "changed decision"
+            min_cost = getattr(r, "min_cost", 0.0) or 0.0
+            if float(t["size"]) * float(t["entry_price"]) < min_cost:
+                cause = "min notional rejection"
+            elif other is not None and _missing_candle(other, sym, t, tf_ms):
+                cause = "missing candle"
+            d = TradeDiff(
+                sym,
+                k[1],
+                k[2],
+                "backtest only" if lone_bt else "paper only",
+                {"entry_price": (float(t["entry_price"]), math.nan)},
+                cause,
+            )
+        if d.explained:
+            carried = True
+        report.diffs.append(d)
+        rows.append((k, d))
+    return report
+
+
+def _missing_candle(bars: Any, symbol: str, trade: Any, tf_ms: int) -> bool:
+    import pandas as pd
+
+    if symbol not in bars.symbols:
+        return True
+    j = bars.symbols.index(symbol)
+    times = []
+    for f in ("entry_time", "exit_time"):
+        v = trade[f]
+        ms = int(pd.Timestamp(v).value // 1_000_000)
+        times.extend([ms, ms - tf_ms])  # the fill bar and the decision bar before it
+    for ms in times:
+        i = int(np.searchsorted(bars.time, ms))
+        if i >= bars.n or int(bars.time[i]) != ms or not math.isfinite(float(bars.close[i, j])):
+            return True
+    return False
+
+
+def format_report(report: ParityReport) -> list[str]:
+    lines = [
+        f"trades: backtest {report.n_backtest}, paper {report.n_paper}, identical "
+        f"{report.matched}, different {len(report.diffs)} "
+        f"({len(report.unexplained)} unexplained)"
+    ]
+    for d in report.diffs:
+        what = "; ".join(f"{k} {a} vs {b}" for k, (a, b) in d.fields.items())
+        lines.append(f"  {d.entry_time} {d.symbol} {d.side} [{d.what}] {what} -> cause: {d.cause}")
+    return lines
+
+
+# -- running both sides ----------------------------------------------------------------------
+
+
+@dataclass
+class ReplayOutput:
+    record: Any
+    broker: Any
+    result: Any  # BacktestResult of the paper run
+    data: Any  # MultiBars loaded (warm-up included)
+    start: int  # first bar the feed delivered
+
+
+def replay(
+    strategy: Any,
+    data: Any,
+    start: int,
+    config: Any,
+    *,
+    rules: dict[str, Any] | None = None,
+    speed: float = 0.0,
+    max_bars: int | None = None,
+    on_status: Any = None,
+) -> ReplayOutput:
+    """Replay ``data`` from ``start`` through the runner and a paper broker."""
+    from adapters.broker import PaperBroker
+    from adapters.feeds import ReplayFeed
+    from runner.live import Runner, to_result
+
+    base = data.bars
+    cut = int(np.searchsorted(base.time, start, side="left"))
+    first_open = int(base.time[cut]) if cut < base.n else int(start)
+    history = data.until(first_open)  # every timeframe cut at the first bar's open
+    broker = PaperBroker(tuple(base.symbols), config, base.tf_ms, rules)
+    runner = Runner(
+        strategy, history, ReplayFeed(data, first_open, speed), broker, on_status=on_status
+    )
+    rec = runner.run(max_bars=max_bars)
+    result = to_result(
+        rec,
+        broker,
+        config,
+        base.timeframe,
+        base.tf_ms,
+        synthetic=bool(base.synthetic),
+        exchange=base.exchange,
+    )
+    return ReplayOutput(rec, broker, result, data, first_open)
