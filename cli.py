@@ -36,11 +36,20 @@ COMMANDS = {
         "Prove a strategy's past decisions do not change when future data is cut.",
     ),
     "data": ("datasets.cli", "data", "Download, import and list market data."),
+    "paper": (
+        "runner.paper_cli",
+        "paper",
+        "Paper trading: a strategy on live closed candles with simulated fills.",
+    ),
+    "parity": (
+        "runner.paper_cli",
+        "parity",
+        "Replay a period through the paper runner and diff its trades with the backtest's.",
+    ),
 }
 
 # Commands that are not built yet; move one to COMMANDS when it exists.
 PLANNED = {
-    "paper": "paper trading: a strategy on live prices with simulated fills",
     "live": "live trading on an exchange account through ccxt",
     "train": "train the torch models on catalog data",
     "sweep": "backtest a strategy over a grid of parameters",

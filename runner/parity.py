@@ -216,3 +216,123 @@ def replay(
         exchange=base.exchange,
     )
     return ReplayOutput(rec, broker, result, data, first_open)
+
+
+# -- the command's two forms -------------------------------------------------------------------
+
+
+def check_period(
+    settings: Any,
+    *,
+    strategy: str | None,
+    params: list[str],
+    start: str,
+    end: str | None,
+    symbols: str | None,
+    timeframe: str | None,
+    exchange: str | None,
+) -> ParityReport:
+    """``python cli.py backtest`` on the period, and the same period replayed through the
+    runner and the paper broker; the trades compared."""
+    from datasets.catalog import Catalog
+    from runner.backtest import run_backtest
+    from strategies.loader import load_strategy_data
+
+    bt = run_backtest(
+        settings,
+        start=start,
+        end=end,
+        symbols=symbols,
+        timeframe=timeframe,
+        strategy=strategy,
+        params=params,
+        exchange=exchange,
+        report=False,
+        save=False,
+    )
+    req = bt.request
+    strat = type(_strategy(req))(timeframe=req.timeframe, **req.params)
+    data = load_strategy_data(
+        Catalog(settings.data.path),
+        strat,
+        list(req.symbols),
+        req.start,
+        req.end,
+        req.exchange,
+        base_timeframe=req.timeframe,
+        warmup=True,
+    )
+    rp = replay(strat, data, req.start, bt.result.config)
+    return compare_trades(
+        bt.result.trades,
+        rp.result.trades,
+        backtest_bars=bt.bars,
+        paper_bars=bt.bars,
+        tf_ms=int(bt.bars.tf_ms),
+    )
+
+
+def _strategy(req: Any) -> Any:
+    from strategies.registry import get
+
+    return get(req.strategy)(timeframe=req.timeframe, **req.params)
+
+
+def check_run(settings: Any, run_dir: str) -> ParityReport:
+    """A finished paper run (its ``paper.json``, ``trades.csv`` and ``candles.parquet``)
+    against a backtest of its period from the catalog."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from datasets.bars import Bars
+    from gogo2.errors import UserInputError
+    from gogo2.timeframes import format_time, timeframe_ms
+    from runner.backtest import run_backtest
+
+    folder = Path(run_dir).expanduser()
+    if folder.is_file():
+        folder = folder.parent
+    if (folder / "latest.txt").is_file() and not (folder / "paper.json").is_file():
+        folder = Path((folder / "latest.txt").read_text(encoding="utf-8").strip())
+    doc_path = folder / "paper.json"
+    if not doc_path.is_file():
+        raise UserInputError(
+            f"--run {run_dir}: no paper.json there; give the folder of a finished paper run "
+            "(its path is printed as 'run:' at the end of 'python cli.py paper')."
+        )
+    doc = json.loads(doc_path.read_text(encoding="utf-8"))
+    tf_ms = timeframe_ms(doc["timeframe"])
+    params = [f"{k}={v}" for k, v in doc["params"].items()]
+    bt = run_backtest(
+        settings,
+        start=format_time(int(doc["first_bar"])),
+        end=format_time(int(doc["last_bar"]) + tf_ms),
+        symbols=",".join(doc["symbols"]),
+        timeframe=doc["timeframe"],
+        strategy=doc["strategy"],
+        params=params,
+        cash=doc["cash"],
+        fee=doc["fee"],
+        slippage=doc["slippage_bps"],
+        exchange=doc["exchange"],
+        report=False,
+        save=False,
+    )
+    paper = pd.read_csv(folder / "trades.csv")
+    for f in ("entry_time", "exit_time"):
+        paper[f] = pd.to_datetime(paper[f], utc=True)
+    candles = pd.read_parquet(folder / "candles.parquet")
+    syms = tuple(doc["symbols"])
+    times = np.sort(candles["time"].unique()).astype(np.int64)
+    cols = {}
+    for f in ("open", "high", "low", "close", "volume"):
+        wide = candles.pivot(index="time", columns="symbol", values=f).reindex(
+            index=times, columns=list(syms)
+        )
+        cols[f] = np.ascontiguousarray(wide.to_numpy(np.float64))
+    paper_bars = Bars(doc["timeframe"], syms, times, *(cols[f] for f in cols))
+    return compare_trades(
+        bt.result.trades, paper, backtest_bars=bt.bars, paper_bars=paper_bars, tf_ms=tf_ms
+    )
