@@ -324,3 +324,173 @@ class RestFeed:
 
     def close(self) -> None:
         pass
+
+
+class WsFeed(RestFeed):
+    """Closed candles from ``ccxt.pro``'s ``watch_ohlcv``, with REST polling as the fallback.
+
+    One task per (symbol, timeframe) loops on ``watch_ohlcv`` in a background event loop and
+    passes a copy of the candle cache to the feed. A candle taken from the socket counts as
+    closed only once a later candle of the same series has arrived (Binance sends the
+    final version of a candle before the next one opens), and its close time has passed.
+    When the socket fails, drops or stays quiet past ``grace_s`` after a bar's close, the bar
+    is fetched by REST polling (``RestFeed.poll``); the watch tasks reconnect with
+    exponential backoff (``backoff_s`` doubling up to ``backoff_max_s``) and the feed
+    returns to the socket when candles flow again. Both sources go through the same
+    :class:`CandleAssembler`, so a candle is emitted once whichever source brought it.
+    """
+
+    def __init__(
+        self,
+        ws_exchange: Any,
+        rest_exchange: Any,
+        symbols: tuple[str, ...],
+        base: str,
+        informative: tuple[str, ...],
+        after: dict[str, int],
+        *,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        wait_s: float = 0.05,
+        **kw: Any,
+    ) -> None:
+        super().__init__(rest_exchange, symbols, base, informative, after, **kw)
+        import queue
+
+        self.ws = ws_exchange
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.wait_s = wait_s
+        self.queue: queue.Queue = queue.Queue()
+        self.healthy = False
+        self.events: list[str] = []
+        self._series: dict[tuple[str, str], dict[int, list]] = {}
+        self.notify: Callable[[str], None] | None = None
+        self._loop: Any = None
+        self._thread: Any = None
+        self._stop = False
+
+    # -- the socket side (background thread) --------------------------------------------------
+
+    def _start(self) -> None:
+        import asyncio
+        import threading
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            tasks = [
+                self._loop.create_task(self._watch(s, tf))
+                for tf in self.assembler.timeframes
+                for s in self.symbols
+            ]
+            try:
+                self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            finally:
+                try:
+                    self._loop.run_until_complete(self.ws.close())
+                except Exception:  # closing a socket that is already dead
+                    pass
+                self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="ws-feed", daemon=True)
+        self._thread.start()
+
+    async def _watch(self, symbol: str, timeframe: str) -> None:
+        import asyncio
+
+        delay = self.backoff_s
+        while not self._stop:
+            try:
+                candles = await self.ws.watch_ohlcv(symbol, timeframe)
+                self.queue.put(("candles", symbol, timeframe, [list(c) for c in candles]))
+                delay = self.backoff_s
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # any socket failure means: fall back, reconnect
+                self.queue.put(("error", symbol, timeframe, f"{type(e).__name__}: {e}"))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+
+    # -- the consumer side ----------------------------------------------------------------------
+
+    def _event(self, text: str) -> None:
+        self.events.append(text)
+        if self.notify is not None:
+            self.notify(text)
+
+    def _drain(self, block: bool) -> None:
+        import queue
+
+        try:
+            item = self.queue.get(timeout=self.wait_s) if block else self.queue.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            kind, symbol, tf, payload = item
+            if kind == "candles":
+                if not self.healthy:
+                    self.healthy = True
+                    if self.events:
+                        self.stats.reconnects += 1
+                    self._event("websocket: streaming")
+                # ccxt returns the candles updated since its last answer; a candle is final
+                # once a later one of the same series has been seen
+                held = self._series.setdefault((symbol, tf), {})
+                for c in payload:
+                    held[int(c[0])] = c
+                newest = max(held)
+                final = [held.pop(t) for t in sorted(held) if t < newest]
+                self.assembler.offer(symbol, tf, final, self.clock())
+            else:
+                if self.healthy:
+                    self.healthy = False
+                    self.stats.fallbacks += 1
+                    self._event(f"websocket: {payload}; polling REST until it is back")
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return
+
+    def steps(self) -> Iterator[Step]:
+        tf_ms = self.assembler.tf_ms[self.base]
+        grace = self.assembler.grace_ms
+        self._start()
+        try:
+            while True:
+                self._drain(block=True)
+                now = self.clock()
+                nxt_close = self.assembler.last[self.base] + 2 * tf_ms
+                late = now >= nxt_close + min(grace, tf_ms) // 2
+                if not self.healthy or late:
+                    if self.healthy and late:
+                        self._event("websocket: quiet past the close; REST for this bar")
+                    self.poll()
+                ready = self.assembler.ready(self.clock())
+                yield from ready
+                if ready:
+                    continue
+                now = self.clock()
+                nxt_close = self.assembler.last[self.base] + 2 * tf_ms
+                if now < nxt_close:
+                    self.sleep(max((nxt_close - now) / 1000.0 + self.delay_s, 0.001))
+                elif not self.healthy:
+                    self.sleep(self.poll_s)
+                else:
+                    self.sleep(0.05)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        import asyncio
+
+        self._stop = True
+        loop = self._loop
+        if loop is not None and self._thread is not None and self._thread.is_alive():
+
+            def cancel_all() -> None:
+                for task in asyncio.all_tasks(loop):
+                    task.cancel()
+
+            loop.call_soon_threadsafe(cancel_all)
+            self._thread.join(5)

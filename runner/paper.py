@@ -39,7 +39,7 @@ class PaperRequest:
     cash: float
     fee: float | None
     slippage_bps: float | None
-    mode: str  # replay | rest
+    mode: str  # replay | rest | ws
     start: int | None = None
     end: int | None = None
     speed: float = 0.0
@@ -158,17 +158,6 @@ def status_text(st: Any, quote: str = "") -> str:
 
 
 # -- the exchange side -------------------------------------------------------------------------
-
-
-def public_client(settings: Any, name: str, api_url: str | None, *, pro: bool = False) -> Any:
-    """A ccxt client without keys (REST, or ccxt.pro for websockets), urls overridable."""
-    from datasets.exchange_client import make_exchange
-
-    ex = make_exchange(name, settings.exchange, api_url)
-    for attr in ("apiKey", "secret", "password", "uid"):
-        if getattr(ex, attr, None):
-            setattr(ex, attr, "")
-    return ex
 
 
 def load_markets(ex: Any, settings: Any) -> None:
@@ -302,10 +291,11 @@ def run_paper(
         history = data.until(first)
         live_bars_source = data
     else:
+        from adapters.exchange import public_client
         from adapters.feeds import RestFeed
         from datasets.download import check_request
 
-        ex = public_client(settings, req.exchange, req.api_url)
+        ex = public_client(req.exchange, settings.exchange, req.api_url)
         load_markets(ex, settings)
         tfs = list(strat.timeframes)
         check_request(ex, list(req.symbols), tfs)
@@ -317,16 +307,16 @@ def run_paper(
             ex, settings, req.symbols, need, int(clock() * 1000), req.timeframe
         )
         informative = tuple(tf for tf in tfs if tf != req.timeframe)
-        feed = RestFeed(
-            ex,
-            req.symbols,
-            req.timeframe,
-            informative,
-            after,
-            clock=lambda: int(clock() * 1000),
-            sleep=sleep,
-            **(feed_options or {}),
-        )
+        opts = dict(clock=lambda: int(clock() * 1000), sleep=sleep, **(feed_options or {}))
+        if req.mode == "ws":
+            from adapters.exchange import public_ws_client
+            from adapters.feeds import WsFeed
+
+            ws = public_ws_client(req.exchange, settings.exchange, req.api_url)
+            feed = WsFeed(ws, ex, req.symbols, req.timeframe, informative, after, **opts)
+            feed.notify = say
+        else:
+            feed = RestFeed(ex, req.symbols, req.timeframe, informative, after, **opts)
         live_bars_source = None
         say(
             f"paper on {req.exchange} ({req.mode}): {', '.join(req.symbols)} {req.timeframe}, "

@@ -33,9 +33,10 @@ Examples:
 @click.option(
     "--feed",
     type=click.Choice(["ws", "rest"]),
-    default="rest",
+    default="ws",
     show_default=True,
-    help="Live candles by REST polling (rest) or websocket (ws, not available yet).",
+    help="Live candles by websocket (ws, falling back to REST polling when it fails) or by "
+    "REST polling (rest).",
 )
 @click.option("--replay", is_flag=True, help="Replay catalog history instead (offline).")
 @click.option("--from", "start", default=None, metavar="DATE", help="With --replay: first day.")
@@ -72,17 +73,12 @@ def paper(
     """
     import sys
 
-    from gogo2.errors import UserInputError
     from runner import paper as session
 
     settings = load(config_path)
-    if feed == "ws" and not replay:
-        raise UserInputError(
-            "--feed ws is not available yet; use --feed rest (closed candles by REST polling)."
-        )
     req, cls = session.validate(
         settings,
-        mode="replay" if replay else "rest",
+        mode="replay" if replay else feed,
         start=start,
         end=end,
         symbols=symbols,
