@@ -83,25 +83,26 @@ class Intents:
 
     @classmethod
     def from_signals(cls, sig: dict[str, Any], row: int) -> Intents:
-        """Row ``row`` of kernel-ready signal arrays (``engine.checks.kernel_signals``)."""
-        flags = sig["flags"]
+        """Row ``row`` of kernel-ready signal arrays (``engine.checks.kernel_signals``);
+        absent fields keep their placeholders (the flags say which are real)."""
+        flags = np.ascontiguousarray(sig["flags"], dtype=np.int8)
 
-        def take(name: str, dtype: Any) -> np.ndarray:
+        def take(name: str, flag: int | None, dtype: Any) -> np.ndarray:
             a = sig[name]
-            if a.shape[0] == 1 and a.shape[1] == 1 and sig["entries"].shape[1] != 1:
-                return a  # placeholder of an absent field
+            if flag is not None and not flags[flag]:
+                return a
             return np.ascontiguousarray(a[row : row + 1], dtype=dtype)
 
         return cls(
-            np.ascontiguousarray(sig["entries"][row : row + 1], dtype=np.int8),
-            np.ascontiguousarray(sig["exits"][row : row + 1], dtype=np.bool_),
-            take("order_type", np.int8) if flags[enums.F_ORDER_TYPE] else sig["order_type"],
-            take("price", np.float64) if flags[enums.F_PRICE] else sig["price"],
-            take("size", np.float64) if flags[enums.F_SIZE] else sig["size"],
-            take("sl", np.float64) if flags[enums.F_SL] else sig["sl"],
-            take("tp", np.float64) if flags[enums.F_TP] else sig["tp"],
-            take("trail", np.float64) if flags[enums.F_TRAIL] else sig["trail"],
-            np.ascontiguousarray(flags, dtype=np.int8),
+            take("entries", None, np.int8),
+            take("exits", None, np.bool_),
+            take("order_type", enums.F_ORDER_TYPE, np.int8),
+            take("price", enums.F_PRICE, np.float64),
+            take("size", enums.F_SIZE, np.float64),
+            take("sl", enums.F_SL, np.float64),
+            take("tp", enums.F_TP, np.float64),
+            take("trail", enums.F_TRAIL, np.float64),
+            flags,
         )
 
     def any(self) -> bool:

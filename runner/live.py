@@ -65,13 +65,19 @@ class RunRecord:
 
 
 def last_intents(strategy: Any, window: Any) -> Intents:
-    """The strategy's decisions at the window's last bar, checked as the backtest checks them."""
+    """The strategy's decisions at the window's last bar.
+
+    ``Strategy.signals`` returns its output checked by the backtest's own rules
+    (``engine.checks``) and in the kernel's dtypes; only the last row is handed on.
+    """
     from engine import checks
 
     sig = strategy.signals(window)
-    _, checked = checks.prepare_inputs(window.bars, sig, with_bars=False)
-    ks = checks.kernel_signals(checked)
-    return Intents.from_signals(ks, window.bars.n - 1)
+    fields = {
+        name: getattr(sig, name)
+        for name in ("entries", "exits", "order_type", "price", "size", "sl", "tp", "trail")
+    }
+    return Intents.from_signals(checks.kernel_signals(fields), window.bars.n - 1)
 
 
 def describe_intents(intents: Intents, symbols: tuple[str, ...]) -> str:

@@ -5,8 +5,8 @@ Each difference gets a cause:
 
 * ``rounding``: the same trade, prices or quantity apart by no more than the exchange's
   price tick / amount step (or 1e-9 relative without exchange rules);
-* ``equity carried``: only the quantity differs, after an earlier explained difference
-  changed the equity that sizes later orders;
+* ``equity carried``: only the quantity differs, after an earlier difference changed the
+  equity that sizes later orders (the earlier difference carries the cause);
 * ``min notional rejection``: a trade on one side only whose notional is below the
   exchange's minimum cost (the other side refused to place it);
 * ``missing candle``: a trade on one side only, and the other side has no candle of that
@@ -132,8 +132,7 @@ def compare_trades(
                 {"entry_price": (float(t["entry_price"]), math.nan)},
                 cause,
             )
-        if d.explained:
-            carried = True
+        carried = True  # later sizes follow from the equity this difference changed
         report.diffs.append(d)
         rows.append((k, d))
     return report
@@ -166,6 +165,12 @@ def format_report(report: ParityReport) -> list[str]:
     for d in report.diffs:
         what = "; ".join(f"{k} {a} vs {b}" for k, (a, b) in d.fields.items())
         lines.append(f"  {d.entry_time} {d.symbol} {d.side} [{d.what}] {what} -> cause: {d.cause}")
+    if any(d.cause == "changed decision" for d in report.diffs):
+        lines.append(
+            "a changed decision means the strategy decided differently on the live trailing "
+            "window than on the whole history: its warm-up is too short for this timeframe "
+            "or it looks ahead; run 'python cli.py check-lookahead' on it."
+        )
     return lines
 
 
