@@ -161,14 +161,23 @@ def status_text(st: Any, quote: str = "") -> str:
 
 
 def load_markets(ex: Any, settings: Any) -> None:
-    from datasets.exchange_client import call_with_retry
+    """The exchange's markets (public); an unreachable exchange stops here, in seconds."""
+    from datasets.exchange_client import ExchangeUnreachableError, call_with_retry
 
-    call_with_retry(
-        ex.load_markets,
-        exchange=ex,
-        retries=min(settings.exchange.retries, 2),
-        backoff_s=min(settings.exchange.backoff_s, 0.5),
-    )
+    try:
+        call_with_retry(
+            ex.load_markets,
+            exchange=ex,
+            retries=min(settings.exchange.retries, 2),
+            backoff_s=min(settings.exchange.backoff_s, 0.5),
+        )
+    except ExchangeUnreachableError as e:
+        text = str(e).split(" Candles fetched before")[0]
+        raise ExchangeUnreachableError(
+            f"{text} Nothing was started; run again when the exchange can be reached, or "
+            "replay stored candles offline with --replay --from DATE.",
+            e.cause,
+        ) from None
 
 
 def market_rules(ex: Any, symbols: tuple[str, ...]) -> dict[str, Any]:
@@ -306,6 +315,13 @@ def run_paper(
         history, after = warm_history(
             ex, settings, req.symbols, need, int(clock() * 1000), req.timeframe
         )
+        if history.bars.n < strat.warmup:
+            raise UserInputError(
+                f"strategy {req.strategy} needs {strat.warmup:,} {req.timeframe} bars of "
+                f"warm-up, but {req.exchange} has only {history.bars.n:,} closed ones of "
+                f"{', '.join(req.symbols)}; pick a market listed longer ago or a coarser "
+                "--timeframe."
+            )
         informative = tuple(tf for tf in tfs if tf != req.timeframe)
         opts = dict(clock=lambda: int(clock() * 1000), sleep=sleep, **(feed_options or {}))
         if req.mode == "ws":
