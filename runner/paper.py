@@ -55,6 +55,7 @@ class PaperOutput:
     record: Any
     feed_stats: Any = None
     lines: list[str] = field(default_factory=list)
+    runner: Any = None
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -355,7 +356,7 @@ def run_paper(
         synthetic=bool(history.bars.synthetic),
         exchange=req.exchange,
     )
-    out = PaperOutput(req, None, rec, getattr(feed, "stats", None))
+    out = PaperOutput(req, None, rec, getattr(feed, "stats", None), runner=runner)
     for gap in getattr(getattr(feed, "stats", None), "gaps", []):
         say(gap)
     if not rec.time:

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from fake_exchange import FakeBinance
 
 from gogo2.config import load_settings
@@ -153,3 +154,75 @@ def test_ctrl_c_stops_a_replay_cleanly_and_writes_the_run(tmp_path):
     assert {"trades.csv", "equity.parquet", "metrics.json", "paper.json"} <= {
         f.name for f in runs[0].iterdir()
     }
+
+
+def _rest_run(tmp_path, *, timeframe, strategy, params, max_bars, start):
+    from runner import paper as session
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"data:\n  dir: {tmp_path / 'data'}\nbacktest:\n  report_dir: {tmp_path / 'reports'}\n"
+    )
+    settings = load_settings(cfg)
+    with FakeBinance(now_ms=start) as fake:
+
+        def sleep(s: float) -> None:
+            fake.now_ms += int(s * 1000)
+
+        req, cls = session.validate(
+            settings,
+            mode="rest",
+            exchange="binance",
+            symbols="BTC/USDT,ETH/USDT",
+            timeframe=timeframe,
+            strategy=strategy,
+            params=params,
+            max_bars=max_bars,
+            api_url=fake.base_url,
+        )
+        return session.run_paper(
+            settings,
+            req,
+            cls,
+            report=False,
+            say=lambda _t: None,
+            clock=lambda: fake.now_ms / 1000.0,
+            sleep=sleep,
+            feed_options={"grace_s": 0.5, "delay_s": 0.1, "poll_s": 0.2},
+        )
+
+
+def test_informative_candles_arrive_when_they_close(tmp_path):
+    start = parse_time("2024-01-10 00:40") + 10_000
+    out = _rest_run(
+        tmp_path,
+        timeframe="5m",
+        strategy="mtf_trend",
+        params=["trend=3", "window=3"],
+        max_bars=10,
+        start=start,
+    )
+    rec, book = out.record, out.runner.book
+    assert len(rec.time) == 10
+    hourly = book.frames["1h"]
+    times = hourly.time[: hourly.n]
+    # the run (00:40 -> 01:30) crossed the 01:00 close: the 1h candle opened at 00:00 was
+    # appended when it closed; none still open is held
+    last_close = rec.time[-1] + 300_000
+    assert times[-1] + 3_600_000 <= last_close
+    assert times[-1] == (last_close // 3_600_000 - 1) * 3_600_000
+    assert np.all(np.diff(times) == 3_600_000)
+
+
+def test_one_second_bars(tmp_path):
+    start = parse_time("2024-01-10") + 300
+    out = _rest_run(
+        tmp_path,
+        timeframe="1s",
+        strategy="sma_cross",
+        params=["fast=2", "slow=5"],
+        max_bars=12,
+        start=start,
+    )
+    t = out.record.time
+    assert len(t) == 12 and bool(np.all(np.diff(t) == 1_000))
