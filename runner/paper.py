@@ -188,6 +188,14 @@ def market_rules(ex: Any, symbols: tuple[str, ...]) -> dict[str, Any]:
     return {s: MarketRules.from_ccxt(ex.markets[s], mode) for s in symbols}
 
 
+def _place(grid: np.ndarray, cols: dict, j: int, times: np.ndarray, values: dict) -> None:
+    """Put candles at ``times`` into column ``j`` of the grid (times off the grid ignored)."""
+    idx = np.searchsorted(grid, times)
+    ok = (idx < grid.size) & (grid[np.minimum(idx, grid.size - 1)] == times)
+    for f, a in cols.items():
+        a[idx[ok], j] = values[f][ok]
+
+
 def warm_history(
     ex: Any,
     settings: Any,
@@ -195,69 +203,84 @@ def warm_history(
     timeframes: dict[str, int],
     now_ms: int,
     base: str,
+    catalog: Any = None,
+    counts: dict[str, int] | None = None,
 ) -> tuple[Any, dict[str, int]]:
-    """The last ``bars`` closed candles of each (symbol, timeframe) through the download path,
-    kept in the recent-candle cache; returns (MultiBars, last open time per timeframe)."""
+    """The last ``bars`` closed candles of each (symbol, timeframe): what the catalog holds
+    (``catalog``, under the exchange's id), the rest fetched through the data layer's
+    download path (``datasets.download.iter_ohlcv_pages``, the still-open candle dropped)
+    and kept in the recent-candle cache. Returns (MultiBars, last open time per timeframe);
+    ``counts`` receives how many candles came from each source."""
+    import pandas as pd
+
     from datasets.bars import Bars, MultiBars
     from datasets.download import iter_ohlcv_pages
     from datasets.recent import RecentCandles
+    from gogo2.errors import Gogo2Error
 
+    counts = counts if counts is not None else {}
     cache = RecentCandles(ttl_seconds=float(settings.data.recent_cache_ttl))
     frames: dict[str, Bars] = {}
     last: dict[str, int] = {}
+    fields = ("open", "high", "low", "close", "volume")
     for tf, bars in timeframes.items():
         step = timeframe_ms(tf)
         open_now = now_ms // step * step  # the candle still open now
         start = open_now - (bars + 1) * step
         grid = np.arange(start, open_now, step, dtype=np.int64)
-        cols = {f: np.full((grid.size, len(symbols)), np.nan) for f in ("o", "h", "l", "c", "v")}
+        cols = {f: np.full((grid.size, len(symbols)), np.nan) for f in fields}
+
         for j, s in enumerate(symbols):
-            rows = [
-                p
-                for p in iter_ohlcv_pages(
+            fetch_from = start
+            if catalog is not None:
+                try:
+                    stored = catalog.load_frame(ex.id, s, tf, start, open_now)
+                except Gogo2Error:
+                    stored = None
+                if stored is not None and len(stored):
+                    t = stored["time"].to_numpy(np.int64)
+                    _place(grid, cols, j, t, {f: stored[f].to_numpy(np.float64) for f in fields})
+                    counts["catalog"] = counts.get("catalog", 0) + len(stored)
+                    fetch_from = int(t[-1]) + step
+            if fetch_from >= open_now:
+                continue
+            pages = list(
+                iter_ohlcv_pages(
                     ex,
                     s,
                     tf,
-                    start,
+                    fetch_from,
                     open_now,
                     retries=min(settings.exchange.retries, 2),
                     backoff_s=settings.exchange.backoff_s,
                 )
-            ]
-            page = np.concatenate(rows) if rows else np.zeros((0, 6))
+            )
+            page = np.concatenate(pages) if pages else np.zeros((0, 6))
             page = page[page[:, 0] < open_now]  # never the open candle
-            if page.size:
-                import pandas as pd
-
-                cache.put(
-                    ex.id,
-                    s,
-                    tf,
-                    pd.DataFrame(
-                        {
-                            "time": page[:, 0].astype(np.int64),
-                            "open": page[:, 1],
-                            "high": page[:, 2],
-                            "low": page[:, 3],
-                            "close": page[:, 4],
-                            "volume": page[:, 5],
-                        }
-                    ),
-                )
-            idx = np.searchsorted(grid, page[:, 0].astype(np.int64))
-            ok = (idx < grid.size) & (grid[np.minimum(idx, grid.size - 1)] == page[:, 0])
-            for k, f in enumerate(("o", "h", "l", "c", "v")):
-                cols[f][idx[ok], j] = page[ok, k + 1]
-        keep = ~np.isnan(cols["c"]).all(axis=1)
+            if not page.size:
+                continue
+            counts["fetched"] = counts.get("fetched", 0) + len(page)
+            frame = pd.DataFrame(
+                {
+                    "time": page[:, 0].astype(np.int64),
+                    **{f: page[:, k + 1] for k, f in enumerate(fields)},
+                }
+            )
+            cache.put(ex.id, s, tf, frame)
+            _place(
+                grid,
+                cols,
+                j,
+                frame["time"].to_numpy(np.int64),
+                {f: frame[f].to_numpy() for f in fields},
+            )
+        keep = ~np.isnan(cols["close"]).all(axis=1)
         frames[tf] = Bars(
             tf,
             tuple(symbols),
             grid[keep],
-            cols["o"][keep],
-            cols["h"][keep],
-            cols["l"][keep],
-            cols["c"][keep],
-            np.nan_to_num(cols["v"][keep]),
+            *(np.ascontiguousarray(cols[f][keep]) for f in fields[:4]),
+            np.nan_to_num(cols["volume"][keep]),
             exchange=ex.id,
         )
         last[tf] = int(open_now - step)
@@ -313,8 +336,18 @@ def run_paper(
         lookback = dict(strat.lookback())
         need = {tf: int(lookback.get(tf, strat.warmup)) + 2 for tf in tfs}
         need[req.timeframe] = max(need.get(req.timeframe, 0), strat.warmup + 2)
+        from datasets.catalog import Catalog
+
+        counts: dict[str, int] = {}
         history, after = warm_history(
-            ex, settings, req.symbols, need, int(clock() * 1000), req.timeframe
+            ex,
+            settings,
+            req.symbols,
+            need,
+            int(clock() * 1000),
+            req.timeframe,
+            catalog=Catalog(settings.data.path),
+            counts=counts,
         )
         if history.bars.n < strat.warmup:
             raise UserInputError(
@@ -337,8 +370,10 @@ def run_paper(
         live_bars_source = None
         say(
             f"paper on {req.exchange} ({req.mode}): {', '.join(req.symbols)} {req.timeframe}, "
-            f"{strat.label() if hasattr(strat, 'label') else req.strategy}, warm from "
-            f"{format_time(int(history.bars.time[0])) if history.bars.n else '-'}"
+            f"{req.strategy}, warm-up from "
+            f"{format_time(int(history.bars.time[0])) if history.bars.n else '-'} "
+            f"({counts.get('catalog', 0)} candles from the catalog, "
+            f"{counts.get('fetched', 0)} fetched)"
         )
     broker = PaperBroker(req.symbols, cfg, timeframe_ms(req.timeframe), rules)
     runner = Runner(

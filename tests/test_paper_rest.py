@@ -226,3 +226,66 @@ def test_one_second_bars(tmp_path):
     )
     t = out.record.time
     assert len(t) == 12 and bool(np.all(np.diff(t) == 1_000))
+
+
+def test_warm_start_reads_the_catalog_and_fetches_only_the_rest(tmp_path):
+    import pandas as pd
+
+    from datasets.catalog import Catalog
+    from runner import paper as session
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"data:\n  dir: {tmp_path / 'data'}\nbacktest:\n  report_dir: {tmp_path / 'reports'}\n"
+    )
+    settings = load_settings(cfg)
+    now = parse_time("2024-01-10") + 30_000
+    with FakeBinance(now_ms=now) as fake:
+        # the catalog holds BTC/USDT 1m 23:00 .. 23:54; sma_cross(8) reads 9 candles, the
+        # runner asks 9 + 2 = 11 plus the one before: 12 closed candles, 23:48 .. 23:59
+        rows = fake.klines(
+            "BTCUSDT", "1m", parse_time("2024-01-09 23:00"), parse_time("2024-01-09 23:55"), 1000
+        )
+        df = pd.DataFrame(
+            {
+                "time": [r[0] for r in rows],
+                **{
+                    c: [float(r[k]) for r in rows]
+                    for k, c in enumerate(("open", "high", "low", "close", "volume"), start=1)
+                },
+            }
+        )
+        Catalog(tmp_path / "data").write(df, "binance", "BTC/USDT", "1m")
+        req, cls = session.validate(
+            settings,
+            mode="rest",
+            exchange="binance",
+            symbols="BTC/USDT,ETH/USDT",
+            timeframe="1m",
+            strategy="sma_cross",
+            params=["fast=3", "slow=8"],
+            max_bars=1,
+            api_url=fake.base_url,
+        )
+        lines: list[str] = []
+
+        def sleep(s: float) -> None:
+            fake.now_ms += int(s * 1000)
+
+        session.run_paper(
+            settings,
+            req,
+            cls,
+            report=False,
+            say=lines.append,
+            clock=lambda: fake.now_ms / 1000.0,
+            sleep=sleep,
+        )
+        first = {}
+        for path, q in fake.requests:
+            if path == "/api/v3/klines":
+                first.setdefault(q["symbol"], int(q["startTime"]))
+    # BTC: 23:48 .. 23:54 (7) from the catalog, only 23:55 .. 23:59 (5) fetched; ETH: all 12
+    assert first["BTCUSDT"] == parse_time("2024-01-09 23:55")
+    assert first["ETHUSDT"] == parse_time("2024-01-09 23:48")
+    assert "(7 candles from the catalog, 17 fetched)" in lines[0]
