@@ -241,7 +241,7 @@ def test_warm_start_reads_the_catalog_and_fetches_only_the_rest(tmp_path):
     settings = load_settings(cfg)
     now = parse_time("2024-01-10") + 30_000
     with FakeBinance(now_ms=now) as fake:
-        # the catalog holds BTC/USDT 1m 23:00 .. 23:54; sma_cross(8) reads 9 candles, the
+        # the catalog holds BTC/USDT 1m 23:00 .. 23:55 (Binance's endTime is inclusive); sma_cross(8) reads 9 candles, the
         # runner asks 9 + 2 = 11 plus the one before: 12 closed candles, 23:48 .. 23:59
         rows = fake.klines(
             "BTCUSDT", "1m", parse_time("2024-01-09 23:00"), parse_time("2024-01-09 23:55"), 1000
@@ -285,7 +285,7 @@ def test_warm_start_reads_the_catalog_and_fetches_only_the_rest(tmp_path):
         for path, q in fake.requests:
             if path == "/api/v3/klines":
                 first.setdefault(q["symbol"], int(q["startTime"]))
-    # BTC: 23:48 .. 23:54 (7) from the catalog, only 23:55 .. 23:59 (5) fetched; ETH: all 12
-    assert first["BTCUSDT"] == parse_time("2024-01-09 23:55")
+    # BTC: 23:48 .. 23:55 (8) from the catalog, only 23:56 .. 23:59 (4) fetched; ETH: all 12
+    assert first["BTCUSDT"] == parse_time("2024-01-09 23:56")
     assert first["ETHUSDT"] == parse_time("2024-01-09 23:48")
-    assert "(7 candles from the catalog, 17 fetched)" in lines[0]
+    assert "(8 candles from the catalog, 16 fetched)" in lines[0]
