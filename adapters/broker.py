@@ -258,7 +258,7 @@ class PaperBroker:
         self.equity = float(
             self._nb.step_bar_nb(
                 self.bar,
-                int(bar.time),
+                np.array([int(bar.time)], dtype=np.int64),
                 *rows,
                 self.params,
                 self.fs,

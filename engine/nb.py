@@ -14,6 +14,15 @@ attached exit); ``simulate_nb`` runs stretches of calm bars through a short mark
 something pending or at risk through the full event path. Calm positions with an attached
 exit go through a cheap range test instead (the ``quiet`` test of the event loop).
 
+Resumable: the state of a run is explicit (``init_state_nb`` makes it: per-symbol float
+and int state arrays, the cash in ``gs``, the counters, the halted bar), and ``run_nb``
+advances it over any range of bars. ``simulate_nb`` is ``init_state_nb`` + ``run_nb`` over
+all bars + the end-of-data close; the paper broker runs the same ``run_nb`` one bar at a
+time (``step_bar_nb``) and registers the strategy's decisions after it
+(``step_intents_nb``), so backtest and paper share every line of the fill rules. The bar
+loop lives in one function on purpose: numba does not inline calls across functions that
+take many arrays, and a call per bar costs more than the bar's work.
+
 Kernels are compiled with ``cache=True`` for one fixed signature (the wrapper always passes
 the same dtypes and layouts) and ``nogil=True``, so independent runs may share threads.
 The constants of ``engine.enums`` are frozen into the compiled code; numba's cache watches
@@ -52,6 +61,7 @@ from engine.enums import (
     KIND_TRAILING_STOP,
     LIMIT,
     MARKET,
+    N_FLAGS,
     P_ALLOW_SHORT,
     P_CASH,
     P_CLOSE_AT_END,
@@ -467,173 +477,6 @@ def _calm_nb(fs, ist):
 
 
 @njit(cache=True, nogil=True)
-def _orders_nb(r, t, tm, open_, high, low, close, fs, ist, params, fills, trades, counters, cash):
-    """Fills of bar ``t`` (row ``r`` of the price arrays) for every symbol: market orders and
-    gaps at the open, then attached exits and resting entries inside the bar, then the
-    trailing reference. Returns the new cash."""
-    m = fs.shape[0]
-    slip = params[P_SLIPPAGE]
-    fee_taker = params[P_FEE_TAKER]
-    ttl = int(params[P_ORDER_TTL])
-    for j in range(m):
-        pos = fs[j, S_POS]
-        pdir = ist[j, I_P_DIR]
-        if pdir == 0 and ist[j, I_P_EXIT] == 0:
-            if pos == 0.0 or ist[j, I_BARE] != 0:
-                continue  # flat, or held with no attached exit: nothing can happen
-        hi = high[r, j]
-        if hi != hi:
-            continue  # no candle: everything waits for the symbol's next bar
-        lo = low[r, j]
-        if ist[j, I_P_EXIT] == 0 and (pdir == 0 or ist[j, I_P_TYPE] != MARKET):
-            # nothing at market: a cheap range test decides whether anything can trigger
-            # (valid candles have low <= open <= high, so a gap implies a touched range)
-            quiet = True
-            if pos > 0.0:
-                quiet = lo > fs[j, S_STOP] and hi < fs[j, S_TARGET]
-            elif pos < 0.0:
-                quiet = hi < fs[j, S_STOP] and lo > fs[j, S_TARGET]
-            if quiet and ((pdir > 0 and pos > 0.0) or (pdir < 0 and pos < 0.0)):
-                ist[j, I_P_DIR] = 0  # same direction as the untouched position: dropped
-                pdir = 0
-            if quiet and pdir != 0:
-                level = fs[j, S_P_PRICE]
-                if (pdir > 0) == (ist[j, I_P_TYPE] == LIMIT):
-                    quiet = lo > level  # limit buy / stop sell
-                else:
-                    quiet = hi < level  # limit sell / stop buy
-            if quiet:
-                if pdir != 0:
-                    ist[j, I_P_AGE] += 1
-                    if ttl > 0 and ist[j, I_P_AGE] >= ttl:
-                        ist[j, I_P_DIR] = 0
-                if pos != 0.0 and fs[j, S_TRAIL] == fs[j, S_TRAIL]:
-                    # trail the best price (a quiet bar holds no position opened inside it)
-                    if pos > 0.0:
-                        if hi > fs[j, S_PEAK]:
-                            fs[j, S_PEAK] = hi
-                            _refresh_levels(j, fs)
-                    elif lo < fs[j, S_PEAK]:
-                        fs[j, S_PEAK] = lo
-                        _refresh_levels(j, fs)
-                continue
-        o = open_[r, j]
-
-        # --- at the open: market orders, then gaps through resting orders
-        if ist[j, I_P_EXIT] != 0:
-            ist[j, I_P_EXIT] = 0
-            if fs[j, S_POS] != 0.0:
-                side = -1.0 if fs[j, S_POS] > 0.0 else 1.0
-                px = taker_price_nb(o, side, slip, lo, hi)
-                cash = _close(
-                    j,
-                    t,
-                    tm,
-                    px,
-                    fee_taker,
-                    KIND_EXIT,
-                    EXIT_SIGNAL,
-                    fs,
-                    ist,
-                    fills,
-                    trades,
-                    counters,
-                    cash,
-                )
-        d = ist[j, I_P_DIR]
-        if d != 0 and ist[j, I_P_TYPE] == MARKET:
-            ist[j, I_P_DIR] = 0
-            pos = fs[j, S_POS]
-            if tm != ist[j, I_P_DUE]:
-                counters[C_EXPIRED] += 1  # its symbol had no candle at the next bar
-            elif not ((d > 0 and pos > 0.0) or (d < 0 and pos < 0.0)):
-                px = taker_price_nb(o, float(d), slip, lo, hi)
-                if pos != 0.0:
-                    cash = _close(
-                        j,
-                        t,
-                        tm,
-                        px,
-                        fee_taker,
-                        KIND_MARKET,
-                        EXIT_REVERSE,
-                        fs,
-                        ist,
-                        fills,
-                        trades,
-                        counters,
-                        cash,
-                    )
-                cash = _open(
-                    j,
-                    t,
-                    tm,
-                    float(d),
-                    px,
-                    o,
-                    fee_taker,
-                    KIND_MARKET,
-                    False,
-                    fs,
-                    ist,
-                    params,
-                    fills,
-                    counters,
-                    cash,
-                )
-        if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
-            cash = _exits_at_open(
-                j, t, tm, o, lo, hi, fs, ist, params, fills, trades, counters, cash
-            )
-        if ist[j, I_P_DIR] != 0:
-            cash = _pending_entry(
-                j, t, tm, o, lo, hi, True, fs, ist, params, fills, trades, counters, cash
-            )
-
-        # --- inside the bar: held position's exits, then resting entries
-        if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
-            cash = _exits_in_bar(
-                j, t, tm, lo, hi, True, fs, ist, params, fills, trades, counters, cash
-            )
-        if ist[j, I_P_DIR] != 0:
-            cash = _pending_entry(
-                j, t, tm, o, lo, hi, False, fs, ist, params, fills, trades, counters, cash
-            )
-            if ist[j, I_FRESH_BAR] == t and fs[j, S_POS] != 0.0:
-                # opened inside this bar: pessimistically its stop may still be hit,
-                # its take-profit starts on the next bar
-                cash = _exits_in_bar(
-                    j, t, tm, lo, hi, False, fs, ist, params, fills, trades, counters, cash
-                )
-            elif ist[j, I_P_DIR] != 0:
-                ist[j, I_P_AGE] += 1
-                if ttl > 0 and ist[j, I_P_AGE] >= ttl:
-                    ist[j, I_P_DIR] = 0
-
-        # --- after the stop checks: trail the best price
-        if ist[j, I_BARE] == 0:
-            _update_best(j, t, close[r, j], hi, lo, fs, ist)
-    return cash
-
-
-@njit(cache=True, nogil=True)
-def _mark_nb(r, close, fs, positions_out, cash):
-    """Mark every symbol at row ``r``'s close; returns (equity, number of open positions)."""
-    eq = cash
-    n_open = 0
-    for j in range(fs.shape[0]):
-        c = close[r, j]
-        if c == c:
-            fs[j, S_MARK] = c
-        p = fs[j, S_POS]
-        positions_out[r, j] = p
-        if p != 0.0:
-            eq += p * fs[j, S_MARK]
-            n_open += 1
-    return eq, n_open
-
-
-@njit(cache=True, nogil=True)
 def _intents_nb(
     r, tm, entries, exits, order_type, price, size, sl, tp, trail, flags, params, fs, ist
 ):
@@ -728,6 +571,9 @@ def run_nb(
     """
     m = open_.shape[1]
     cash = gs[G_CASH]
+    slip = params[P_SLIPPAGE]
+    fee_taker = params[P_FEE_TAKER]
+    ttl = int(params[P_ORDER_TTL])
     warmup = int(params[P_WARMUP])
     tf_ms = int(params[P_TF_MS])
     exposed = counters[C_EXPOSED_BARS]
@@ -802,12 +648,157 @@ def run_nb(
             r += 1
             continue
 
-        cash = _orders_nb(
-            r, t, tm, open_, high, low, close, fs, ist, params, fills, trades, counters, cash
-        )
+        for j in range(m):
+            pos = fs[j, S_POS]
+            pdir = ist[j, I_P_DIR]
+            if pdir == 0 and ist[j, I_P_EXIT] == 0:
+                if pos == 0.0 or ist[j, I_BARE] != 0:
+                    continue  # flat, or held with no attached exit: nothing can happen
+            hi = high[r, j]
+            if hi != hi:
+                continue  # no candle: everything waits for the symbol's next bar
+            lo = low[r, j]
+            if ist[j, I_P_EXIT] == 0 and (pdir == 0 or ist[j, I_P_TYPE] != MARKET):
+                # nothing at market: a cheap range test decides whether anything can trigger
+                # (valid candles have low <= open <= high, so a gap implies a touched range)
+                quiet = True
+                if pos > 0.0:
+                    quiet = lo > fs[j, S_STOP] and hi < fs[j, S_TARGET]
+                elif pos < 0.0:
+                    quiet = hi < fs[j, S_STOP] and lo > fs[j, S_TARGET]
+                if quiet and ((pdir > 0 and pos > 0.0) or (pdir < 0 and pos < 0.0)):
+                    ist[j, I_P_DIR] = 0  # same direction as the untouched position: dropped
+                    pdir = 0
+                if quiet and pdir != 0:
+                    level = fs[j, S_P_PRICE]
+                    if (pdir > 0) == (ist[j, I_P_TYPE] == LIMIT):
+                        quiet = lo > level  # limit buy / stop sell
+                    else:
+                        quiet = hi < level  # limit sell / stop buy
+                if quiet:
+                    if pdir != 0:
+                        ist[j, I_P_AGE] += 1
+                        if ttl > 0 and ist[j, I_P_AGE] >= ttl:
+                            ist[j, I_P_DIR] = 0
+                    if pos != 0.0 and fs[j, S_TRAIL] == fs[j, S_TRAIL]:
+                        # trail the best price (a quiet bar holds no position opened inside it)
+                        if pos > 0.0:
+                            if hi > fs[j, S_PEAK]:
+                                fs[j, S_PEAK] = hi
+                                _refresh_levels(j, fs)
+                        elif lo < fs[j, S_PEAK]:
+                            fs[j, S_PEAK] = lo
+                            _refresh_levels(j, fs)
+                    continue
+            o = open_[r, j]
+
+            # --- at the open: market orders, then gaps through resting orders
+            if ist[j, I_P_EXIT] != 0:
+                ist[j, I_P_EXIT] = 0
+                if fs[j, S_POS] != 0.0:
+                    side = -1.0 if fs[j, S_POS] > 0.0 else 1.0
+                    px = taker_price_nb(o, side, slip, lo, hi)
+                    cash = _close(
+                        j,
+                        t,
+                        tm,
+                        px,
+                        fee_taker,
+                        KIND_EXIT,
+                        EXIT_SIGNAL,
+                        fs,
+                        ist,
+                        fills,
+                        trades,
+                        counters,
+                        cash,
+                    )
+            d = ist[j, I_P_DIR]
+            if d != 0 and ist[j, I_P_TYPE] == MARKET:
+                ist[j, I_P_DIR] = 0
+                pos = fs[j, S_POS]
+                if tm != ist[j, I_P_DUE]:
+                    counters[C_EXPIRED] += 1  # its symbol had no candle at the next bar
+                elif not ((d > 0 and pos > 0.0) or (d < 0 and pos < 0.0)):
+                    px = taker_price_nb(o, float(d), slip, lo, hi)
+                    if pos != 0.0:
+                        cash = _close(
+                            j,
+                            t,
+                            tm,
+                            px,
+                            fee_taker,
+                            KIND_MARKET,
+                            EXIT_REVERSE,
+                            fs,
+                            ist,
+                            fills,
+                            trades,
+                            counters,
+                            cash,
+                        )
+                    cash = _open(
+                        j,
+                        t,
+                        tm,
+                        float(d),
+                        px,
+                        o,
+                        fee_taker,
+                        KIND_MARKET,
+                        False,
+                        fs,
+                        ist,
+                        params,
+                        fills,
+                        counters,
+                        cash,
+                    )
+            if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
+                cash = _exits_at_open(
+                    j, t, tm, o, lo, hi, fs, ist, params, fills, trades, counters, cash
+                )
+            if ist[j, I_P_DIR] != 0:
+                cash = _pending_entry(
+                    j, t, tm, o, lo, hi, True, fs, ist, params, fills, trades, counters, cash
+                )
+
+            # --- inside the bar: held position's exits, then resting entries
+            if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
+                cash = _exits_in_bar(
+                    j, t, tm, lo, hi, True, fs, ist, params, fills, trades, counters, cash
+                )
+            if ist[j, I_P_DIR] != 0:
+                cash = _pending_entry(
+                    j, t, tm, o, lo, hi, False, fs, ist, params, fills, trades, counters, cash
+                )
+                if ist[j, I_FRESH_BAR] == t and fs[j, S_POS] != 0.0:
+                    # opened inside this bar: pessimistically its stop may still be hit,
+                    # its take-profit starts on the next bar
+                    cash = _exits_in_bar(
+                        j, t, tm, lo, hi, False, fs, ist, params, fills, trades, counters, cash
+                    )
+                elif ist[j, I_P_DIR] != 0:
+                    ist[j, I_P_AGE] += 1
+                    if ttl > 0 and ist[j, I_P_AGE] >= ttl:
+                        ist[j, I_P_DIR] = 0
+
+            # --- after the stop checks: trail the best price
+            if ist[j, I_BARE] == 0:
+                _update_best(j, t, close[r, j], hi, lo, fs, ist)
 
         # --- mark to market at the close
-        eq, n_open = _mark_nb(r, close, fs, positions_out, cash)
+        eq = cash
+        n_open = 0
+        for j in range(m):
+            c = close[r, j]
+            if c == c:
+                fs[j, S_MARK] = c
+            p = fs[j, S_POS]
+            positions_out[r, j] = p
+            if p != 0.0:
+                eq += p * fs[j, S_MARK]
+                n_open += 1
         if n_open > 0:
             exposed += 1
 
@@ -842,7 +833,12 @@ def run_nb(
 
         equity_out[r] = eq
         cash_out[r] = cash
-        calm = _calm_nb(fs, ist)
+        calm = True
+        for j in range(m):
+            if ist[j, I_P_DIR] != 0 or ist[j, I_P_EXIT] != 0:
+                calm = False
+            elif fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
+                calm = False
         r += 1
 
     counters[C_EXPOSED_BARS] = exposed
@@ -951,37 +947,54 @@ def simulate_nb(
 
 @njit(cache=True, nogil=True)
 def step_bar_nb(
-    t, tm, open_, high, low, close, params, fs, ist, gs, fills, trades, positions_out, counters
+    t, time, open_, high, low, close, params, fs, ist, gs, fills, trades, positions_out, counters
 ):
-    """Resumable entry, first half of bar ``t`` (opened at ``tm``): its fills and its mark.
+    """Resumable entry, first half of bar ``t``: its fills and its mark, by ``run_nb`` itself.
 
-    ``open_ .. close`` and ``positions_out`` are (1, m) rows of the one bar. Runs the same
-    per-bar functions as ``run_nb``; a bar whose marked equity is <= 0 closes everything and
-    halts, as in ``run_nb`` (there after the intents, which a halted run never executes).
-    Returns the equity at the bar's close; the cash is left in ``gs[G_CASH]``.
+    ``time`` is the (1,) open time and ``open_ .. close``, ``positions_out`` the (1, m) rows
+    of the one bar; ``run_nb`` runs it as bar ``t`` with no intents (they come after the
+    strategy has seen the bar, through ``step_intents_nb``). A bar whose marked equity is
+    <= 0 closes everything and halts, as in ``run_nb`` (there after the intents, which a
+    halted run never executes). Returns the equity at the bar's close.
     """
     m = fs.shape[0]
-    cash = gs[G_CASH]
-    if counters[C_HALTED_BAR] >= 0:
-        for j in range(m):
-            positions_out[0, j] = 0.0
-        return cash
-    cash = _orders_nb(
-        0, t, tm, open_, high, low, close, fs, ist, params, fills, trades, counters, cash
+    none_i = np.zeros((1, m), dtype=np.int8)
+    none_b = np.zeros((1, m), dtype=np.bool_)
+    ph_i = np.zeros((1, 1), dtype=np.int8)
+    ph_f = np.full((1, 1), np.nan)
+    flags = np.zeros(N_FLAGS, dtype=np.int8)
+    equity_out = np.empty(1)
+    cash_out = np.empty(1)
+    run_nb(
+        0,
+        1,
+        t,
+        time,
+        open_,
+        high,
+        low,
+        close,
+        none_i,
+        none_b,
+        ph_i,
+        ph_f,
+        ph_f,
+        ph_f,
+        ph_f,
+        ph_f,
+        flags,
+        params,
+        fs,
+        ist,
+        gs,
+        fills,
+        trades,
+        equity_out,
+        cash_out,
+        positions_out,
+        counters,
     )
-    eq, n_open = _mark_nb(0, close, fs, positions_out, cash)
-    if n_open > 0:
-        counters[C_EXPOSED_BARS] += 1
-    if eq <= 0.0:
-        cash, _ = _close_all_nb(
-            t, tm + int(params[P_TF_MS]), fs, ist, params, fills, trades, counters, cash
-        )
-        for j in range(m):
-            positions_out[0, j] = 0.0
-        eq = cash
-        counters[C_HALTED_BAR] = t
-    gs[G_CASH] = cash
-    return eq
+    return equity_out[0]
 
 
 @njit(cache=True, nogil=True)
