@@ -134,8 +134,9 @@ class Runner:
         started = self.clock()
         last_signal = "-"
         steps = self.feed.steps()
+        guard = _InterruptGuard()
         try:
-            for step in steps:
+            for step in guard.each(steps):
                 t0 = _time.perf_counter()
                 for tf, rows in step.informative.items():
                     for row in rows:
@@ -183,10 +184,14 @@ class Runner:
             rec.interrupted = True
             rec.stopped_by = "interrupt"
         finally:
+            guard.restore()
             close = getattr(steps, "close", None)
             if close is not None:
                 close()
             self.feed.close()
+        if guard.pending:
+            rec.interrupted = True
+            rec.stopped_by = "interrupt"
         if rec.time:
             rec.equity_before_close = rec.equity[-1]
             end_fills = self.broker.finish(None)
@@ -196,6 +201,46 @@ class Runner:
                 rec.cash[-1] = acct.cash
                 rec.positions[-1] = np.zeros(len(self.symbols))
         return rec
+
+
+class _InterruptGuard:
+    """Ctrl-C while a bar is processed is held until the bar is recorded (the broker and the
+    record never disagree about the last bar); while the runner waits for the feed it stops
+    at once. Only in the main thread (elsewhere signals cannot be handled)."""
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.pending = False
+        self.in_bar = False
+        self._old: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.in_bar:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    def each(self, steps: Any) -> Any:
+        for step in steps:
+            self.in_bar = True
+            try:
+                yield step
+            finally:
+                self.in_bar = False
+            if self.pending:
+                return
+
+    def restore(self) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
 
 
 def to_result(rec: RunRecord, broker: Any, config: Any, timeframe: str, tf_ms: int, **meta: Any):

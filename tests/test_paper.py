@@ -232,3 +232,61 @@ def test_informative_candle_waits_for_its_close():
 
 def test_mtf_trend_is_registered_as_used_here():
     assert isinstance(registry.create("mtf_trend", {}, "5m"), MtfTrend)
+
+
+def test_runner_stops_after_duration_and_max_bars_on_its_clock():
+    from adapters.feeds import ReplayFeed
+    from runner.live import Runner
+
+    data = make_multibars(300, base="5m", informative=(), seed=3)
+    strat = registry.create("sma_cross", {"fast": 3, "slow": 10}, "5m")
+    start = int(data.bars.time[50])
+    ticks = iter(range(0, 10_000, 7))  # the wall clock advances 7 s per reading
+
+    def run(**kw):
+        broker = PaperBroker(data.bars.symbols, SimConfig(), data.bars.tf_ms)
+        runner = Runner(
+            strat,
+            data.until(start),
+            ReplayFeed(data, start),
+            broker,
+            clock=lambda: float(next(ticks)),
+        )
+        return runner.run(**kw)
+
+    rec = run(max_bars=20)
+    assert len(rec.time) == 20 and rec.stopped_by == "--max-bars 20"
+    # started at one reading, each bar reads the clock once more: 7 s per bar, 60 s -> 9 bars
+    rec = run(duration_s=60)
+    assert rec.stopped_by == "--duration" and len(rec.time) == 9
+    rec = run()
+    assert rec.stopped_by == "end of feed" and len(rec.time) == 250
+
+
+def test_ctrl_c_inside_a_bar_is_held_until_the_bar_is_recorded():
+    import os
+    import signal
+
+    from adapters.feeds import ReplayFeed
+    from runner.live import Runner
+
+    data = make_multibars(200, base="5m", informative=(), seed=4)
+    strat = registry.create("sma_cross", {"fast": 3, "slow": 10}, "5m")
+    start = int(data.bars.time[50])
+    broker = PaperBroker(data.bars.symbols, SimConfig(), data.bars.tf_ms)
+    seen = []
+
+    def on_status(st):
+        seen.append(st.time)
+        if len(seen) == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # lands inside the 5th bar
+
+    before = signal.getsignal(signal.SIGINT)
+    rec = Runner(
+        strat, data.until(start), ReplayFeed(data, start), broker, on_status=on_status
+    ).run()
+    assert rec.stopped_by == "interrupt" and rec.interrupted
+    # the 5th bar was finished and recorded, no later bar started; the broker agrees
+    assert rec.time == seen == [int(t) for t in data.bars.time[50:55]]
+    assert broker.last_time == rec.time[-1]
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is given back
