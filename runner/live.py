@@ -58,6 +58,7 @@ class RunRecord:
     cash: list[float] = field(default_factory=list)
     positions: list[np.ndarray] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
+    candles: list[Any] = field(default_factory=list)  # the base BarRow of every bar run
     decisions: int = 0
     interrupted: bool = False
     stopped_by: str = ""
@@ -157,6 +158,7 @@ class Runner:
                 rec.cash.append(acct.cash)
                 rec.positions.append(np.array([acct.positions[s] for s in self.symbols]))
                 rec.latency_ms.append(latency)
+                rec.candles.append(step.base)
                 if self.on_status is not None:
                     close = int(step.base.time) + self.tf_ms
                     delay = self.clock() * 1000.0 - close if self.live else None
@@ -241,6 +243,31 @@ class _InterruptGuard:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
             self._old = None
+
+
+def record_bars(rec: RunRecord, timeframe: str, exchange: str = "", synthetic: bool = False):
+    """The base candles of the bars a run went through, as ``datasets.bars.Bars``."""
+    from datasets.bars import Bars
+
+    m = len(rec.symbols)
+
+    def stack(name: str) -> np.ndarray:
+        if not rec.candles:
+            return np.zeros((0, m))
+        return np.ascontiguousarray(np.vstack([getattr(c, name) for c in rec.candles]))
+
+    return Bars(
+        timeframe,
+        rec.symbols,
+        np.asarray(rec.time, dtype=np.int64),
+        stack("open"),
+        stack("high"),
+        stack("low"),
+        stack("close"),
+        stack("volume"),
+        exchange=exchange,
+        synthetic=synthetic,
+    )
 
 
 def to_result(rec: RunRecord, broker: Any, config: Any, timeframe: str, tf_ms: int, **meta: Any):

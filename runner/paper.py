@@ -302,7 +302,7 @@ def run_paper(
     feed_options: dict[str, Any] | None = None,
 ) -> PaperOutput:
     from adapters.broker import PaperBroker
-    from runner.live import Runner, to_result
+    from runner.live import Runner, record_bars, to_result
 
     strat = cls(timeframe=req.timeframe, **req.params)
     cfg = sim_config(settings, req)
@@ -322,7 +322,6 @@ def run_paper(
 
         feed = ReplayFeed(data, first, req.speed, sleep=sleep)
         history = data.until(first)
-        live_bars_source = data
     else:
         from adapters.exchange import public_client
         from adapters.feeds import RestFeed
@@ -367,7 +366,6 @@ def run_paper(
             feed.notify = say
         else:
             feed = RestFeed(ex, req.symbols, req.timeframe, informative, after, **opts)
-        live_bars_source = None
         say(
             f"paper on {req.exchange} ({req.mode}): {', '.join(req.symbols)} {req.timeframe}, "
             f"{req.strategy}, warm-up from "
@@ -397,7 +395,7 @@ def run_paper(
     if not rec.time:
         out.lines.append("no bar closed: nothing to write.")
         return out
-    bars = _live_bars(live_bars_source, runner, rec, req)
+    bars = record_bars(rec, req.timeframe, req.exchange, bool(history.bars.synthetic))
     out.run = _write(settings, req, strat, result, bars, rec, report, elapsed)
     return out
 
@@ -436,18 +434,6 @@ def _replay_data(settings: Any, req: PaperRequest, strat: Any) -> tuple[Any, int
             f"only {base.n:,} are stored up to --to. Give an earlier --from or a later --to."
         )
     return data, int(base.time[first])
-
-
-def _live_bars(source: Any, runner: Any, rec: Any, req: PaperRequest) -> Any:
-    """The base candles of the bars the run went through (for the report's buy-and-hold)."""
-    if source is not None:
-        b = source.bars
-        lo = int(np.searchsorted(b.time, rec.time[0]))
-        return b.slice(lo, lo + len(rec.time))
-    book = runner.book.frames[runner.book.base]
-    times = np.asarray(rec.time, dtype=np.int64)
-    lo = int(np.searchsorted(book.time[: book.n], times[0]))
-    return book.view(lo, book.n).slice(0, book.n - lo)
 
 
 def _write(settings, req, strat, result, bars, rec, report, elapsed) -> Any:

@@ -261,6 +261,13 @@ def test_runner_stops_after_duration_and_max_bars_on_its_clock():
     assert rec.stopped_by == "--duration" and len(rec.time) == 9
     rec = run()
     assert rec.stopped_by == "end of feed" and len(rec.time) == 250
+    # the candles of every bar run are kept for the run folder, though the runner's own
+    # memory holds only the trailing windows (it was trimmed many times over 250 bars)
+    from runner.live import record_bars
+
+    bars = record_bars(rec, "5m")
+    np.testing.assert_array_equal(bars.time, data.bars.time[50:])
+    np.testing.assert_array_equal(bars.close, data.bars.close[50:])
 
 
 def test_ctrl_c_inside_a_bar_is_held_until_the_bar_is_recorded():
