@@ -6,9 +6,12 @@
     python cli.py data download --exchange binance --symbols BTC/USDT --timeframes 1m --from 2023-01-01
     python cli.py data import PATH ...
     python cli.py data list
+    python cli.py paper --symbols BTC/USDT --timeframe 1m --max-bars 60
+    python cli.py paper --replay --from 2024-06-01 --to 2024-06-08
+    python cli.py parity --strategy sma_cross --from 2023-03-01 --to 2023-04-01
 
-Each command lives in its package (``runner/backtest_cli.py``, ``datasets/cli.py``, ...)
-and is imported only when it runs, so ``--help`` stays fast. Heavy libraries
+Each command lives in its package (``runner/backtest_cli.py``, ``runner/paper_cli.py``,
+``datasets/cli.py``, ...) and is imported only when it runs, so ``--help`` stays fast. Heavy libraries
 (numba, torch, quantstats, ccxt) are imported inside the command bodies.
 Commands in ``PLANNED`` are not built yet: ``--help`` lists them as such and running
 one prints a single line and exits with code 2. Bad usage (a mistyped command, a

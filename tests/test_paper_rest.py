@@ -82,6 +82,10 @@ def test_paper_run_over_rest_on_a_fake_clock(tmp_path):
     # only public market-data endpoints were called
     assert "/api/v3/klines" in paths and "/api/v3/exchangeInfo" in paths
     assert not [p for p in paths if p.startswith(PRIVATE)]
+    # the paper broker applies the exchange's rules read from exchangeInfo by ccxt
+    rules = out.runner.broker.rules["BTC/USDT"]
+    assert (rules.amount_step, rules.price_tick, rules.min_cost) == (0.00001, 0.01, 5.0)
+    assert not hasattr(out.runner.broker, "exchange")  # it holds no client at all
     doc = json.loads((out.run.run_dir / "paper.json").read_text())
     assert doc["mode"] == "rest" and doc["bars"] == 8
 
