@@ -297,3 +297,20 @@ def test_ctrl_c_inside_a_bar_is_held_until_the_bar_is_recorded():
     assert rec.time == seen == [int(t) for t in data.bars.time[50:55]]
     assert broker.last_time == rec.time[-1]
     assert signal.getsignal(signal.SIGINT) is before  # the handler is given back
+
+
+def test_replay_speed_paces_bars_in_real_time_divided_by_speed():
+    from adapters.feeds import ReplayFeed
+
+    data = make_multibars(30, base="1m", informative=("5m",), seed=1)
+    waits: list[float] = []
+    feed = ReplayFeed(data, int(data.bars.time[10]), speed=30.0, sleep=waits.append)
+    steps = list(feed.steps())
+    assert len(steps) == 20 and waits == [2.0] * 20  # a 60 s bar every 60 / 30 s
+    # each coarser candle comes with the base bar that closes with it, once
+    five = [r.time for s in steps for r in s.informative.get("5m", [])]
+    closes = [s.base.time + 60_000 for s in steps if "5m" in s.informative]
+    assert five == [t - 300_000 for t in closes] and len(set(five)) == len(five)
+    # --speed 0: as fast as possible, never waits
+    assert len(list(ReplayFeed(data, 0, speed=0.0, sleep=waits.append).steps())) == 30
+    assert len(waits) == 20

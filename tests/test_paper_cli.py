@@ -134,7 +134,6 @@ def test_replay_paper_run_then_parity_of_the_run_and_of_the_period(cfg, capsys):
             "--from",
             "2024-01-01 02:00",
             *common,
-            "--no-report",
             "--config",
             str(cfg),
         ]
@@ -145,6 +144,16 @@ def test_replay_paper_run_then_parity_of_the_run_and_of_the_period(cfg, capsys):
     assert "stopped by end of feed" in out
     trades = pd.read_csv(Path(run) / "trades.csv")
     assert len(trades) > 3
+    # the run folder holds what a backtest's does, the QuantStats report included
+    names = {p.name for p in Path(run).iterdir()}
+    assert {
+        "report.html",
+        "trades.csv",
+        "equity.parquet",
+        "metrics.json",
+        "paper.json",
+        "candles.parquet",
+    } <= names
     assert cli.main(["parity", "--run", run, "--config", str(cfg)]) == 0
     assert "parity: ok" in capsys.readouterr().out
     code = cli.main(
