@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from adapters.broker import BarRow
+from gogo2.errors import Gogo2Error
 from gogo2.timeframes import format_time, timeframe_ms
 
 
@@ -281,6 +282,14 @@ class RestFeed:
             self.symbols, base, self.informative, after, int(grace_s * 1000), self.stats
         )
         self._fetch = fetch or self._fetch_ohlcv
+        self.events: list[str] = []
+        self.notify: Callable[[str], None] | None = None
+        self._failing = False
+
+    def _event(self, text: str) -> None:
+        self.events.append(text)
+        if self.notify is not None:
+            self.notify(text)
 
     def _fetch_ohlcv(self, symbol: str, timeframe: str, since: int) -> list:
         from datasets.exchange_client import call_with_retry
@@ -305,7 +314,19 @@ class RestFeed:
                 last = self.assembler.last_sym[(s, tf)]
                 if last + 2 * step > now:
                     continue  # nothing closed since the last candle emitted
-                rows = self._fetch(s, tf, last + step)
+                try:
+                    rows = self._fetch(s, tf, last + step)
+                except Gogo2Error as e:
+                    # the exchange is down or unreachable: keep going, the candles are asked
+                    # for again at the next poll (from the last one emitted), and whatever
+                    # never comes is reported as a gap, never invented
+                    if not self._failing:
+                        self._event(f"REST: {e} Polling again.")
+                    self._failing = True
+                    continue
+                if self._failing:
+                    self._event("REST: answering again")
+                    self._failing = False
                 new += self.assembler.offer(s, tf, rows, self.clock())
         return new
 
@@ -363,9 +384,7 @@ class WsFeed(RestFeed):
         self.wait_s = wait_s
         self.queue: queue.Queue = queue.Queue()
         self.healthy = False
-        self.events: list[str] = []
         self._series: dict[tuple[str, str], dict[int, list]] = {}
-        self.notify: Callable[[str], None] | None = None
         self._loop: Any = None
         self._thread: Any = None
         self._stop = False
@@ -413,11 +432,6 @@ class WsFeed(RestFeed):
                 delay = min(delay * 2, self.backoff_max_s)
 
     # -- the consumer side ----------------------------------------------------------------------
-
-    def _event(self, text: str) -> None:
-        self.events.append(text)
-        if self.notify is not None:
-            self.notify(text)
 
     def _drain(self, block: bool) -> None:
         import queue

@@ -363,9 +363,9 @@ def run_paper(
 
             ws = public_ws_client(req.exchange, settings.exchange, req.api_url)
             feed = WsFeed(ws, ex, req.symbols, req.timeframe, informative, after, **opts)
-            feed.notify = say
         else:
             feed = RestFeed(ex, req.symbols, req.timeframe, informative, after, **opts)
+        feed.notify = say
         say(
             f"paper on {req.exchange} ({req.mode}): {', '.join(req.symbols)} {req.timeframe}, "
             f"{req.strategy}, warm-up from "

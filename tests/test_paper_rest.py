@@ -293,3 +293,53 @@ def test_warm_start_reads_the_catalog_and_fetches_only_the_rest(tmp_path):
     assert first["BTCUSDT"] == parse_time("2024-01-09 23:56")
     assert first["ETHUSDT"] == parse_time("2024-01-09 23:48")
     assert "(8 candles from the catalog, 16 fetched)" in lines[0]
+
+
+def test_an_exchange_failing_mid_run_is_waited_out_without_losing_a_bar(tmp_path):
+    from runner import paper as session
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"data:\n  dir: {tmp_path / 'data'}\nbacktest:\n  report_dir: {tmp_path / 'reports'}\n"
+    )
+    settings = load_settings(cfg)
+    start = parse_time("2024-01-10") + 30_000
+    with FakeBinance(now_ms=start) as fake:
+        lines: list[str] = []
+
+        def say(text: str) -> None:
+            lines.append(text)
+            if sum(" equity " in t for t in lines) == 2 and " equity " in text:
+                fake.fail_next(25, "503")  # every kline request for a while answers 503
+
+        def sleep(s: float) -> None:
+            fake.now_ms += int(s * 1000)
+
+        req, cls = session.validate(
+            settings,
+            mode="rest",
+            exchange="binance",
+            symbols="BTC/USDT,ETH/USDT",
+            timeframe="1m",
+            strategy="sma_cross",
+            params=["fast=3", "slow=8"],
+            max_bars=8,
+            api_url=fake.base_url,
+        )
+        out = session.run_paper(
+            settings,
+            req,
+            cls,
+            report=False,
+            say=say,
+            clock=lambda: fake.now_ms / 1000.0,
+            sleep=sleep,
+            feed_options={"poll_s": 5.0},
+        )
+        failures_left = len(fake._failures)
+    rec = out.record
+    assert failures_left == 0  # the outage was really served
+    assert len(rec.time) == 8 and bool(np.all(np.diff(rec.time) == 60_000))
+    assert any(t.startswith("REST: ") and "Polling again" in t for t in lines)
+    assert "REST: answering again" in lines
+    assert not out.feed_stats.gaps  # late, but nothing missing: every candle came
