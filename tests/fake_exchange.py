@@ -485,6 +485,15 @@ class FakeKlineStream:
         """Push the candles of every subscription up to ``now_ms``; returns events sent."""
         return self._call(self._publish())
 
+    def wait_subscribed(self, streams: int, timeout: float = 5.0) -> bool:
+        """Wait (real time) until ``streams`` kline streams are subscribed; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(len(v) for v in list(self._conns.values())) >= streams:
+                return True
+            time.sleep(0.01)
+        return False
+
     def drop(self) -> None:
         """Close every open connection (the client sees a dropped socket)."""
         self._call(self._drop())

@@ -37,6 +37,8 @@ def _run(tmp_path, max_bars, on_line=None, feed_options=None):
                 return fake.now_ms / 1000.0
 
             def sleep(s: float) -> None:
+                if not stream.refuse:
+                    stream.wait_subscribed(2)  # the fake clock waits for the client to connect
                 fake.now_ms += int(s * 1000)
                 stream.publish()
                 time.sleep(0.03)  # let the socket deliver
