@@ -339,6 +339,40 @@ class PaperBroker:
             self.equity = float(self.gs[self._nb.G_CASH])
         return self._collect()
 
+    # -- state (a journal stores it; a restarted run restores it before its first bar) -------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole simulated account: kernel state, counters, bar number, records so far."""
+        return {
+            "fs": self.fs.copy(),
+            "ist": self.ist.copy(),
+            "gs": self.gs.copy(),
+            "counters": self.counters.copy(),
+            "bar": self.bar,
+            "last_time": self.last_time,
+            "equity": self.equity,
+            "fills": self.fills_array(),
+            "trades": self.trades_array(),
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Continue from :meth:`snapshot` (same symbols and config): resting orders, open
+        positions with their stops, cash and counters are as they were."""
+        if snap["fs"].shape != self.fs.shape:
+            raise UserInputError(
+                f"the saved paper account holds {snap['fs'].shape[0]} symbols, this run "
+                f"{self.fs.shape[0]}; resume it with the same --symbols."
+            )
+        self.fs[:] = snap["fs"]
+        self.ist[:] = snap["ist"]
+        self.gs[:] = snap["gs"]
+        self.counters[:] = snap["counters"]
+        self.bar = int(snap["bar"])
+        self.last_time = None if snap["last_time"] is None else int(snap["last_time"])
+        self.equity = float(snap["equity"])
+        self.fill_records = [snap["fills"]] if len(snap["fills"]) else []
+        self.trade_records = [snap["trades"]] if len(snap["trades"]) else []
+
     # -- records -----------------------------------------------------------------------------
 
     @property

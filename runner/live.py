@@ -46,6 +46,7 @@ class BarStatus:
     fills: list[Fill]
     latency_ms: float  # bar arrival -> order handed to the broker (processing only)
     delay_ms: float | None  # wall clock at the order minus the bar's close (live feeds)
+    intents: Intents | None = None  # the decision handed to the broker (None in warm-up)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class RunRecord:
     positions: list[np.ndarray] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     candles: list[Any] = field(default_factory=list)  # the base BarRow of every bar run
+    end_fills: list[Fill] = field(default_factory=list)  # the broker's closing fills
     decisions: int = 0
     interrupted: bool = False
     stopped_by: str = ""
@@ -130,7 +132,12 @@ class Runner:
         self.live = live
         self.tf_ms = int(history.bars.tf_ms)
 
-    def run(self, max_bars: int | None = None, duration_s: float | None = None) -> RunRecord:
+    def run(
+        self, max_bars: int | None = None, duration_s: float | None = None, finish: bool = True
+    ) -> RunRecord:
+        """Run until a stop condition (see the module docstring). ``finish=False`` leaves the
+        broker's positions and resting orders open (a run to be continued from the broker's
+        state, e.g. ``PaperBroker.snapshot``)."""
         rec = RunRecord(self.symbols)
         started = self.clock()
         last_signal = "-"
@@ -144,6 +151,7 @@ class Runner:
                         self.book.append(tf, row)
                 self.book.append(self.book.base, step.base)
                 fills = self.broker.on_bar(step.base)
+                intents = None
                 if self.book.n_base > self.warmup:
                     intents = last_intents(self.strategy, self.book.window())
                     self.broker.submit(step.base.time, intents)
@@ -172,6 +180,7 @@ class Runner:
                             fills,
                             latency,
                             delay,
+                            intents,
                         )
                     )
                 if max_bars is not None and len(rec.time) >= max_bars:
@@ -196,7 +205,9 @@ class Runner:
             rec.stopped_by = "interrupt"
         if rec.time:
             rec.equity_before_close = rec.equity[-1]
+        if rec.time and finish:
             end_fills = self.broker.finish(None)
+            rec.end_fills = list(end_fills)
             if end_fills:
                 acct = self.broker.account()
                 rec.equity[-1] = acct.equity

@@ -314,3 +314,28 @@ def test_replay_speed_paces_bars_in_real_time_divided_by_speed():
     # --speed 0: as fast as possible, never waits
     assert len(list(ReplayFeed(data, 0, speed=0.0, sleep=waits.append).steps())) == 30
     assert len(waits) == 20
+
+
+def test_a_paper_account_restored_from_a_snapshot_continues_as_if_never_stopped():
+    from adapters.feeds import ReplayFeed
+    from runner.live import Runner
+
+    data = make_multibars(1500, base="5m", informative=(), seed=11, vol=0.004)
+    strat = LimitBracket("5m")
+    cfg = SimConfig(order_ttl=3)
+    t0 = int(data.bars.time[100])
+    whole = PaperBroker(data.bars.symbols, cfg, data.bars.tf_ms)
+    rec = Runner(strat, data.until(t0), ReplayFeed(data, t0), whole).run()
+    # stop where a position is open (with its stop, target and trail), then resume
+    held = np.flatnonzero(np.abs(np.vstack(rec.positions)).sum(axis=1) > 0)
+    k = int(held[held > 300][0])
+    first = PaperBroker(data.bars.symbols, cfg, data.bars.tf_ms)
+    Runner(strat, data.until(t0), ReplayFeed(data, t0), first).run(max_bars=k + 1, finish=False)
+    snap = first.snapshot()
+    assert (snap["fs"][:, 0] != 0).any()
+    second = PaperBroker(data.bars.symbols, cfg, data.bars.tf_ms)
+    second.restore(snap)
+    t1 = int(data.bars.time[100 + k + 1])
+    Runner(strat, data.until(t1), ReplayFeed(data, t1), second).run()
+    np.testing.assert_array_equal(second.trades_array(), whole.trades_array())
+    assert second.account().cash == whole.account().cash
