@@ -68,8 +68,13 @@ def compare_trades(
     backtest_bars: Any = None,
     paper_bars: Any = None,
     tf_ms: int = 0,
+    window: int = 0,
 ) -> ParityReport:
     """Compare two trade tables (``BacktestResult.trades`` columns).
+
+    ``window`` (the strategy's ``warmup + 1``) lets a changed decision name a missing candle
+    inside the trailing window it was taken on (a strategy whose indicators skip missing
+    candles needs more rows than its warm-up then).
 
     ``rules`` maps symbols to ``adapters.broker.MarketRules``; ``backtest_bars`` and
     ``paper_bars`` (``datasets.bars.Bars``) are the candles each side saw, to name a
@@ -132,10 +137,34 @@ def compare_trades(
                 {"entry_price": (float(t["entry_price"]), math.nan)},
                 cause,
             )
+        if d.cause == "changed decision" and window and backtest_bars is not None:
+            # the decision that changed: the earlier exit when the exits differ, else the entry
+            when = min(d.fields["exit_time"]) if "exit_time" in d.fields else k[1]
+            note = _gap_in_window(backtest_bars, sym, when, tf_ms, window)
+            if note:
+                d.cause = f"changed decision ({note})"
         carried = True  # later sizes follow from the equity this difference changed
         report.diffs.append(d)
         rows.append((k, d))
     return report
+
+
+def _gap_in_window(bars: Any, symbol: str, fill_time: Any, tf_ms: int, window: int) -> str:
+    """'a missing candle in its window' when the trailing window of the decision bar before
+    ``fill_time`` lacks a candle of ``symbol``, else ''."""
+    import pandas as pd
+
+    if symbol not in bars.symbols or not tf_ms:
+        return ""
+    j = bars.symbols.index(symbol)
+    decided = int(pd.Timestamp(fill_time).value // 1_000_000) - tf_ms
+    i = int(np.searchsorted(bars.time, decided, side="right")) - 1
+    if i < 0:
+        return ""
+    lo = max(0, i - window + 1)
+    if np.isnan(bars.close[lo : i + 1, j]).any():
+        return f"a missing {symbol} candle in its {window}-bar window"
+    return ""
 
 
 def _missing_candle(bars: Any, symbol: str, trade: Any, tf_ms: int) -> bool:
@@ -165,7 +194,7 @@ def format_report(report: ParityReport) -> list[str]:
     for d in report.diffs:
         what = "; ".join(f"{k} {a} vs {b}" for k, (a, b) in d.fields.items())
         lines.append(f"  {d.entry_time} {d.symbol} {d.side} [{d.what}] {what} -> cause: {d.cause}")
-    if any(d.cause == "changed decision" for d in report.diffs):
+    if any(d.cause.startswith("changed decision") for d in report.diffs):
         lines.append(
             "a changed decision means the strategy decided differently on the live trailing "
             "window than on the whole history: its warm-up is too short for this timeframe "
@@ -271,9 +300,10 @@ def check_period(
     return compare_trades(
         bt.result.trades,
         rp.result.trades,
-        backtest_bars=bt.bars,
-        paper_bars=bt.bars,
+        backtest_bars=data.bars,
+        paper_bars=data.bars,
         tf_ms=int(bt.bars.tf_ms),
+        window=int(strat.warmup) + 1,
     )
 
 
@@ -338,6 +368,12 @@ def check_run(settings: Any, run_dir: str) -> ParityReport:
         )
         cols[f] = np.ascontiguousarray(wide.to_numpy(np.float64))
     paper_bars = Bars(doc["timeframe"], syms, times, *(cols[f] for f in cols))
+    strat = _strategy(bt.request)
     return compare_trades(
-        bt.result.trades, paper, backtest_bars=bt.bars, paper_bars=paper_bars, tf_ms=tf_ms
+        bt.result.trades,
+        paper,
+        backtest_bars=bt.bars,
+        paper_bars=paper_bars,
+        tf_ms=tf_ms,
+        window=int(strat.warmup) + 1,
     )

@@ -369,3 +369,23 @@ def test_replay_parity_holds_across_missing_candles(entry):
     assert rp.broker.expired == bt.expired and rp.broker.rejected == bt.rejected
     if entry == "market":
         assert bt.expired > 0  # some market entries met a missing candle and expired
+
+
+def test_parity_names_a_missing_candle_inside_the_decision_window():
+    """sma_cross's SMA averages the last existing candles, so a window of warmup + 1 rows
+    holding a gap decides differently from the whole history: parity says where."""
+    data = make_multibars(3000, base="5m", informative=(), seed=7, vol=0.004, gaps=0.01)
+    strat = registry.create("sma_cross", {"fast": 5, "slow": 20}, "5m")
+    cfg = SimConfig()
+    bt = simulate(data, strat.signals(data), cfg, warmup=400)
+    rp = replay(strat, data, int(data.bars.time[400]), cfg)
+    rep = compare_trades(
+        bt.trades,
+        rp.result.trades,
+        backtest_bars=data.bars,
+        tf_ms=data.bars.tf_ms,
+        window=strat.warmup + 1,
+    )
+    assert not rep.ok
+    first = rep.diffs[0]
+    assert first.cause.startswith("changed decision (a missing ") and "21-bar window" in first.cause
