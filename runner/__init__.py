@@ -1,0 +1,6 @@
+"""Composition of the commands that span the layers: catalog, strategies, engine, adapters.
+
+The import arrows run catalog -> features -> strategies -> engine; this package sits above
+them all (nothing below imports it): the backtest command (``runner.backtest``), the
+paper/live runner (``runner.live``), the parity report (``runner.parity``).
+"""
