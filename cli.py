@@ -32,6 +32,17 @@ COMMANDS = {
         "Prove a strategy's past decisions do not change when future data is cut.",
     ),
     "data": ("datasets.cli", "data", "Download, import and list market data."),
+    "sweep": (
+        "runner.cli",
+        "sweep",
+        "Backtest a strategy over a grid of parameters and rank them.",
+    ),
+    "walk-forward": (
+        "runner.cli",
+        "walk_forward",
+        "Choose parameters on rolling train windows, trade them on the next test window.",
+    ),
+    "runs": ("runner.cli", "runs", "List, show and compare recorded runs (the run store)."),
 }
 
 # Commands that are not built yet; move one to COMMANDS when it exists.
@@ -39,7 +50,6 @@ PLANNED = {
     "paper": "paper trading: a strategy on live prices with simulated fills",
     "live": "live trading on an exchange account through ccxt",
     "train": "train the torch models on catalog data",
-    "sweep": "backtest a strategy over a grid of parameters",
 }
 
 

@@ -1,0 +1,160 @@
+"""Where the chunks of a sweep run: numba threads in this process, or Ray tasks.
+
+``local``: chunks run one after the other; inside a chunk the kernel runs the
+combinations in parallel on ``--jobs`` numba threads (``nogil``, ``prange``), and the
+indicators are shared by every chunk (computed once per distinct parameter value).
+
+``ray``: the market data goes once into Ray's object store (numpy arrays are read
+zero-copy by the workers) and each chunk of combinations is one Ray task. Without
+``--ray-address`` a local Ray starts with ``--jobs`` CPUs; with it the tasks go to an
+existing cluster. The results are the same numbers as the local executor's: each
+combination is the same deterministic kernel run on the same arrays.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from gogo2.errors import UserInputError
+
+RAY_INSTALL = 'pip install -e ".[ray]"'
+
+
+class MissingExtraError(UserInputError):
+    """An optional dependency the chosen option needs is not installed."""
+
+
+def require_ray() -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise MissingExtraError(
+            f"--executor ray needs Ray, which is not installed. Install it with {RAY_INSTALL} "
+            "(or pip install ray), or use --executor local."
+        ) from None
+
+
+def require_optuna() -> None:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise MissingExtraError(
+            "--search optuna needs optuna, which is not installed: pip install optuna "
+            "(it is a dependency of gogo2; reinstall with pip install -e .)."
+        ) from None
+
+
+class LocalExecutor:
+    def __init__(self, data: Any, jobs: int | None) -> None:
+        import numba
+
+        self.data = data
+        self.workers = int(jobs or numba.config.NUMBA_NUM_THREADS)
+        self.workers = max(1, min(self.workers, numba.config.NUMBA_NUM_THREADS))
+        self._memo: Any = None
+
+    def run(
+        self, combos: list[dict[str, Any]], progress: Callable[[int, int], None] | None = None
+    ) -> list:
+        import numba
+
+        from datasets.indicators import memoized
+        from runner.engine_many import chunk_size, run_chunk
+
+        n, m = self.data.ohlc[0].shape
+        size = max(self.workers, chunk_size(n, m, _fields_hint(self.data, combos)))
+        out = []
+        before = numba.get_num_threads()
+        numba.set_num_threads(self.workers)
+        try:
+            with memoized():  # indicators shared across chunks
+                for a in range(0, len(combos), size):
+                    out.append(run_chunk(self.data, combos[a : a + size]))
+                    if progress is not None:
+                        progress(min(a + size, len(combos)), len(combos))
+        finally:
+            numba.set_num_threads(before)
+        return out
+
+    def close(self) -> None:
+        return None
+
+
+def _fields_hint(data: Any, combos: list[dict[str, Any]]) -> int:
+    """How many (n, m) arrays one combination's signals hold (entries, exits + optional)."""
+    if not combos:
+        return 2
+    from strategies.registry import get
+
+    strat = get(data.strategy)(timeframe=data.timeframe, **combos[0])
+    sig = strat.signals(data.multibars)
+    names = ("order_type", "price", "size", "sl", "tp", "trail")
+    return 2 + sum(getattr(sig, f) is not None for f in names)
+
+
+def _ray_chunk(data: Any, combos: list[dict[str, Any]]) -> Any:
+    from runner.engine_many import run_chunk
+
+    return run_chunk(data, combos)
+
+
+class RayExecutor:
+    def __init__(self, data: Any, jobs: int | None, address: str | None) -> None:
+        require_ray()
+        import ray
+
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            env = {"env_vars": {"PYTHONPATH": _project_root()}}
+            if address:
+                ray.init(address=address, runtime_env=env, log_to_driver=False)
+            else:
+                ray.init(
+                    num_cpus=int(jobs or 2),
+                    include_dashboard=False,
+                    runtime_env=env,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            self.started = True
+        self.workers = int(ray.cluster_resources().get("CPU", 1))
+        self.data_ref = ray.put(data)
+        self.remote = ray.remote(num_cpus=1)(_ray_chunk)
+
+    def run(
+        self, combos: list[dict[str, Any]], progress: Callable[[int, int], None] | None = None
+    ) -> list:
+        ray = self.ray
+        # small chunks keep every CPU busy; each task recomputes its own indicators
+        size = max(1, -(-len(combos) // (4 * self.workers)))
+        size = min(size, 256)
+        refs = [
+            self.remote.remote(self.data_ref, combos[a : a + size])
+            for a in range(0, len(combos), size)
+        ]
+        out = []
+        done = 0
+        for ref in refs:  # in submission order, so the result order is the grid's
+            res = ray.get(ref)
+            out.append(res)
+            done += res.daily.shape[0]
+            if progress is not None:
+                progress(done, len(combos))
+        return out
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def _project_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_executor(kind: str, data: Any, *, jobs: int | None, address: str | None) -> Any:
+    if kind == "ray":
+        return RayExecutor(data, jobs, address)
+    return LocalExecutor(data, jobs)
