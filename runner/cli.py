@@ -317,9 +317,6 @@ def runs_list(strategy: str | None, last: int, config_path: str | None) -> None:
     """The newest runs: id, kind, time, strategy, period and the main metric."""
     import json
 
-    from rich.console import Console
-    from rich.table import Table
-
     from engine.run import _report_dir
     from gogo2.errors import UserInputError
     from runner import runstore
@@ -329,35 +326,34 @@ def runs_list(strategy: str | None, last: int, config_path: str | None) -> None:
     settings = load(config_path)
     report_dir = _report_dir(settings)
     rows = runstore.list_runs(report_dir, strategy, last)
-    console = Console()
     if not rows:
-        console.print(f"no runs recorded in {runstore.store_path(report_dir)}", markup=False)
+        click.echo(f"no runs recorded in {runstore.store_path(report_dir)}")
         return
-    table = Table()
-    for c in (
-        "id",
-        "kind",
-        "created (UTC)",
-        "strategy",
-        "timeframe",
-        "symbols",
-        "period",
-        "result",
-    ):
-        table.add_column(c)
+    lines = [
+        ("id", "kind", "created (UTC)", "strategy", "timeframe", "symbols", "period", "result")
+    ]
     for r in rows:
         m = json.loads(r["metrics"]) if isinstance(r["metrics"], str) else (r["metrics"] or {})
-        table.add_row(
-            r["id"],
-            r["kind"],
-            str(r["created"])[:19],
-            r["strategy"] or "",
-            r["timeframe"] or "",
-            r["symbols"] or "",
-            r["period"] or "",
-            _headline(r["kind"], m),
+        lines.append(
+            (
+                r["id"],
+                r["kind"],
+                str(r["created"])[:19],
+                r["strategy"] or "",
+                r["timeframe"] or "",
+                r["symbols"] or "",
+                r["period"] or "",
+                _headline(r["kind"], m),
+            )
         )
-    console.print(table)
+    _echo_columns(lines)
+
+
+def _echo_columns(lines: list[tuple[str, ...]]) -> None:
+    """Plain aligned columns (ids and values are never cut, whatever the terminal width)."""
+    widths = [max(len(str(row[i])) for row in lines) for i in range(len(lines[0]))]
+    for row in lines:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _headline(kind: str, m: dict[str, Any]) -> str:
@@ -421,8 +417,6 @@ def runs_show(run_id: str, config_path: str | None) -> None:
 @config_option
 def runs_compare(first: str, second: str, config_path: str | None) -> None:
     """Config and metric differences of two runs side by side, and whether the data was the same."""
-    from rich.console import Console
-    from rich.table import Table
 
     from engine.run import _report_dir
     from runner import runstore
@@ -432,29 +426,19 @@ def runs_compare(first: str, second: str, config_path: str | None) -> None:
     a = runstore.get_run(report_dir, first)
     b = runstore.get_run(report_dir, second)
     diff = runstore.compare(a, b)
-    console = Console()
-    table = Table(title="config differences")
-    table.add_column("setting")
-    table.add_column(a["id"])
-    table.add_column(b["id"])
-    for k, x, y in diff["config"]:
-        table.add_row(k, _num(x), _num(y))
     if diff["config"]:
-        console.print(table)
+        click.echo("config differences:")
+        _echo_columns(
+            [("setting", a["id"], b["id"])] + [(k, _num(x), _num(y)) for k, x, y in diff["config"]]
+        )
     else:
-        console.print("config: identical", markup=False)
-    mt = Table(title="metrics")
-    mt.add_column("metric")
-    mt.add_column(a["id"])
-    mt.add_column(b["id"])
-    for k, x, y in diff["metrics"]:
-        mt.add_row(k, _num(x), _num(y))
-    console.print(mt)
-    console.print(
+        click.echo("config: identical")
+    click.echo("metrics:")
+    _echo_columns(
+        [("metric", a["id"], b["id"])] + [(k, _num(x), _num(y)) for k, x, y in diff["metrics"]]
+    )
+    click.echo(
         "data: "
-        + ("the same candles" if diff["same_data"] else "DIFFERENT candles (fingerprints differ)"),
-        markup=False,
+        + ("the same candles" if diff["same_data"] else "DIFFERENT candles (fingerprints differ)")
     )
-    console.print(
-        "code: " + ("the same commit" if diff["same_code"] else "different commits"), markup=False
-    )
+    click.echo("code: " + ("the same commit" if diff["same_code"] else "different commits"))

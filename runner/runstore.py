@@ -7,13 +7,15 @@ timings, peak memory, metrics and output paths. A sweep also stores every combin
 parameters and metrics in ``sweep_results``; a walk-forward its windows in
 ``walkforward_windows``.
 
-Writes are one transaction each (an interrupt leaves the old state or the new), and
-DuckDB allows one writing process at a time: a writer that finds the file locked by
-another process retries with backoff for up to ``LOCK_WAIT_S`` seconds.
+Writes are one transaction each (an interrupt leaves the old state or the new). DuckDB
+allows one writing process at a time: gogo2 writers queue on a lock file beside the store
+(``runs.duckdb.lock``, readers take it shared), and a writer that still finds the file
+locked by another program retries with backoff, for up to ``LOCK_WAIT_S`` seconds each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,8 +243,44 @@ def new_id(kind: str) -> str:
 # -- writing --------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _locked(path: Path, exclusive: bool) -> Iterator[None]:
+    """Hold ``<store>.lock`` (exclusive for writers, shared for readers) across processes.
+
+    DuckDB lets one process write a file at a time and a second process that opens it
+    while it is being created can see a partial file: gogo2 processes queue on this lock
+    first, waiting up to ``LOCK_WAIT_S`` seconds.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: DuckDB's own lock and the retries
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        deadline = time.monotonic() + LOCK_WAIT_S
+        delay = 0.02
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RunStoreError(
+                        f"the run store {path} stayed locked by another gogo2 process for "
+                        f"{LOCK_WAIT_S:g} s; run again when it has finished."
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _connect(path: Path, read_only: bool = False) -> Any:
-    """Open the store, retrying while another process holds DuckDB's write lock."""
+    """Open the store, retrying while another program holds DuckDB's write lock."""
     import duckdb
 
     deadline = time.monotonic() + LOCK_WAIT_S
@@ -256,7 +294,7 @@ def _connect(path: Path, read_only: bool = False) -> Any:
         except duckdb.IOException as e:
             if "lock" not in str(e).lower() or time.monotonic() > deadline:
                 raise RunStoreError(
-                    f"could not open the run store {path}: {e}. Another gogo2 process may be "
+                    f"could not open the run store {path}: {e}. Another process may be "
                     "writing it; run again when it has finished."
                 ) from None
             time.sleep(delay)
@@ -282,7 +320,13 @@ def record(
         m.packages = package_versions()
     if m.peak_rss_mb is None:
         m.peak_rss_mb = peak_rss_mb()
-    con = _connect(store_path(report_dir))
+    path = store_path(report_dir)
+    with _locked(path, exclusive=True):
+        return _write(path, m, sweep_rows, windows)
+
+
+def _write(path: Path, m: Manifest, sweep_rows: Any, windows: Any) -> str:
+    con = _connect(path)
     try:
         con.execute(SCHEMA)
         con.execute("BEGIN TRANSACTION")
@@ -351,13 +395,14 @@ def _rows(report_dir: Path, sql: str, args: list[Any]) -> tuple[list[str], list[
     path = store_path(report_dir)
     if not path.exists():
         return [], []
-    con = _connect(path, read_only=True)
-    try:
-        cur = con.execute(sql, args)
-        cols = [d[0] for d in cur.description]
-        return cols, cur.fetchall()
-    finally:
-        con.close()
+    with _locked(path, exclusive=False):
+        con = _connect(path, read_only=True)
+        try:
+            cur = con.execute(sql, args)
+            cols = [d[0] for d in cur.description]
+            return cols, cur.fetchall()
+        finally:
+            con.close()
 
 
 def list_runs(report_dir: Path, strategy: str | None = None, last: int | None = None) -> list[dict]:

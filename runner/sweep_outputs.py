@@ -164,7 +164,7 @@ def write_sweep(settings: Any, out: Any, space: Any, *, executor: str, jobs: int
         exchange=req.exchange,
         period=f"{format_time(first)} -> {format_time(last)}",
         config={**config, "executor": executor, "jobs": jobs},
-        data_fingerprint=runstore.fingerprint_bars(out.data.multibars),
+        data_fingerprint=runstore.fingerprint_bars(bars.slice(out.data.before, bars.n)),
         data_files=runstore.catalog_files(
             Path(settings.data.path), req.exchange, req.symbols, out.data.multibars.frames
         ),

@@ -273,3 +273,17 @@ def test_results_csv_round_trip(proj: tuple) -> None:
     back = pd.read_csv(Path(out.files["results"]))
     assert back["fast"].tolist() == out.table["fast"].tolist()
     assert np.allclose(back["total_return"], out.table["total_return"], rtol=1e-9)
+
+
+def test_help_of_the_research_commands_imports_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    heavy = ("numba", "quantstats", "torch", "duckdb", "pandas", "optuna", "ray", "matplotlib")
+    code = f"import sys, runner.cli\nprint(','.join(m for m in {heavy!r} if m in sys.modules))"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+    for name in ("sweep", "walk-forward", "runs"):
+        assert cli.main([name, "--help"]) == 0
