@@ -78,6 +78,9 @@ class LocalExecutor:
             numba.set_num_threads(before)
         return out
 
+    def set_data(self, data: Any) -> None:
+        self.data = data
+
     def close(self) -> None:
         return None
 
@@ -121,8 +124,12 @@ class RayExecutor:
                 )
             self.started = True
         self.workers = int(ray.cluster_resources().get("CPU", 1))
-        self.data_ref = ray.put(data)
+        self.data_ref = ray.put(data) if data is not None else None
         self.remote = ray.remote(num_cpus=1)(_ray_chunk)
+
+    def set_data(self, data: Any) -> None:
+        """Put another data set (a walk-forward window) into the object store."""
+        self.data_ref = self.ray.put(data)
 
     def run(
         self, combos: list[dict[str, Any]], progress: Callable[[int, int], None] | None = None
