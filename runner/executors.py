@@ -111,14 +111,19 @@ class RayExecutor:
         self.ray = ray
         self.started = False
         if not ray.is_initialized():
-            env = {"env_vars": {"PYTHONPATH": _project_root()}}
+            root = _project_root()
             if address:
+                # a cluster's workers need the project on their path: ship the root's path
+                # (the cluster's nodes must hold the same checkout there, or install gogo2)
+                env = {"env_vars": {"PYTHONPATH": root}}
                 ray.init(address=address, runtime_env=env, log_to_driver=False)
             else:
+                # a local Ray's workers inherit this environment
+                paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+                os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
                 ray.init(
                     num_cpus=int(jobs or 2),
                     include_dashboard=False,
-                    runtime_env=env,
                     log_to_driver=False,
                     configure_logging=False,
                 )
