@@ -252,6 +252,13 @@ def memoized() -> Iterator[dict]:
         table.clear()
 
 
+def memoized_here() -> contextlib.AbstractContextManager:
+    """The memo already open in this context, or a new one for the block."""
+    if _MEMO.get() is not None:
+        return contextlib.nullcontext()
+    return memoized()
+
+
 def _memo(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

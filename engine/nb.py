@@ -852,6 +852,7 @@ def simulate_many_nb(
     daily_out,
     final_out,
     counters_out,
+    blocks,
 ):
     """Run ``simulate_nb`` for many parameter sets over the same bars, in parallel.
 
@@ -880,37 +881,43 @@ def simulate_many_nb(
         Output: equity after the last bar (after the end close, if any).
     counters_out : int64 (k, N_COUNTERS)
         Output: each run's counters.
+    blocks : int
+        Parallel blocks (the thread count): block ``w`` runs combinations ``w, w + blocks,
+        ...`` and allocates its per-bar buffers once (fresh pages cost more than the
+        simulation of a calm run).
     """
     k = entries.shape[0]
     n, m = open_.shape
     d = day_end.shape[0]
-    for i in prange(k):
+    blocks = max(1, min(k, blocks))
+    for w in prange(blocks):
         equity = np.empty(n, dtype=np.float64)
         cash = np.empty(n, dtype=np.float64)
         positions = np.empty((n, m), dtype=np.float64)
-        simulate_nb(
-            time,
-            open_,
-            high,
-            low,
-            close,
-            entries[i],
-            exits[i],
-            order_type[i],
-            price[i],
-            size[i],
-            sl[i],
-            tp[i],
-            trail[i],
-            flags[i],
-            params[i],
-            fills,
-            trades,
-            equity,
-            cash,
-            positions,
-            counters_out[i],
-        )
-        for q in range(d):
-            daily_out[i, q] = equity[day_end[q]]
-        final_out[i] = equity[n - 1] if n > 0 else params[i, P_CASH]
+        for i in range(w, k, blocks):
+            simulate_nb(
+                time,
+                open_,
+                high,
+                low,
+                close,
+                entries[i],
+                exits[i],
+                order_type[i],
+                price[i],
+                size[i],
+                sl[i],
+                tp[i],
+                trail[i],
+                flags[i],
+                params[i],
+                fills,
+                trades,
+                equity,
+                cash,
+                positions,
+                counters_out[i],
+            )
+            for q in range(d):
+                daily_out[i, q] = equity[day_end[q]]
+            final_out[i] = equity[n - 1] if n > 0 else params[i, P_CASH]

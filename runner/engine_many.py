@@ -29,7 +29,7 @@ import numpy as np
 from engine import enums
 
 #: bytes of signal arrays one chunk may hold (the kernel's per-thread buffers come on top)
-CHUNK_BYTES = 192 * 2**20
+CHUNK_BYTES = 64 * 2**20
 METRIC_NAMES = (
     "total_return",
     "cagr",
@@ -94,9 +94,13 @@ def chunk_size(n: int, m: int, n_fields: int = 2, cap: int = 256) -> int:
     return int(max(1, min(cap, CHUNK_BYTES // per)))
 
 
-def run_chunk(data: SweepData, combos: list[dict[str, Any]]) -> ChunkResult:
-    """Signals of every parameter set of ``combos``, then one parallel kernel call."""
-    from datasets.indicators import memoized
+def run_chunk(data: SweepData, combos: list[dict[str, Any]], threads: int = 1) -> ChunkResult:
+    """Signals of every parameter set of ``combos`` (on ``threads`` threads), then one
+    parallel kernel call. Indicators are shared through ``datasets.indicators.memoized``
+    (the caller's memo when one is open, else one for this chunk)."""
+    import numba
+
+    from datasets.indicators import memoized_here
     from engine import checks, nb
     from strategies.registry import get
 
@@ -112,27 +116,39 @@ def run_chunk(data: SweepData, combos: list[dict[str, Any]]) -> ChunkResult:
     optional: dict[str, np.ndarray | None] = dict.fromkeys(
         ("order_type", "price", "size", "sl", "tp", "trail")
     )
-    pending: list[tuple[int, dict[str, np.ndarray]]] = []
-    with memoized():
-        for i, combo in enumerate(combos):
-            strat = cls(timeframe=data.timeframe, **combo)
-            sig = checks.prepare_signals(strat.signals(data.multibars), n, m, bars)
-            entries[i] = sig["entries"]
-            exits[i] = sig["exits"]
-            flags[i] = sig["flags"]
-            act = max(data.before, int(strat.warmup))
-            act_from[i] = act
-            params[i] = data.sim_params
-            params[i, enums.P_WARMUP] = act
-            present = {
-                name: sig[name] for name, flag in _FIELD_FLAGS.items() if sig["flags"][flag] != 0
-            }
-            pending.append((i, present))
-            for name in present:
-                if optional[name] is None:
-                    optional[name] = _filled(name, k, n, m)
-    for i, present in pending:
+    present_of: list[dict[str, np.ndarray]] = [{} for _ in range(k)]
+
+    def one(i: int) -> None:
+        strat = cls(timeframe=data.timeframe, **combos[i])
+        sig = checks.prepare_signals(strat.signals(data.multibars), n, m, bars)
+        entries[i] = sig["entries"]
+        exits[i] = sig["exits"]
+        flags[i] = sig["flags"]
+        act = max(data.before, int(strat.warmup))
+        act_from[i] = act
+        params[i] = data.sim_params
+        params[i, enums.P_WARMUP] = act
+        present_of[i] = {
+            name: sig[name] for name, flag in _FIELD_FLAGS.items() if sig["flags"][flag] != 0
+        }
+
+    with memoized_here():
+        if threads > 1 and k > 1:
+            # signal code is numpy and numba (nogil): threads overlap; every thread shares
+            # the indicator memo through a copy of this context
+            import contextvars
+            from concurrent.futures import ThreadPoolExecutor
+
+            ctx = contextvars.copy_context()
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(lambda i: ctx.copy().run(one, i), range(k)))
+        else:
+            for i in range(k):
+                one(i)
+    for i, present in enumerate(present_of):
         for name, a in present.items():
+            if optional[name] is None:
+                optional[name] = _filled(name, k, n, m)
             optional[name][i] = a  # type: ignore[index]
     arrays = {name: (a if a is not None else _placeholder(name, k)) for name, a in optional.items()}
     d = data.day_end.shape[0]
@@ -158,6 +174,7 @@ def run_chunk(data: SweepData, combos: list[dict[str, Any]]) -> ChunkResult:
         daily,
         final,
         counters,
+        numba.get_num_threads(),
     )
     return ChunkResult(daily, final, counters, act_from, [dict(c) for c in combos])
 

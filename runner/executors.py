@@ -71,7 +71,7 @@ class LocalExecutor:
         try:
             with memoized():  # indicators shared across chunks
                 for a in range(0, len(combos), size):
-                    out.append(run_chunk(self.data, combos[a : a + size]))
+                    out.append(run_chunk(self.data, combos[a : a + size], self.workers))
                     if progress is not None:
                         progress(min(a + size, len(combos)), len(combos))
         finally:

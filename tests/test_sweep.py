@@ -287,3 +287,34 @@ def test_help_of_the_research_commands_imports_no_heavy_library() -> None:
     assert proc.stdout.strip() == ""
     for name in ("sweep", "walk-forward", "runs"):
         assert cli.main([name, "--help"]) == 0
+
+
+def test_compiled_sma_cross_equals_the_numpy_cross_helpers() -> None:
+    """sma_cross's one-pass cross kernel gives the decisions of crossed_above/crossed_below,
+    gaps included (a cross across missing candles counts at the first candle after)."""
+    from helpers import make_bars
+
+    from datasets.bars import MultiBars
+    from datasets.indicators import sma
+    from strategies.base import crossed_above, crossed_below
+
+    for seed in range(3):
+        bars = make_bars(3000, symbols=("A/B", "C/D"), timeframe="1m", seed=seed, gaps=0.05)
+        data = MultiBars("1m", {"1m": bars})
+        for short in (True, False):
+            for band in (0.0, 0.001):
+                sig = SmaCross(timeframe="1m", fast=3, slow=12, band=band, short=short).generate(
+                    data
+                )
+                fast, slow = sma(bars.close, 3), sma(bars.close, 12)
+                up = crossed_above(fast, slow * (1 + band))
+                down = crossed_below(fast, slow * (1 - band))
+                entries = np.where(up, 1, 0).astype(np.int8)
+                if short:
+                    entries[down] = -1
+                    exits = np.zeros_like(down)
+                else:
+                    exits = down
+                assert (sig.entries == entries).all()
+                assert (sig.exits == exits).all()
+                assert up.any() and down.any()
