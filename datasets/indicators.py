@@ -241,15 +241,21 @@ _MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("indicator_m
 
 
 @contextlib.contextmanager
-def memoized() -> Iterator[dict]:
-    """Share indicator results between calls on the same arrays while the block runs."""
-    table: dict = {}
-    token = _MEMO.set(table)
+def memoized(table: dict | None = None) -> Iterator[dict]:
+    """Share indicator results between calls on the same arrays while the block runs.
+
+    ``table`` continues an earlier memo (a long-lived worker keeps one across calls); by
+    default a new one is made and emptied at the end of the block.
+    """
+    own = table is None
+    memo: dict = {} if table is None else table
+    token = _MEMO.set(memo)
     try:
-        yield table
+        yield memo
     finally:
         _MEMO.reset(token)
-        table.clear()
+        if own:
+            memo.clear()
 
 
 def memoized_here() -> contextlib.AbstractContextManager:

@@ -97,10 +97,24 @@ def _fields_hint(data: Any, combos: list[dict[str, Any]]) -> int:
     return 2 + sum(getattr(sig, f) is not None for f in names)
 
 
-def _ray_chunk(data: Any, combos: list[dict[str, Any]]) -> Any:
-    from runner.engine_many import run_chunk
+class _RayWorker:
+    """One per CPU: holds the data reference and an indicator memo across its chunks, so
+    each worker computes each distinct indicator once."""
 
-    return run_chunk(data, combos)
+    def __init__(self) -> None:
+        self.memo: dict = {}
+        self.data: Any = None
+
+    def load(self, data: Any) -> None:
+        self.data = data
+        self.memo = {}
+
+    def run(self, combos: list[dict[str, Any]]) -> Any:
+        from datasets.indicators import memoized
+        from runner.engine_many import run_chunk
+
+        with memoized(self.memo):
+            return run_chunk(self.data, combos)
 
 
 class RayExecutor:
@@ -128,13 +142,18 @@ class RayExecutor:
                     configure_logging=False,
                 )
             self.started = True
-        self.workers = int(ray.cluster_resources().get("CPU", 1))
-        self.data_ref = ray.put(data) if data is not None else None
-        self.remote = ray.remote(num_cpus=1)(_ray_chunk)
+        self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        actor = ray.remote(num_cpus=1)(_RayWorker)
+        self.actors = [actor.remote() for _ in range(self.workers)]
+        if data is not None:
+            self.set_data(data)
 
     def set_data(self, data: Any) -> None:
-        """Put another data set (a walk-forward window) into the object store."""
-        self.data_ref = self.ray.put(data)
+        """Put a data set (the sweep's, or a walk-forward window's) into the object store
+        once; every worker reads it from there."""
+        ref = self.ray.put(data)
+        self.ray.get([a.load.remote(ref) for a in self.actors])
+        self.shape = data.ohlc[0].shape
 
     def run(
         self, combos: list[dict[str, Any]], progress: Callable[[int, int], None] | None = None
@@ -142,10 +161,12 @@ class RayExecutor:
         ray = self.ray
         # small chunks keep every CPU busy; each task recomputes its own indicators
         size = max(1, -(-len(combos) // (4 * self.workers)))
-        size = min(size, 256)
+        from runner.engine_many import chunk_size
+
+        size = min(size, chunk_size(*self.shape))
         refs = [
-            self.remote.remote(self.data_ref, combos[a : a + size])
-            for a in range(0, len(combos), size)
+            self.actors[i % len(self.actors)].run.remote(combos[a : a + size])
+            for i, a in enumerate(range(0, len(combos), size))
         ]
         out = []
         done = 0
@@ -158,6 +179,8 @@ class RayExecutor:
         return out
 
     def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
         if self.started:
             self.ray.shutdown()
 
