@@ -53,7 +53,7 @@ class LocalExecutor:
         self.data = data
         self.workers = int(jobs or numba.config.NUMBA_NUM_THREADS)
         self.workers = max(1, min(self.workers, numba.config.NUMBA_NUM_THREADS))
-        self._memo: Any = None
+        self._memo: dict = {}  # indicators shared by every chunk and call on this data
 
     def run(
         self, combos: list[dict[str, Any]], progress: Callable[[int, int], None] | None = None
@@ -64,12 +64,12 @@ class LocalExecutor:
         from runner.engine_many import chunk_size, run_chunk
 
         n, m = self.data.ohlc[0].shape
-        size = max(self.workers, chunk_size(n, m, _fields_hint(self.data, combos)))
         out = []
         before = numba.get_num_threads()
         numba.set_num_threads(self.workers)
         try:
-            with memoized():  # indicators shared across chunks
+            with memoized(self._memo):
+                size = max(self.workers, chunk_size(n, m, _fields_hint(self.data, combos)))
                 for a in range(0, len(combos), size):
                     out.append(run_chunk(self.data, combos[a : a + size], self.workers))
                     if progress is not None:
@@ -80,9 +80,10 @@ class LocalExecutor:
 
     def set_data(self, data: Any) -> None:
         self.data = data
+        self._memo = {}
 
     def close(self) -> None:
-        return None
+        self._memo = {}
 
 
 def _fields_hint(data: Any, combos: list[dict[str, Any]]) -> int:

@@ -30,3 +30,25 @@ def test_ray_equals_local_bit_for_bit(tmp_path) -> None:
     assert np.array_equal(local.returns, remote.returns, equal_nan=True)
     assert local.pbo.pbo == remote.pbo.pbo
     assert local.dsr.dsr == remote.dsr.dsr
+
+
+@pytest.mark.slow
+def test_walk_forward_windows_on_ray_equal_local(tmp_path) -> None:
+    from runner.walkforward import run_walk_forward
+
+    settings, _ = project(tmp_path, days=120)
+    kw = {
+        "strategy": "sma_cross",
+        "grid": ["fast=5,10", "slow=20,40"],
+        "start": "2023-01-01",
+        "timeframe": "1h",
+        "train": "40d",
+        "test": "20d",
+        "write": False,
+    }
+    local = run_walk_forward(settings, **kw)
+    remote = run_walk_forward(settings, executor="ray", jobs=2, **kw)
+    assert len(local.windows) == 4
+    assert [w.params for w in local.windows] == [w.params for w in remote.windows]
+    assert [w.in_sample for w in local.windows] == [w.in_sample for w in remote.windows]
+    assert local.equity.equals(remote.equity)
