@@ -130,18 +130,82 @@ def parse_grid(strategy_cls: Any, items: Sequence[str]) -> Space:
     return Space(axes)
 
 
-def declared_space(strategy_cls: Any, names: Sequence[str] | None = None) -> dict[str, Any]:
-    """The strategy's declared Params that a random/optuna search can draw from (bounded)."""
+@dataclass
+class DeclaredSpace:
+    """A random/optuna search space from the strategy's declared Params (no ``--grid``):
+    every parameter with choices, a bool, or both ``min`` and ``max``."""
+
+    params: dict[str, Any]
+
+    @property
+    def axes(self) -> dict[str, list[Any]]:
+        """Per parameter its choices, or ``[min, max]`` (for the manifest and the tables)."""
+        return {
+            n: list(_choices(p)) if _choices(p) else [p.min, p.max] for n, p in self.params.items()
+        }
+
+    def draw(self, rng: Any) -> dict[str, Any]:
+        out = {}
+        for name, p in self.params.items():
+            options = _choices(p)
+            if options:
+                out[name] = options[int(rng.integers(len(options)))]
+            elif p.type is int:
+                out[name] = int(rng.integers(math.ceil(p.min), math.floor(p.max) + 1))
+            else:
+                out[name] = float(rng.uniform(p.min, p.max))
+        return out
+
+    def suggest(self, trial: Any) -> dict[str, Any]:
+        out = {}
+        for name, p in self.params.items():
+            options = _choices(p)
+            if options:
+                out[name] = options[
+                    trial.suggest_categorical(f"{name}#", list(range(len(options))))
+                ]
+            elif p.type is int:
+                out[name] = trial.suggest_int(name, math.ceil(p.min), math.floor(p.max))
+            else:
+                out[name] = trial.suggest_float(name, float(p.min), float(p.max))
+        return out
+
+    def candidates_for_warmup(self) -> list[dict[str, Any]]:
+        """Corners where warm-ups are largest: each numeric parameter at its max, the rest at
+        their defaults, and every numeric parameter at its max at once."""
+        base = {n: p.default for n, p in self.params.items()}
+        numeric = [n for n, p in self.params.items() if not _choices(p)]
+        out = [
+            dict(base),
+            {**base, **{n: self.params[n].type(self.params[n].max) for n in numeric}},
+        ]
+        for n in numeric:
+            out.append({**base, n: self.params[n].type(self.params[n].max)})
+        return out
+
+
+def _choices(p: Any) -> tuple[Any, ...]:
+    if p.choices is not None:
+        return tuple(p.choices)
+    if p.type is bool:
+        return (False, True)
+    return ()
+
+
+def declared_space(strategy_cls: Any) -> DeclaredSpace:
+    """The declared Params a search can draw from; GridError when none is bounded."""
     spec = strategy_cls.param_spec()
-    out = {}
-    for name, p in spec.items():
-        if names is not None and name not in names:
-            continue
-        if p.choices is not None or p.type is bool:
-            out[name] = p
-        elif p.min is not None and p.max is not None:
-            out[name] = p
-    return out
+    usable = {
+        n: p
+        for n, p in spec.items()
+        if _choices(p) or (p.min is not None and p.max is not None and p.type in (int, float))
+    }
+    if not usable:
+        raise GridError(
+            f"strategy {strategy_cls.label()!r} declares no parameter with both bounds or "
+            "choices to search; give the values with --grid, like --grid fast=5:50:5."
+        )
+    return DeclaredSpace(usable)
 
 
 def check_trials(trials: int | None, search: str) -> int:

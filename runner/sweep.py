@@ -197,7 +197,12 @@ def run_sweep(
         slippage=slippage,
         exchange=exchange,
     )
-    space = parse_grid(cls, list(grid))
+    if not grid and search != "grid":
+        from runner.grid import declared_space
+
+        space: Any = declared_space(cls)  # draw from the strategy's declared bounds
+    else:
+        space = parse_grid(cls, list(grid))
     if executor == "ray":
         from runner.executors import require_ray
 
@@ -205,8 +210,11 @@ def run_sweep(
     seed_v = 0 if seed is None else int(seed)
     if search == "grid":
         candidates = space.grid()
-    elif search == "random":
+    elif search == "random" and isinstance(space, Space):
         candidates = random_trials(space, int(trials or 0), seed_v)
+    elif search == "random":
+        rng = np.random.default_rng(seed_v)
+        candidates = [space.draw(rng) for _ in range(int(trials or 0))]
     else:
         candidates = []  # asked for batch by batch below
         from runner.executors import require_optuna
@@ -274,12 +282,13 @@ def _short_reason(text: str) -> str:
     return text.split("): ", 1)[-1]
 
 
-def _max_warmup_combo(cls: Any, timeframe: str, space: Space) -> dict[str, Any]:
-    """For a search drawing from ``space``: a valid set with the largest warm-up (the largest
-    value of every numeric axis is tried first, which is where warm-ups grow)."""
+def _max_warmup_combo(cls: Any, timeframe: str, space: Any) -> dict[str, Any]:
+    """For a search drawing from ``space``: a valid set with the largest warm-up (every
+    grid combination; for declared bounds, the corners where warm-ups grow)."""
     best: dict[str, Any] | None = None
     best_w = -1
-    for combo in space.grid():
+    combos = space.grid() if isinstance(space, Space) else space.candidates_for_warmup()
+    for combo in combos:
         try:
             w = cls(timeframe=timeframe, **combo).warmup
         except UserInputError:
@@ -397,7 +406,9 @@ def _optuna(ex, data, cls, req, space, trials, seed, metric, progress):
     return results, combos, skipped
 
 
-def _suggest(trial: Any, space: Space) -> dict[str, Any]:
+def _suggest(trial: Any, space: Any) -> dict[str, Any]:
+    if not isinstance(space, Space):
+        return space.suggest(trial)
     out = {}
     for name, values in space.axes.items():
         step = _arithmetic_step(values)

@@ -54,7 +54,9 @@ def summary_doc(out: Any) -> dict[str, Any]:
 
 def heatmap(out: Any, axes: list[str], path: Path) -> bool:
     """PNG of the metric over two numeric grid parameters; False when there are fewer."""
-    numeric = [a for a in axes if out.table[a].dtype.kind in "if" and out.table[a].nunique() > 1]
+    numeric = [
+        a for a in axes if out.table[a].dtype.kind in "if" and 1 < out.table[a].nunique() <= 60
+    ]
     if len(numeric) < 2:
         return False
     x, y = numeric[0], numeric[1]

@@ -318,3 +318,32 @@ def test_compiled_sma_cross_equals_the_numpy_cross_helpers() -> None:
                 assert (sig.entries == entries).all()
                 assert (sig.exits == exits).all()
                 assert up.any() and down.any()
+
+
+@pytest.mark.parametrize("search", ["random", "optuna"])
+def test_search_without_grid_draws_from_declared_bounds(proj: tuple, search: str) -> None:
+    """Without --grid the space is every declared Param with both bounds or choices."""
+    settings, _, _ = proj
+
+    def run(seed: int):
+        return run_sweep(
+            settings, strategy="sma_cross", grid=[], start="2023-01-05", timeframe="1h",
+            search=search, trials=5, seed=seed, write=False,
+        ).table  # fmt: skip
+
+    a, b = run(11), run(11)
+    cols = ["band", "short", "sl", "trail"]
+    # fast, slow and tp declare no upper bound: not searched, their defaults are used
+    assert not {"fast", "slow", "tp"} & set(a.columns)
+    assert a[cols].values.tolist() == b[cols].values.tolist()
+    assert ((a["band"] >= 0) & (a["band"] <= 0.5)).all()
+    assert ((a["trail"] >= 0) & (a["trail"] <= 1)).all()
+
+
+def test_grid_search_still_needs_a_grid(proj: tuple, capsys: pytest.CaptureFixture[str]) -> None:
+    _, cfg, _ = proj
+    code = cli.main(
+        ["sweep", "--config", str(cfg), "--strategy", "sma_cross", "--from", "2023-01-05"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no --grid given" in err
