@@ -111,6 +111,12 @@ def _progress_bar(label: str) -> tuple[Any, Any]:
     "--seed", default=None, type=int, help="Seed of random/optuna (same seed, same trials)."
 )
 @click.option("--top", default=20, show_default=True, type=int, help="Rows of the top table.")
+@click.option(
+    "--heatmap",
+    default=None,
+    metavar="X,Y",
+    help="The two parameters of heatmap.png (default: the first two numeric ones).",
+)
 def sweep(**kw: Any) -> None:
     """Backtest a strategy over a grid of parameters and rank the combinations.
 
@@ -149,6 +155,7 @@ def sweep(**kw: Any) -> None:
             jobs=kw["jobs"],
             ray_address=kw["ray_address"],
             progress=update,
+            heatmap=kw["heatmap"].split(",") if kw["heatmap"] else None,
         )
     finally:
         if bar is not None:

@@ -169,6 +169,7 @@ def run_sweep(
     write: bool = True,
     progress: Callable[[int, int], None] | None = None,
     data: Any = None,
+    heatmap: Sequence[str] | None = None,
 ) -> SweepOutput:
     """Run a sweep; see the module docstring. Raises UserInputError on bad input."""
     from engine.run import validate_request
@@ -203,6 +204,8 @@ def run_sweep(
         space: Any = declared_space(cls)  # draw from the strategy's declared bounds
     else:
         space = parse_grid(cls, list(grid))
+    if heatmap:
+        _check_heatmap(cls, space, heatmap)
     if executor == "ray":
         from runner.executors import require_ray
 
@@ -265,9 +268,26 @@ def run_sweep(
         from runner.sweep_outputs import write_sweep
 
         t = time.perf_counter()
-        write_sweep(settings, out, space, executor=executor, jobs=jobs)
+        write_sweep(settings, out, space, executor=executor, jobs=jobs, heatmap_axes=heatmap)
         timings["save"] = time.perf_counter() - t
     return out
+
+
+def _check_heatmap(cls: Any, space: Any, names: Sequence[str]) -> None:
+    names = list(names)
+    if len(names) != 2 or names[0] == names[1]:
+        raise GridError(
+            f"--heatmap {','.join(names)} must name two different parameters, like "
+            "--heatmap fast,slow."
+        )
+    for name in names:
+        if name not in space.axes:
+            from gogo2.errors import did_you_mean
+
+            raise GridError(
+                f"--heatmap parameter {name!r} is not searched in this sweep (searched: "
+                f"{', '.join(space.axes)}).{did_you_mean(name, list(space.axes))}"
+            )
 
 
 def _none_valid(skipped: list) -> str:

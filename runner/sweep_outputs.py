@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ def summary_doc(out: Any) -> dict[str, Any]:
 
 
 def heatmap(out: Any, axes: list[str], path: Path) -> bool:
-    """PNG of the metric over two numeric grid parameters; False when there are fewer."""
+    """PNG of the metric over the first two numeric parameters of ``axes`` (the best value
+    over the other parameters in each cell); False when there are fewer than two."""
     numeric = [
         a for a in axes if out.table[a].dtype.kind in "if" and 1 < out.table[a].nunique() <= 60
     ]
@@ -67,16 +69,18 @@ def heatmap(out: Any, axes: list[str], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(1 + 0.45 * best.shape[1], 1 + 0.35 * best.shape[0]))
+    fig, ax = plt.subplots(
+        figsize=(max(6.0, 2 + 0.45 * best.shape[1]), max(4.0, 1.5 + 0.35 * best.shape[0]))
+    )
     try:
         img = ax.imshow(best.to_numpy(dtype=float), aspect="auto", origin="lower", cmap="viridis")
         ax.set_xticks(range(best.shape[1]), [f"{v:g}" for v in best.columns], rotation=90)
         ax.set_yticks(range(best.shape[0]), [f"{v:g}" for v in best.index])
         ax.set_xlabel(x)
         ax.set_ylabel(y)
-        others = [a for a in axes if a not in (x, y)]
+        others = [a for a in out.table.columns if a in _param_names(out) and a not in (x, y)]
         note = f" (best over {', '.join(others)})" if others else ""
-        ax.set_title(f"{out.request.strategy}: {out.metric}{note}; blank = skipped")
+        ax.set_title(f"{out.request.strategy}: {out.metric}{note}\nblank = skipped", fontsize=9)
         fig.colorbar(img, ax=ax, label=out.metric)
         fig.tight_layout()
         fig.savefig(path, format="png", dpi=100)
@@ -85,7 +89,21 @@ def heatmap(out: Any, axes: list[str], path: Path) -> bool:
     return True
 
 
-def write_sweep(settings: Any, out: Any, space: Any, *, executor: str, jobs: int | None) -> None:
+def _param_names(out: Any) -> list[str]:
+    from runner.cli import _METRIC_COLS
+
+    return [c for c in out.table.columns if c not in _METRIC_COLS]
+
+
+def write_sweep(
+    settings: Any,
+    out: Any,
+    space: Any,
+    *,
+    executor: str,
+    jobs: int | None,
+    heatmap_axes: Sequence[str] | None = None,
+) -> None:
     from engine import outputs
     from engine.run import _report_dir
     from runner import runstore
@@ -124,7 +142,7 @@ def write_sweep(settings: Any, out: Any, space: Any, *, executor: str, jobs: int
         "summary": run_dir / "summary.json",
     }
     doc = summary_doc(out)
-    axes = list(space.axes)
+    axes = list(heatmap_axes) if heatmap_axes else list(space.axes)
     made_heatmap = {"ok": True}
 
     def write_heatmap(p: Path) -> None:

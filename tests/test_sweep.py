@@ -151,6 +151,8 @@ BAD = [
     (["--grid", "fast=5", "--metric", "sharp"], ["--metric", "sharp", "sharpe"]),
     (["--grid", "fast=60", "--grid", "slow=20"], ["every combination", "fast (60)"]),
     (["--grid", "fast=5", "--search", "optuna"], ["--trials"]),
+    (["--grid", "fast=5", "--heatmap", "band,slow"], ["--heatmap", "'band'", "searched: fast"]),
+    (["--grid", "fast=5", "--heatmap", "fast"], ["--heatmap fast", "two different"]),
 ]
 
 
