@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
+from numba import njit
 
 EULER_GAMMA = 0.5772156649015329
 _N = NormalDist()
@@ -135,33 +136,47 @@ def pbo(returns: np.ndarray, blocks: int | None = None) -> Overfitting:
     s1 = np.stack([m[a:b].sum(axis=0) for a, b in itertools.pairwise(edges)])  # (S, N)
     s2 = np.stack([(m[a:b] ** 2).sum(axis=0) for a, b in itertools.pairwise(edges)])
     splits = list(itertools.combinations(range(s), s // 2))
-    sel = np.zeros((len(splits), s))
-    for i, c in enumerate(splits):
-        sel[i, list(c)] = 1.0
+    # the out-of-sample half of a split is the in-sample half of its complement
+    index = {c: i for i, c in enumerate(splits)}
+    rest_of = np.array([index[tuple(sorted(set(range(s)) - set(c)))] for c in splits])
+    members = np.array(splits, dtype=np.int64)  # (K, S/2) blocks of each half
     logits = np.empty(len(splits))
-    step = max(1, 4_000_000 // max(1, n * 8))
+    step = max(1, (32 * 2**20) // max(1, n * 8))  # bounded memory whatever N
     for a in range(0, len(splits), step):
-        part = sel[a : a + step]
-        ins = _sharpe_from_sums(part @ s1, part @ s2, part @ cnt)
-        rest = 1.0 - part
-        outs = _sharpe_from_sums(rest @ s1, rest @ s2, rest @ cnt)
+        rows = np.arange(a, min(a + step, len(splits)))
+        ins = _half_sharpes_nb(members[rows], s1, s2, cnt)
+        outs = _half_sharpes_nb(members[rest_of[rows]], s1, s2, cnt)
         best = np.argmax(ins, axis=1)
-        chosen = outs[np.arange(len(part)), best][:, None]
+        chosen = outs[np.arange(len(rows)), best][:, None]
         below = (outs < chosen).sum(axis=1)
         ties = (outs == chosen).sum(axis=1)  # includes the chosen trial itself
         rank = below + (ties + 1) / 2.0  # 1 = worst, N = best; ties share their mean rank
         w = rank / (n + 1.0)
-        logits[a : a + len(part)] = np.log(w / (1.0 - w))
+        logits[rows] = np.log(w / (1.0 - w))
     return Overfitting(float(np.mean(logits <= 0.0)), len(splits), s, logits)
 
 
-def _sharpe_from_sums(s1: np.ndarray, s2: np.ndarray, cnt: np.ndarray) -> np.ndarray:
-    c = cnt[:, None]
-    mean = s1 / c
-    var = (s2 - c * mean * mean) / (c - 1.0)
-    sd = np.sqrt(np.maximum(var, 0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(sd > 1e-15, mean / sd, 0.0)
+@njit(cache=True, nogil=True)
+def _half_sharpes_nb(members, s1, s2, cnt):
+    """Per-period Sharpe ratio of every trial on every half (the union of its blocks), from
+    the blocks' sums and sums of squares; a trial that does not vary there scores 0."""
+    k, h = members.shape
+    n = s1.shape[1]
+    out = np.empty((k, n))
+    for i in range(k):
+        c = 0.0
+        for b in range(h):
+            c += cnt[members[i, b]]
+        for j in range(n):
+            a1 = 0.0
+            a2 = 0.0
+            for b in range(h):
+                a1 += s1[members[i, b], j]
+                a2 += s2[members[i, b], j]
+            mean = a1 / c
+            var = (a2 - c * mean * mean) / (c - 1.0)
+            sd = np.sqrt(var) if var > 0.0 else 0.0
+            out[i, j] = mean / sd if sd > 1e-15 else 0.0
     return out
 
 
