@@ -104,7 +104,8 @@ def _progress_bar(label: str) -> tuple[Any, Any]:
     "--search",
     default="grid",
     show_default=True,
-    help="grid (every combination), random or optuna (TPE) over the --grid values.",
+    help="grid (every combination), random or optuna (TPE): over the --grid values, or "
+    "without --grid over the strategy's declared bounds.",
 )
 @click.option("--trials", default=None, type=int, help="Combinations to try (random, optuna).")
 @click.option(
