@@ -14,10 +14,12 @@ from gogo2.timeframes import parse_time
 DAYS = 200
 
 
-def write_candles(data_dir: Path, days: int = DAYS, seed: int = 3) -> None:
+def write_candles(
+    data_dir: Path, days: int = DAYS, seed: int = 3, symbol: str = "BTC/USDT"
+) -> None:
     bars = make_bars(
         24 * days,
-        symbols=("BTC/USDT",),
+        symbols=(symbol,),
         timeframe="1h",
         seed=seed,
         start=parse_time("2023-01-01"),
@@ -33,12 +35,15 @@ def write_candles(data_dir: Path, days: int = DAYS, seed: int = 3) -> None:
             "volume": bars.volume[:, 0],
         }
     )
-    Catalog(data_dir).write(frame, "test", "BTC/USDT", "1h")
+    Catalog(data_dir).write(frame, "test", symbol, "1h")
 
 
-def project(tmp: Path, days: int = DAYS) -> tuple[Settings, Path]:
-    """Settings whose catalog (exchange ``test``) and reports live under ``tmp``."""
+def project(tmp: Path, days: int = DAYS, second: bool = False) -> tuple[Settings, Path]:
+    """Settings whose catalog (exchange ``test``) and reports live under ``tmp``; with
+    ``second`` an ETH/USDT series too (another seed)."""
     write_candles(tmp / "data", days)
+    if second:
+        write_candles(tmp / "data", days, seed=4, symbol="ETH/USDT")
     cfg = tmp / "cfg.yaml"
     cfg.write_text(
         "data: {dir: data, exchange: test}\n"

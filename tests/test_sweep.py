@@ -349,3 +349,23 @@ def test_grid_search_still_needs_a_grid(proj: tuple, capsys: pytest.CaptureFixtu
     )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "no --grid given" in err
+
+
+def test_parity_with_two_symbols_sharing_cash(tmp_path: Path) -> None:
+    from sweep_fixtures import project as make_project
+
+    settings, _ = make_project(tmp_path, days=80, second=True)
+    syms = "BTC/USDT,ETH/USDT"
+    out = run_sweep(
+        settings, strategy="sma_cross", grid=["fast=5,10", "slow=30,40"], start="2023-01-05",
+        timeframe="1h", symbols=syms, write=False,
+    )  # fmt: skip
+    assert len(out.table) == 4
+    for rec in out.table.to_dict("records"):
+        m = run_backtest(
+            settings, start="2023-01-05", strategy="sma_cross", timeframe="1h", symbols=syms,
+            params={"fast": rec["fast"], "slow": rec["slow"]}, report=False, save=False,
+        ).metrics  # fmt: skip
+        assert rec["total_return"] == m.total_return
+        assert rec["sharpe"] == m.sharpe
+        assert rec["trades"] == m.trades and rec["exposure"] == m.exposure
