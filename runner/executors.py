@@ -111,9 +111,12 @@ class _RayWorker:
         self.memo = {}
 
     def run(self, combos: list[dict[str, Any]]) -> Any:
+        import numba
+
         from datasets.indicators import memoized
         from runner.engine_many import run_chunk
 
+        numba.set_num_threads(1)  # one CPU per worker: parallelism comes from the workers
         with memoized(self.memo):
             return run_chunk(self.data, combos)
 
