@@ -168,3 +168,10 @@ def test_a_writer_waits_for_the_lock(tmp_path: Path) -> None:
     finally:
         p.wait(timeout=30)
     assert runstore.get_run(tmp_path, run_id)["id"] == run_id
+
+
+def test_list_filters_by_strategy_and_count(tmp_path: Path) -> None:
+    for name in ("a", "b", "a"):
+        runstore.record(tmp_path, _manifest(strategy=name, git_commit="g", packages={}))
+    assert [r["strategy"] for r in runstore.list_runs(tmp_path, "a")] == ["a", "a"]
+    assert len(runstore.list_runs(tmp_path, last=2)) == 2

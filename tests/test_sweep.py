@@ -369,3 +369,14 @@ def test_parity_with_two_symbols_sharing_cash(tmp_path: Path) -> None:
         assert rec["total_return"] == m.total_return
         assert rec["sharpe"] == m.sharpe
         assert rec["trades"] == m.trades and rec["exposure"] == m.exposure
+
+
+def test_progress_reports_combinations_done(proj: tuple) -> None:
+    settings, _, _ = proj
+    seen: list[tuple[int, int]] = []
+    run_sweep(
+        settings, strategy="sma_cross", grid=["fast=5:20:5", "slow=30:60:10"], start="2023-01-05",
+        timeframe="1h", write=False, progress=lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
+    assert seen[-1] == (16, 16)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
