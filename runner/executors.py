@@ -134,12 +134,20 @@ class RayExecutor:
                 # a cluster's workers need the project on their path: ship the root's path
                 # (the cluster's nodes must hold the same checkout there, or install gogo2)
                 env = {"env_vars": {"PYTHONPATH": root}}
-                ray.init(address=address, runtime_env=env, log_to_driver=False)
+                _start(
+                    ray,
+                    f"the Ray cluster at --ray-address {address}",
+                    address=address,
+                    runtime_env=env,
+                    log_to_driver=False,
+                )
             else:
                 # a local Ray's workers inherit this environment
                 paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
                 os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-                ray.init(
+                _start(
+                    ray,
+                    "a local Ray",
                     num_cpus=int(jobs or 2),
                     include_dashboard=False,
                     log_to_driver=False,
@@ -187,6 +195,21 @@ class RayExecutor:
             self.ray.kill(a)
         if self.started:
             self.ray.shutdown()
+
+
+class RayStartError(UserInputError):
+    """Ray could not be started or reached."""
+
+
+def _start(ray: Any, what: str, **kwargs: Any) -> None:
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, TimeoutError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RayStartError(
+            f"could not start or reach {what}: {first}. Check the address (ray status on the "
+            "head node prints it) or run with --executor local."
+        ) from None
 
 
 def _project_root() -> str:

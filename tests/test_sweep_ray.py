@@ -52,3 +52,23 @@ def test_walk_forward_windows_on_ray_equal_local(tmp_path) -> None:
     assert [w.params for w in local.windows] == [w.params for w in remote.windows]
     assert [w.in_sample for w in local.windows] == [w.in_sample for w in remote.windows]
     assert local.equity.equals(remote.equity)
+
+
+def test_unreachable_cluster_is_one_line_exit_2(tmp_path, monkeypatch, capsys) -> None:
+    import cli
+
+    _, cfg = project(tmp_path, days=40)
+
+    def refuse(**kwargs):
+        raise ConnectionError("Could not find any running Ray instance.\nmore detail")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    code = cli.main(
+        ["sweep", "--config", str(cfg), "--strategy", "sma_cross", "--from", "2023-01-05",
+         "--timeframe", "1h", "--grid", "fast=5", "--executor", "ray",
+         "--ray-address", "10.0.0.1:6379"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "--ray-address 10.0.0.1:6379" in err
+    assert "Could not find any running Ray instance" in err
