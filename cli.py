@@ -55,13 +55,23 @@ COMMANDS = {
         "parity",
         "Replay a period through the paper runner and diff its trades with the backtest's.",
     ),
+    "sweep": (
+        "runner.cli",
+        "sweep",
+        "Backtest a strategy over a grid of parameters and rank them.",
+    ),
+    "walk-forward": (
+        "runner.cli",
+        "walk_forward",
+        "Choose parameters on rolling train windows, trade them on the next test window.",
+    ),
+    "runs": ("runner.cli", "runs", "List, show and compare recorded runs (the run store)."),
 }
 
 # Commands that are not built yet; move one to COMMANDS when it exists.
 PLANNED = {
     "live": "live trading on an exchange account through ccxt",
     "train": "train the torch models on catalog data",
-    "sweep": "backtest a strategy over a grid of parameters",
 }
 
 

@@ -23,8 +23,11 @@ The kernels are numba-compiled (``cache=True``) and take contiguous float64 arra
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+import contextlib
+import contextvars
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -229,9 +232,69 @@ def _lag_valid(x: FloatArray, periods: int) -> FloatArray:
     return _apply((x,), shift, periods)[0]
 
 
+# --------------------------------------------------------------------------- memo
+# A parameter sweep runs one strategy many times on the same candles; inside ``memoized()``
+# an indicator called again with the same input array and arguments returns the array it
+# computed the first time (read-only), so each distinct indicator is computed once.
+
+_MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("indicator_memo", default=None)
+
+
+@contextlib.contextmanager
+def memoized(table: dict | None = None) -> Iterator[dict]:
+    """Share indicator results between calls on the same arrays while the block runs.
+
+    ``table`` continues an earlier memo (a long-lived worker keeps one across calls); by
+    default a new one is made and emptied at the end of the block.
+    """
+    own = table is None
+    memo: dict = {} if table is None else table
+    token = _MEMO.set(memo)
+    try:
+        yield memo
+    finally:
+        _MEMO.reset(token)
+        if own:
+            memo.clear()
+
+
+def memoized_here() -> contextlib.AbstractContextManager:
+    """The memo already open in this context, or a new one for the block."""
+    if _MEMO.get() is not None:
+        return contextlib.nullcontext()
+    return memoized()
+
+
+def _memo(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        table = _MEMO.get()
+        if table is None:
+            return fn(*args, **kwargs)
+        arrays = tuple(a for a in args if isinstance(a, np.ndarray))
+        others = tuple(a for a in args if not isinstance(a, np.ndarray))
+        key = (
+            fn.__name__,
+            tuple((id(a), a.shape, a.dtype.str) for a in arrays),
+            others,
+            tuple(sorted(kwargs.items())),
+        )
+        hit = table.get(key)
+        if hit is not None:
+            return hit[1]
+        out = fn(*args, **kwargs)
+        for a in out if isinstance(out, tuple) else (out,):
+            a.flags.writeable = False  # shared between callers: nobody may change it
+        table[key] = (arrays, out)  # the inputs are kept alive so their ids stay theirs
+        return out
+
+    return wrapper
+
+
 # --------------------------------------------------------------------------- public API
 
 
+@_memo
 def returns(x: ArrayLike, periods: int = 1) -> FloatArray:
     """Simple returns ``x[t] / x[t - periods] - 1`` over existing candles.
 
@@ -252,6 +315,7 @@ def returns(x: ArrayLike, periods: int = 1) -> FloatArray:
     return arr / _lag_valid(arr, p) - 1.0
 
 
+@_memo
 def log_returns(x: ArrayLike, periods: int = 1) -> FloatArray:
     """Log returns ``log(x[t] / x[t - periods])`` over existing candles (see :func:`returns`)."""
     arr = _as_float(x, "x")
@@ -265,6 +329,7 @@ def rolling_mean(x: ArrayLike, window: int) -> FloatArray:
     return sma(x, window)
 
 
+@_memo
 def sma(x: ArrayLike, window: int) -> FloatArray:
     """Simple moving average of the last ``window`` existing values.
 
@@ -284,6 +349,7 @@ def sma(x: ArrayLike, window: int) -> FloatArray:
     return _apply((arr,), _rolling_mean_nb, w)[0]
 
 
+@_memo
 def rolling_std(x: ArrayLike, window: int, ddof: int = 1) -> FloatArray:
     """Standard deviation of the last ``window`` existing values (``ddof=1``: sample)."""
     arr = _as_float(x, "x")
@@ -291,6 +357,7 @@ def rolling_std(x: ArrayLike, window: int, ddof: int = 1) -> FloatArray:
     return _apply((arr,), _rolling_mean_std_nb, w, int(ddof))[1]
 
 
+@_memo
 def ema(x: ArrayLike, window: int) -> FloatArray:
     """Exponential moving average with ``alpha = 2 / (window + 1)``.
 
@@ -308,6 +375,7 @@ def ema(x: ArrayLike, window: int) -> FloatArray:
     return _apply((arr,), _ema_nb, w, 2.0 / (w + 1.0))[0]
 
 
+@_memo
 def rsi(x: ArrayLike, window: int = 14) -> FloatArray:
     """Wilder's Relative Strength Index, 0..100.
 
@@ -325,6 +393,7 @@ def rsi(x: ArrayLike, window: int = 14) -> FloatArray:
     return _apply((arr,), _rsi_nb, w)[0]
 
 
+@_memo
 def macd(x: ArrayLike, fast: int = 12, slow: int = 26, signal: int = 9) -> MACD:
     """MACD: ``ema(x, fast) - ema(x, slow)``, its ``signal``-period EMA and the histogram.
 
@@ -345,6 +414,7 @@ def macd(x: ArrayLike, fast: int = 12, slow: int = 26, signal: int = 9) -> MACD:
     return MACD(line, sig, line - sig)
 
 
+@_memo
 def bollinger(x: ArrayLike, window: int = 20, k: float = 2.0) -> Bollinger:
     """Bollinger bands around the ``window`` SMA at ``k`` population standard deviations.
 
@@ -364,6 +434,7 @@ def bollinger(x: ArrayLike, window: int = 20, k: float = 2.0) -> Bollinger:
     return Bollinger(mid, upper, lower, pct, width)
 
 
+@_memo
 def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> FloatArray:
     """True range ``max(high - low, |high - prev close|, |low - prev close|)``.
 
@@ -374,6 +445,7 @@ def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> FloatArray:
     return _apply((h, lo, c), _true_range_nb)[0]
 
 
+@_memo
 def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, window: int = 14) -> FloatArray:
     """Wilder's Average True Range.
 
@@ -395,6 +467,7 @@ def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, window: int = 14) -> 
     return _apply((h, lo, c), kernel)[0]
 
 
+@_memo
 def volume_zscore(volume: ArrayLike, window: int = 20) -> FloatArray:
     """Rolling z-score ``(v - mean) / std`` of volume over the last ``window`` candles.
 

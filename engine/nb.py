@@ -32,7 +32,7 @@ only this file, so after changing ``enums.py`` delete ``engine/__pycache__/nb.*.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from engine.enums import (
     C_EXPIRED,
@@ -1036,3 +1036,97 @@ def check_bars_nb(open_, high, low, close):
             if not (lo <= o and lo <= c and o <= h and c <= h):
                 return t, j
     return -1, -1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def simulate_many_nb(
+    time,
+    open_,
+    high,
+    low,
+    close,
+    entries,
+    exits,
+    order_type,
+    price,
+    size,
+    sl,
+    tp,
+    trail,
+    flags,
+    params,
+    fills,
+    trades,
+    day_end,
+    daily_out,
+    final_out,
+    counters_out,
+    blocks,
+):
+    """Run ``simulate_nb`` for many parameter sets over the same bars, in parallel.
+
+    Every combination ``i`` is one complete, independent run of :func:`simulate_nb` with
+    its own signals and settings, so its equity is bit for bit that of a single run; only
+    what the metrics need is kept (memory stays ``O(combinations x days)``).
+
+    Parameters
+    ----------
+    time, open_, high, low, close : as in :func:`simulate_nb` (shared by every combination)
+    entries : int8 (k, n, m)
+    exits : bool (k, n, m)
+    order_type : int8 (k, n, m) or (k, 1, 1) placeholders
+    price, size, sl, tp, trail : float64 (k, n, m) or (k, 1, 1) placeholders
+    flags : int8 (k, N_FLAGS)
+        Which optional arrays of combination ``i`` are real.
+    params : float64 (k, N_PARAMS)
+        Settings of each combination (warm-up included).
+    fills, trades : record arrays
+        Zero-length buffers: records are not kept, the counters still count them.
+    day_end : int64 (d,)
+        Index of the last bar of each reported day (days without a bar repeat the last one).
+    daily_out : float64 (k, d)
+        Output: equity after the last bar of each day.
+    final_out : float64 (k,)
+        Output: equity after the last bar (after the end close, if any).
+    counters_out : int64 (k, N_COUNTERS)
+        Output: each run's counters.
+    blocks : int
+        Parallel blocks (the thread count): block ``w`` runs combinations ``w, w + blocks,
+        ...`` and allocates its per-bar buffers once (fresh pages cost more than the
+        simulation of a calm run).
+    """
+    k = entries.shape[0]
+    n, m = open_.shape
+    d = day_end.shape[0]
+    blocks = max(1, min(k, blocks))
+    for w in prange(blocks):
+        equity = np.empty(n, dtype=np.float64)
+        cash = np.empty(n, dtype=np.float64)
+        positions = np.empty((n, m), dtype=np.float64)
+        for i in range(w, k, blocks):
+            simulate_nb(
+                time,
+                open_,
+                high,
+                low,
+                close,
+                entries[i],
+                exits[i],
+                order_type[i],
+                price[i],
+                size[i],
+                sl[i],
+                tp[i],
+                trail[i],
+                flags[i],
+                params[i],
+                fills,
+                trades,
+                equity,
+                cash,
+                positions,
+                counters_out[i],
+            )
+            for q in range(d):
+                daily_out[i, q] = equity[day_end[q]]
+            final_out[i] = equity[n - 1] if n > 0 else params[i, P_CASH]

@@ -155,6 +155,21 @@ def backtest(
                 )
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in out.timings.items())
     console.print(f"time: {phases}", markup=False, highlight=False, soft_wrap=True)
+    _record_run(settings, out, console)
+
+
+def _record_run(settings: object, out: object, console: object) -> None:
+    """Add the run's manifest to the run store (``runner.runstore``); a failure only warns."""
+    from gogo2.errors import Gogo2Error
+    from runner.manifests import record_backtest
+
+    try:
+        run_id = record_backtest(settings, out)
+    except Gogo2Error as e:
+        console.print(f"warning: not recorded in the run store: {e}", markup=False, soft_wrap=True)  # type: ignore[attr-defined]
+        return
+    if run_id:
+        console.print(f"run store id: {run_id}", markup=False, highlight=False)  # type: ignore[attr-defined]
 
 
 def _rel(path: object) -> str:

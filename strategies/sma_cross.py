@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from datasets.bars import MultiBars
 from datasets.indicators import sma
 from engine.signals import Signals
-from strategies.base import Param, Strategy, crossed_above, crossed_below
+from strategies.base import Param, Strategy
 
 
 class SmaCross(Strategy):
@@ -52,15 +53,16 @@ class SmaCross(Strategy):
         close = data.bars.close
         fast = sma(close, self.fast)
         slow = sma(close, self.slow)
-        turned_up = crossed_above(fast, slow * (1.0 + self.band))
-        turned_down = crossed_below(fast, slow * (1.0 - self.band))
-        entries = np.zeros(close.shape, dtype=np.int8)
-        entries[turned_up] = 1
-        if self.short:
-            entries[turned_down] = -1
-            exits = np.zeros(close.shape, dtype=np.bool_)
-        else:
-            exits = turned_down
+        # the crosses of ``strategies.base.crossed_above(fast, slow * (1 + band))`` and
+        # ``crossed_below(fast, slow * (1 - band))`` in one compiled pass (a sweep runs this
+        # once per parameter set on the same SMAs)
+        f2 = fast if fast.ndim == 2 else fast[:, None]
+        s2 = slow if slow.ndim == 2 else slow[:, None]
+        entries = np.zeros(f2.shape, dtype=np.int8)
+        exits = np.zeros(f2.shape, dtype=np.bool_)
+        _cross_nb(f2, s2, 1.0 + self.band, 1.0 - self.band, bool(self.short), entries, exits)
+        if fast.ndim == 1:
+            entries, exits = entries[:, 0], exits[:, 0]
         return Signals(
             entries=entries,
             exits=exits,
@@ -68,3 +70,31 @@ class SmaCross(Strategy):
             tp=self.stop_array(self.tp, entries),
             trail=self.stop_array(self.trail, entries),
         )
+
+
+@njit(cache=True, nogil=True)
+def _cross_nb(fast, slow, up_mult, down_mult, short, entries, exits):
+    """Cross up of ``fast`` over ``slow * up_mult`` -> +1; cross down under ``slow * down_mult``
+    -> -1 (``short``) or an exit. A cross compares with the previous row where the
+    difference exists, so a cross across missing rows counts at the first row after them
+    (the rules of ``strategies.base.crossed_above`` / ``crossed_below``)."""
+    n, m = fast.shape
+    for j in range(m):
+        prev_up = np.nan
+        prev_down = np.nan
+        for t in range(n):
+            du = fast[t, j] - slow[t, j] * up_mult
+            dd = fast[t, j] - slow[t, j] * down_mult
+            up = du > 0.0 and prev_up <= 0.0
+            down = dd < 0.0 and prev_down >= 0.0
+            if up:
+                entries[t, j] = 1
+            if down:
+                if short:
+                    entries[t, j] = -1
+                else:
+                    exits[t, j] = True
+            if du == du:
+                prev_up = du
+            if dd == dd:
+                prev_down = dd

@@ -196,7 +196,11 @@ def test_end_to_end_on_the_sample(
     assert code == 0, err
     assert "Traceback" not in out + err
     # one folder per run: strategy, timeframe, symbols, actual period, short hash
-    (run_dir,) = [p for p in (workdir / "reports").iterdir() if p.name != "latest"]
+    (run_dir,) = [
+        p
+        for p in (workdir / "reports").iterdir()
+        if p.name != "latest" and not p.name.startswith("runs.duckdb")
+    ]
     assert re.fullmatch(
         r"sma_cross_1m_BTC-USDT\+ETH-USDT_2023-01-02_2023-01-15_[0-9a-f]{8}", run_dir.name
     )
@@ -395,7 +399,11 @@ def test_report_flag_puts_every_file_beside_the_given_path(
     assert sorted(p.name for p in (workdir / "out").iterdir()) == names
     for name in names:
         assert f"out/{name}" in out
-    assert not (workdir / "reports").exists()
+    # the reports folder holds only the run store (every backtest is recorded there)
+    assert sorted(p.name for p in (workdir / "reports").iterdir()) == [
+        "runs.duckdb",
+        "runs.duckdb.lock",
+    ]
 
 
 def test_orders_below_min_notional_are_reported_not_traded(

@@ -111,7 +111,11 @@ def test_backtest_from_another_directory_uses_project_data_and_reports(
     out, err = capsys.readouterr()
     assert code == 0, err
     assert str(project / "reports") in out  # the summary says where, absolute
-    runs = [p for p in (project / "reports").iterdir() if p.name != "latest"]
+    runs = [
+        p
+        for p in (project / "reports").iterdir()
+        if p.name != "latest" and not p.name.startswith("runs.duckdb")
+    ]
     assert len(runs) == 1 and runs[0].name.startswith("sma_cross_1m_BTC-USDT_")
     assert sorted(p.name for p in runs[0].iterdir()) == [
         "equity.parquet",
