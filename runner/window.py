@@ -87,8 +87,12 @@ class CandleBook:
         self.frames[timeframe].append(row.time, row.open, row.high, row.low, row.close, row.volume)
 
     def window(self) -> MultiBars:
+        """The trailing window: the last ``length`` base bars, reaching further back (within
+        what is kept) until every symbol has ``length`` candles in it. Indicators skip a
+        missing candle, so a window of ``length`` rows with a hole would hold one candle too
+        few for the decision the backtest makes on the whole history."""
         base = self.frames[self.base]
-        lo = max(0, base.n - self.length)
+        lo = self._start(base)
         start_open = int(base.time[lo]) if base.n else 0
         frames: dict[str, Bars] = {}
         for tf, f in self.frames.items():
@@ -99,3 +103,16 @@ class CandleBook:
                 first = int(np.searchsorted(close, start_open, side="left"))
                 frames[tf] = f.view(first, f.n)
         return MultiBars(self.base, frames)
+
+    def _start(self, base: _Frame) -> int:
+        lo = max(0, base.n - self.length)
+        if lo == 0:
+            return 0
+        have = ~np.isnan(base.values["close"][lo : base.n])
+        if have.all():
+            return lo
+        valid = ~np.isnan(base.values["close"][: base.n])
+        for j in range(valid.shape[1]):
+            rows = np.flatnonzero(valid[:, j])
+            lo = min(lo, int(rows[-self.length]) if rows.size >= self.length else 0)
+        return lo

@@ -371,21 +371,43 @@ def test_replay_parity_holds_across_missing_candles(entry):
         assert bt.expired > 0  # some market entries met a missing candle and expired
 
 
-def test_parity_names_a_missing_candle_inside_the_decision_window():
-    """sma_cross's SMA averages the last existing candles, so a window of warmup + 1 rows
-    holding a gap decides differently from the whole history: parity says where."""
+def _gappy_sma_cross():
     data = make_multibars(3000, base="5m", informative=(), seed=7, vol=0.004, gaps=0.01)
     strat = registry.create("sma_cross", {"fast": 5, "slow": 20}, "5m")
+    return data, strat
+
+
+def _replay_parity(data, strat):
     cfg = SimConfig()
     bt = simulate(data, strat.signals(data), cfg, warmup=400)
     rp = replay(strat, data, int(data.bars.time[400]), cfg)
-    rep = compare_trades(
+    return compare_trades(
         bt.trades,
         rp.result.trades,
         backtest_bars=data.bars,
         tf_ms=data.bars.tf_ms,
         window=strat.warmup + 1,
     )
+
+
+def test_parity_holds_across_missing_candles_inside_the_window():
+    """sma_cross's SMA averages the last existing candles: the runner's window reaches back
+    until each symbol has warmup + 1 candles, so a hole inside it changes nothing."""
+    data, strat = _gappy_sma_cross()
+    assert np.isnan(data.bars.close).any()
+    rep = _replay_parity(data, strat)
+    assert rep.ok, rep.diffs[:3]
+    assert rep.matched > 10
+
+
+def test_parity_names_a_missing_candle_inside_the_decision_window(monkeypatch):
+    """With a window of exactly warmup + 1 rows (no reach-back), a hole inside it changes
+    the decision, and parity says where."""
+    from runner.window import CandleBook
+
+    monkeypatch.setattr(CandleBook, "_start", lambda self, base: max(0, base.n - self.length))
+    data, strat = _gappy_sma_cross()
+    rep = _replay_parity(data, strat)
     assert not rep.ok
     first = rep.diffs[0]
     assert first.cause.startswith("changed decision (a missing ") and "21-bar window" in first.cause
