@@ -38,13 +38,17 @@ COMMANDS = {
         "models",
         "List checkpointed models and the model registry's memory; --check loads them.",
     ),
+    "train": (
+        "runner.train_cli",
+        "train",
+        "Train the torch models (cnn, lstm, transformer, dqn) with purged walk-forward splits.",
+    ),
 }
 
 # Commands that are not built yet; move one to COMMANDS when it exists.
 PLANNED = {
     "paper": "paper trading: a strategy on live prices with simulated fills",
     "live": "live trading on an exchange account through ccxt",
-    "train": "train the torch models on catalog data",
     "sweep": "backtest a strategy over a grid of parameters",
 }
 

@@ -1,0 +1,1 @@
+"""Composition of the commands that combine the layers (train, backtest, sweeps)."""
