@@ -96,11 +96,30 @@ config_option = click.option(
 )
 
 
+_ACTIVE: list[Any] = []
+
+
 def load(config_path: str | None):
-    """Load settings for a command (raises ConfigError, which the CLI turns into exit code 2)."""
+    """Load settings for a command (raises ConfigError, which the CLI turns into exit code 2).
+
+    The settings are also kept as the command's active settings (:func:`active_settings`),
+    so a component built by name deep inside the command (the ``ml`` strategy finding
+    ``models.dir``) reads the same ``--config`` overlay.
+    """
     from gogo2.config import load_settings
 
-    return load_settings(config_path)
+    settings = load_settings(config_path)
+    _ACTIVE[:] = [settings]
+    return settings
+
+
+def active_settings():
+    """The settings the running command loaded, else ``load_settings()``."""
+    if _ACTIVE:
+        return _ACTIVE[0]
+    from gogo2.config import load_settings
+
+    return load_settings()
 
 
 # What "X%" given to a number option should be written as: a fraction (the default, for
