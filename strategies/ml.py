@@ -37,6 +37,7 @@ from strategies.base import Param, Strategy
 
 log = logging.getLogger("gogo2.strategies")
 
+_SAID: set[str] = set()
 FEATURE_WARMUP = 34  # datasets.features.FeatureSpec().warmup with the default lengths
 
 
@@ -201,7 +202,9 @@ class MLStrategy(Strategy):
         self.report = report
         self.warnings = self._in_sample(bars)
         for msg in self.warnings:
-            log.warning(msg)
+            if msg not in _SAID:  # once per process, not at every re-decision
+                _SAID.add(msg)
+                log.warning(msg)
         return Signals(entries=entries, exits=np.zeros((n, k), dtype=np.bool_))
 
     def _hit_rates(
