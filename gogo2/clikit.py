@@ -87,6 +87,31 @@ param_option = click.option(
     help="Strategy parameter; repeat for several.",
 )
 
+models_option = click.option(
+    "--models",
+    "models",
+    default=None,
+    metavar="NAMES",
+    help="Trained models for --strategy ml, comma-separated (cnn,dqn); the same as "
+    "--param models=NAMES.",
+)
+
+
+def with_models(strategy: str | None, params: tuple[str, ...], models: str | None) -> list[str]:
+    """``params`` plus ``models=NAMES`` for ``--models``, which only the ``ml`` strategy takes."""
+    out = list(params)
+    if models is None:
+        return out
+    if strategy != "ml":
+        from gogo2.errors import UserInputError
+
+        raise UserInputError(
+            f"--models {models} applies to --strategy ml only (the strategy is "
+            f"{strategy or 'the configured one'}); add --strategy ml or drop --models."
+        )
+    return [*(p for p in out if not p.strip().startswith("models=")), f"models={models}"]
+
+
 config_option = click.option(
     "--config",
     "config_path",

@@ -242,7 +242,8 @@ class DQNAgent(RLAgentInterface):
         cfg = self.config
         if self._buffer is None or self._buffer.size < int(cfg["batch_size"]):
             return float("nan")
-        w, p, a, r, w2, p2, d = self._buffer.sample(int(cfg["batch_size"]), self._rng)
+        batch = self._buffer.sample(int(cfg["batch_size"]), self._rng)
+        w, p, a, r, w2, p2, d = (t.to(self.device) for t in batch)
         q = self.qnet(w, p).gather(1, a[:, None])[:, 0]
         with torch.no_grad():
             q2 = self._target(w2, p2).max(dim=1).values
@@ -281,11 +282,19 @@ class DQNAgent(RLAgentInterface):
             pos = 0
             for c in range(s, e, 4096):
                 stop = min(c + 4096, e)
-                xs = torch.from_numpy(np.ascontiguousarray(x[c:stop]))
+                xs = torch.from_numpy(np.ascontiguousarray(x[c:stop])).to(self.device)
                 with torch.no_grad():
-                    q = torch.stack(
-                        [self.qnet(xs, torch.full((stop - c,), pp)) for pp in (-1, 0, 1)], dim=1
-                    ).numpy()
+                    q = (
+                        torch.stack(
+                            [
+                                self.qnet(xs, torch.full((stop - c,), pp, device=self.device))
+                                for pp in (-1, 0, 1)
+                            ],
+                            dim=1,
+                        )
+                        .cpu()
+                        .numpy()
+                    )
                 for i in range(c, stop):
                     a = int(np.argmax(q[i - c, pos + 1]))
                     tgt = self._target_of(a, pos)

@@ -53,8 +53,8 @@ class Scaler(nn.Module):
         mean = flat.mean(axis=0)
         std = flat.std(axis=0)
         std[~(std > 1e-12)] = 1.0
-        self.mean.copy_(torch.from_numpy(mean).float())
-        self.std.copy_(torch.from_numpy(std).float())
+        self.mean.copy_(torch.from_numpy(mean).float().to(self.mean.device))
+        self.std.copy_(torch.from_numpy(std).float().to(self.std.device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -176,7 +176,8 @@ class SupervisedModel(CNNModelInterface):
             total, count = 0.0, 0
             for idx in _batches(len(yt), int(cfg["batch_size"]), gen):
                 opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(self.net(xt[idx]), yt[idx])
+                xb, yb = xt[idx].to(self.device), yt[idx].to(self.device)
+                loss = F.cross_entropy(self.net(xb), yb)
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
@@ -224,9 +225,10 @@ class SupervisedModel(CNNModelInterface):
         loss_sum, hits = 0.0, 0
         with torch.no_grad():
             for s in range(0, len(y), 8192):
-                out = self.net(x[s : s + 8192])
-                loss_sum += float(F.cross_entropy(out, y[s : s + 8192], reduction="sum"))
-                hits += int((out.argmax(dim=1) == y[s : s + 8192]).sum())
+                out = self.net(x[s : s + 8192].to(self.device))
+                yb = y[s : s + 8192].to(self.device)
+                loss_sum += float(F.cross_entropy(out, yb, reduction="sum"))
+                hits += int((out.argmax(dim=1) == yb).sum())
         self.net.train(was)
         n = max(len(y), 1)
         return loss_sum / n, hits / n

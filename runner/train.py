@@ -360,11 +360,15 @@ def train_model(
     import torch
 
     from models import zoo
+    from models.device import choose_placement
     from models.dqn import RLData
     from models.supervised import TrainingData
 
     tc = settings.train
     t0 = time.perf_counter()
+    # the registry's device rule: CUDA when performance.use_gpu and present, else CPU;
+    # training stays float32 (no autocast), so CPU runs are reproducible to the bit
+    device = choose_placement(settings.performance.use_gpu, False).device
     model0 = zoo.create(name, settings, **(config or {}))
     window = int(model0.window_size)
     gap = tc.horizon + tc.embargo
@@ -381,6 +385,7 @@ def train_model(
         if len(tr.y) < tc.min_train or len(va.y) == 0 or len(te.y) == 0:
             check_splits(p, [], window, tc.min_train, f"{range_text[0]} .. {range_text[1]}")
         model = zoo.create(name, settings, **(config or {}))
+        model.to(device)
         model.feature_names = p.names
         task = None
         if progress is not None:
@@ -449,6 +454,7 @@ def train_model(
         "seconds": round(seconds, 2),
         "folds": len(results),
     }
+    model.to("cpu")
     path = model.save(Path(models_dir) / f"{name}.pt")
     return TrainResult(name, path, results, seconds, model.checkpoint_meta())
 
