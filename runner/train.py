@@ -241,6 +241,7 @@ def scores(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
         "accuracy": float((probs.argmax(axis=1) == y).mean()),
         "log_loss": float(-np.log(p).mean()),
         "direction": direction,
+        "moved": int(moved.sum()),
     }
 
 
@@ -260,8 +261,21 @@ def verdict(model: dict[str, float], base: dict[str, dict[str, float]]) -> tuple
     """Whether the model beats both baselines on accuracy and the prior on log-loss, in words."""
     acc_ok = all(model["accuracy"] > b["accuracy"] for b in base.values())
     ll_ok = model["log_loss"] < base["class_prior"]["log_loss"]
+    moved = int(model.get("moved") or 0)
+    z = (model.get("direction", 0.5) - 0.5) / math.sqrt(0.25 / moved) if moved else 0.0
+    direction = (
+        f"; direction {model['direction']:.4f} on {moved:,} bars that moved is "
+        + (
+            "above chance"
+            if z >= 2.0
+            else "NOT above chance (0.5): the gain comes from telling when the price moves "
+            "(volatility), not which way"
+        )
+        if moved
+        else ""
+    )
     if acc_ok and ll_ok:
-        return True, "beats always-hold and the class prior on held-out data"
+        return True, "beats always-hold and the class prior on held-out data" + direction
     misses = []
     if not acc_ok:
         best = max(base.items(), key=lambda kv: kv[1]["accuracy"])
@@ -274,7 +288,7 @@ def verdict(model: dict[str, float], base: dict[str, dict[str, float]]) -> tuple
             f"log-loss {model['log_loss']:.4f} is not below the class prior's "
             f"({base['class_prior']['log_loss']:.4f})"
         )
-    return False, "does NOT beat the baselines: " + "; ".join(misses)
+    return False, "does NOT beat the baselines: " + "; ".join(misses) + direction
 
 
 # -- training -----------------------------------------------------------------------------------
@@ -497,7 +511,3 @@ def resolve(
         "exchange": (exchange or settings.data.exchange).strip(),
         "seed": settings.train.seed if seed is None else int(seed),
     }
-
-
-def _isnan(v: Any) -> bool:
-    return isinstance(v, float) and math.isnan(v)

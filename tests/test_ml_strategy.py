@@ -100,3 +100,19 @@ def test_untrained_model_and_other_timeframe_are_refused(trained):
     s.settings = settings
     with pytest.raises(CheckpointError, match="trained on 1h candles"):
         s._setup()
+
+
+def test_checkpoint_for_another_window_or_other_features_is_refused(trained):
+    from models.errors import CheckpointError
+    from strategies.ml import MLStrategy
+
+    settings, _ = trained
+    for own in ({"window_size": 30}, {"features": ("1h:logret", "1h:rsi")}):
+        per = {**settings.models.per_model}
+        per["cnn"] = settings.models.settings_for("cnn").model_copy(update=own)
+        s = MLStrategy(timeframe="1h", models="cnn")
+        s.settings = settings.model_copy(
+            update={"models": settings.models.model_copy(update={"per_model": per})}
+        )
+        with pytest.raises(CheckpointError, match=r"cnn\.pt"):
+            s._setup()

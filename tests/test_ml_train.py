@@ -183,3 +183,17 @@ def test_span_windows_labels_stop_inside_the_span():
     p = bars_to_prepared(planted_bars(300))
     d = span_windows(p, (0, 200), 20, 3, 0.003)
     assert d.rows.max() <= 199 - 3
+
+
+def test_verdict_says_plainly_when_baselines_or_chance_are_not_beaten():
+    from runner.train import verdict
+
+    base = {
+        "always_hold": {"accuracy": 0.41, "log_loss": 8.0},
+        "class_prior": {"accuracy": 0.41, "log_loss": 1.09},
+    }
+    ok, words = verdict({"accuracy": 0.40, "log_loss": 1.10, "direction": 0.6, "moved": 400}, base)
+    assert not ok and "does NOT beat" in words and "0.4000 is not above" in words
+    # 0.51 on 400 moved bars is 0.4 standard errors above 0.5: chance
+    ok, words = verdict({"accuracy": 0.45, "log_loss": 1.05, "direction": 0.51, "moved": 400}, base)
+    assert ok and "NOT above chance" in words
