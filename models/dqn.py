@@ -24,8 +24,10 @@ over the validation windows and the best network by validation return is kept
 
 **Probabilities.** ``predict`` maps the Q-values of a *flat* agent (position 0, what a
 buy or a sell entry starts from) to (sell, hold, buy) probabilities with a softmax at
-``temperature``: ``p = softmax(Q / temperature)``. Q-values are in units of log return
-(about 1e-3 per bar), hence the small default temperature.
+``temperature``: ``p = softmax(Q / temperature)``. Rewards are stored multiplied by
+``reward_scale`` (100), so Q-values are discounted sums of log returns in percent; a
+difference of one temperature (1.0, i.e. one percent of expected return) between two
+actions makes one e times as likely as the other.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ DQN_DEFAULTS: dict[str, Any] = {
     "steps": 20000,
     "episode_length": 256,
     "eval_every": 2000,
-    "temperature": 0.001,
+    "temperature": 1.0,
     "reward_scale": 100.0,
     "allow_short": True,
     "fee": 0.001,

@@ -266,10 +266,10 @@ def verdict(model: dict[str, float], base: dict[str, dict[str, float]]) -> tuple
     direction = (
         f"; direction {model['direction']:.4f} on {moved:,} bars that moved is "
         + (
-            "above chance"
-            if z >= 2.0
-            else "NOT above chance (0.5): the gain comes from telling when the price moves "
-            "(volatility), not which way"
+            "above chance (3 standard errors or more)"
+            if z >= 3.0
+            else "NOT above chance (0.5, within 3 standard errors): the gain comes from "
+            "telling when the price moves (volatility), not which way"
         )
         if moved
         else ""
