@@ -336,19 +336,22 @@ def check_splits(
     p: Prepared, splits: Sequence[Split], window: int, min_train: int, what: str
 ) -> None:
     """A range too short for one split is refused before anything is trained."""
-    s = splits[-1] if splits else None
-    need = f"at least {min_train} training windows per fold"
-    if s is None or any(
+    if not splits or any(
         sp.val[1] - sp.val[0] < 2 * window
         or sp.test[1] - sp.test[0] < 2 * window
         or sp.train[1] - sp.train[0] < min_train + window
         for sp in splits
     ):
-        raise UserInputError(
-            f"the training range {what} ({p.n:,} {p.timeframe} bars) is too short for "
-            f"{len(splits)} walk-forward fold(s) with {need} and a purge gap: give an earlier "
-            "--from or a later --to, a finer --timeframe, or fewer train.folds."
-        )
+        too_short(p, len(splits), min_train, what)
+
+
+def too_short(p: Prepared, folds: int, min_train: int, what: str) -> None:
+    raise UserInputError(
+        f"the training range {what} ({p.n:,} {p.timeframe} bars) is too short for "
+        f"{folds} walk-forward fold(s) with at least {min_train} labelled training windows "
+        "each, a validation and a test block, and the purge gaps: give an earlier --from or a "
+        "later --to, a finer --timeframe, or fewer train.folds."
+    )
 
 
 def train_model(
@@ -397,7 +400,7 @@ def train_model(
         va = span_windows(p, sp.val, window, tc.horizon, tc.threshold)
         te = span_windows(p, sp.test, window, tc.horizon, tc.threshold)
         if len(tr.y) < tc.min_train or len(va.y) == 0 or len(te.y) == 0:
-            check_splits(p, [], window, tc.min_train, f"{range_text[0]} .. {range_text[1]}")
+            too_short(p, len(splits), tc.min_train, f"{range_text[0]} .. {range_text[1]}")
         model = zoo.create(name, settings, **(config or {}))
         model.to(device)
         model.feature_names = p.names
