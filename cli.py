@@ -7,9 +7,12 @@
     python cli.py data import PATH ...
     python cli.py data list
     python cli.py models [--check]
+    python cli.py paper --symbols BTC/USDT --timeframe 1m --max-bars 60
+    python cli.py paper --replay --from 2024-06-01 --to 2024-06-08
+    python cli.py parity --strategy sma_cross --from 2023-03-01 --to 2023-04-01
 
-Each command lives in its package (``engine/cli.py``, ``datasets/cli.py``, ...)
-and is imported only when it runs, so ``--help`` stays fast. Heavy libraries
+Each command lives in its package (``runner/backtest_cli.py``, ``runner/paper_cli.py``,
+``datasets/cli.py``, ...) and is imported only when it runs, so ``--help`` stays fast. Heavy libraries
 (numba, torch, quantstats, ccxt) are imported inside the command bodies.
 Commands in ``PLANNED`` are not built yet: ``--help`` lists them as such and running
 one prints a single line and exits with code 2. Bad usage (a mistyped command, a
@@ -26,7 +29,11 @@ from gogo2.clikit import CommandNotFound, LazyGroup
 from gogo2.errors import Gogo2Error, UserInputError
 
 COMMANDS = {
-    "backtest": ("engine.cli", "backtest", "Replay history through a strategy and write a report."),
+    "backtest": (
+        "runner.backtest_cli",
+        "backtest",
+        "Replay history through a strategy and write a report.",
+    ),
     "check-lookahead": (
         "strategies.cli",
         "check_lookahead",
@@ -43,11 +50,20 @@ COMMANDS = {
         "train",
         "Train the torch models (cnn, lstm, transformer, dqn) with purged walk-forward splits.",
     ),
+    "paper": (
+        "runner.paper_cli",
+        "paper",
+        "Paper trading: a strategy on live closed candles with simulated fills.",
+    ),
+    "parity": (
+        "runner.paper_cli",
+        "parity",
+        "Replay a period through the paper runner and diff its trades with the backtest's.",
+    ),
 }
 
 # Commands that are not built yet; move one to COMMANDS when it exists.
 PLANNED = {
-    "paper": "paper trading: a strategy on live prices with simulated fills",
     "live": "live trading on an exchange account through ccxt",
     "sweep": "backtest a strategy over a grid of parameters",
 }

@@ -88,8 +88,8 @@ def test_backtest_cli_warm(benchmark, warm_config: Path) -> None:
 
 def test_backtest_api_phases(benchmark, warm_config: Path) -> None:
     """In-process ``run_backtest`` (no interpreter start-up), phases in ``extra_info``."""
-    from engine.run import run_backtest
     from gogo2.config import load_settings
+    from runner.backtest import run_backtest
 
     settings = load_settings(warm_config)
     out_holder = {}

@@ -14,6 +14,15 @@ attached exit); ``simulate_nb`` runs stretches of calm bars through a short mark
 something pending or at risk through the full event path. Calm positions with an attached
 exit go through a cheap range test instead (the ``quiet`` test of the event loop).
 
+Resumable: the state of a run is explicit (``init_state_nb`` makes it: per-symbol float
+and int state arrays, the cash in ``gs``, the counters, the halted bar), and ``run_nb``
+advances it over any range of bars. ``simulate_nb`` is ``init_state_nb`` + ``run_nb`` over
+all bars + the end-of-data close; the paper broker runs the same ``run_nb`` one bar at a
+time (``step_bar_nb``) and registers the strategy's decisions after it
+(``step_intents_nb``), so backtest and paper share every line of the fill rules. The bar
+loop lives in one function on purpose: numba does not inline calls across functions that
+take many arrays, and a call per bar costs more than the bar's work.
+
 Kernels are compiled with ``cache=True`` for one fixed signature (the wrapper always passes
 the same dtypes and layouts) and ``nogil=True``, so independent runs may share threads.
 The constants of ``engine.enums`` are frozen into the compiled code; numba's cache watches
@@ -52,6 +61,7 @@ from engine.enums import (
     KIND_TRAILING_STOP,
     LIMIT,
     MARKET,
+    N_FLAGS,
     P_ALLOW_SHORT,
     P_CASH,
     P_CLOSE_AT_END,
@@ -87,7 +97,9 @@ S_P_TRAIL = 12
 S_STOP = 13  # cached protective stop level of the open position (+-inf when none)
 S_TARGET = 14  # cached take-profit level (+-inf when none)
 S_BASE = 15  # entry reference price before slippage: the base of the stop/target distances
-N_FSTATE = 16
+S_LOT = 16  # quantity step of the symbol (params[P_LOT_SIZE] unless a market says otherwise)
+S_MIN_COST = 17  # minimum notional of the symbol (params[P_MIN_NOTIONAL] unless a market says)
+N_FSTATE = 18
 
 # columns of the per-symbol int state
 I_ENTRY_BAR = 0
@@ -208,8 +220,8 @@ def _open(j, bar, tm, d, px, ref, fee_rate, kind, intrabar, fs, ist, params, fil
     qmax = buying_power / (px * (1.0 + fee_rate)) if buying_power > 0.0 else 0.0
     if qty > qmax:
         qty = qmax
-    qty = round_lot_nb(qty, params[P_LOT_SIZE])
-    if not (qty > 0.0) or qty * px < params[P_MIN_NOTIONAL]:
+    qty = round_lot_nb(qty, fs[j, S_LOT])
+    if not (qty > 0.0) or qty * px < fs[j, S_MIN_COST]:
         counters[C_REJECTED] += 1
         return cash
     fee = qty * px * fee_rate
@@ -428,8 +440,104 @@ def _pending_entry(j, t, tm, o, lo, hi, at_open, fs, ist, params, fills, trades,
     )
 
 
+# scalar state of a run, carried between calls (float64 array; the int counters live in
+# ``counters``: exposed bars, halted bar)
+G_CASH = 0
+N_GSTATE = 1
+
+
 @njit(cache=True, nogil=True)
-def simulate_nb(
+def init_state_nb(params, fs, ist, gs, counters):
+    """Reset the explicit state of a run: no position, nothing pending, cash ``params[P_CASH]``.
+
+    ``fs`` float64 (m, N_FSTATE), ``ist`` int64 (m, N_ISTATE), ``gs`` float64 (N_GSTATE,),
+    ``counters`` int64 (N_COUNTERS,). ``simulate_nb`` and the resumable entry points
+    (``run_nb``, ``step_bar_nb`` / ``step_intents_nb``) all work on this state.
+    """
+    fs[:, :] = 0.0
+    ist[:, :] = 0
+    for j in range(fs.shape[0]):
+        ist[j, I_FRESH_BAR] = -1
+        fs[j, S_LOT] = params[P_LOT_SIZE]
+        fs[j, S_MIN_COST] = params[P_MIN_NOTIONAL]
+    counters[:] = 0
+    counters[C_HALTED_BAR] = -1
+    gs[G_CASH] = params[P_CASH]
+
+
+@njit(cache=True, nogil=True)
+def _calm_nb(fs, ist):
+    """True when no order is pending and no open position has an attached exit."""
+    for j in range(fs.shape[0]):
+        if ist[j, I_P_DIR] != 0 or ist[j, I_P_EXIT] != 0:
+            return False
+        if fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _intents_nb(
+    r, tm, entries, exits, order_type, price, size, sl, tp, trail, flags, params, fs, ist
+):
+    """Register the intents of row ``r``, decided at the close of the bar opened at ``tm``."""
+    allow_short = params[P_ALLOW_SHORT] != 0.0
+    tf_ms = int(params[P_TF_MS])
+    for j in range(fs.shape[0]):
+        e = entries[r, j]
+        x = exits[r, j]
+        if e == 0 and not x:
+            continue
+        if e < 0 and not allow_short:
+            x = True
+            e = 0
+        if x:
+            ist[j, I_P_EXIT] = 1
+            ist[j, I_P_DIR] = 0  # an exit cancels a resting entry
+        if e != 0:
+            ist[j, I_P_DIR] = e
+            ist[j, I_P_TYPE] = order_type[r, j] if flags[F_ORDER_TYPE] != 0 else MARKET
+            ist[j, I_P_AGE] = 0
+            ist[j, I_P_DUE] = tm + tf_ms
+            fs[j, S_P_PRICE] = price[r, j] if flags[F_PRICE] != 0 else np.nan
+            fs[j, S_P_SIZE] = size[r, j] if flags[F_SIZE] != 0 else np.nan
+            fs[j, S_P_SL] = sl[r, j] if flags[F_SL] != 0 else np.nan
+            fs[j, S_P_TP] = tp[r, j] if flags[F_TP] != 0 else np.nan
+            fs[j, S_P_TRAIL] = trail[r, j] if flags[F_TRAIL] != 0 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def _close_all_nb(t, tm, fs, ist, params, fills, trades, counters, cash):
+    """Close every open position at its mark with the taker fee (reason "end").
+
+    Returns (cash, whether anything was closed)."""
+    closed_any = False
+    for j in range(fs.shape[0]):
+        if fs[j, S_POS] != 0.0:
+            cash = _close(
+                j,
+                t,
+                tm,
+                fs[j, S_MARK],
+                params[P_FEE_TAKER],
+                KIND_END,
+                EXIT_END,
+                fs,
+                ist,
+                fills,
+                trades,
+                counters,
+                cash,
+            )
+            closed_any = True
+    return cash, closed_any
+
+
+@njit(cache=True, nogil=True)
+def run_nb(
+    r0,
+    r1,
+    bar0,
     time,
     open_,
     high,
@@ -445,6 +553,9 @@ def simulate_nb(
     trail,
     flags,
     params,
+    fs,
+    ist,
+    gs,
     fills,
     trades,
     equity_out,
@@ -452,57 +563,25 @@ def simulate_nb(
     positions_out,
     counters,
 ):
-    """Run the event loop over all bars and symbols with one shared cash balance.
+    """Run rows ``r0 .. r1 - 1`` of the arrays as bars ``bar0 + r`` on the carried state.
 
-    Parameters
-    ----------
-    time : int64 (n,)
-        Bar open times, ms UTC.
-    open_, high, low, close : float64 (n, m)
-        Prices, NaN where a symbol has no candle.
-    entries : int8 (n, m)
-        +1 / -1 / 0 entry intents decided at the close of each row.
-    exits : bool (n, m)
-        Market exit intents.
-    order_type, price, size, sl, tp, trail : (n, m) arrays, or (1, 1) placeholders
-        Optional per-row order details; ``flags[F_*]`` says which are real.
-    flags : int8 (N_FLAGS,)
-    params : float64 (N_PARAMS,)
-        Scalar settings, indexed by ``engine.enums.P_*``.
-    fills, trades : record arrays (fill_dt, trade_dt)
-        Output buffers; counts beyond their length are still counted in ``counters``.
-    equity_out, cash_out : float64 (n,)
-    positions_out : float64 (n, m)
-    counters : int64 (N_COUNTERS,)
-        Output: fills, trades, rejected orders, exposed bars, halted bar, expired market
-        entries.
+    The state (``fs``, ``ist``, ``gs``, ``counters``) is read at the start and left as it is
+    after the last row, so a run may be continued by a later call on the following rows.
+    Fill and trade records are written from ``counters[C_FILLS]`` / ``counters[C_TRADES]``.
     """
-    n, m = open_.shape
-    fs = np.zeros((m, N_FSTATE))
-    ist = np.zeros((m, N_ISTATE), dtype=np.int64)
-    for j in range(m):
-        ist[j, I_FRESH_BAR] = -1
-    counters[:] = 0
-    counters[C_HALTED_BAR] = -1
-    cash = params[P_CASH]
+    m = open_.shape[1]
+    cash = gs[G_CASH]
     slip = params[P_SLIPPAGE]
     fee_taker = params[P_FEE_TAKER]
-    allow_short = params[P_ALLOW_SHORT] != 0.0
     ttl = int(params[P_ORDER_TTL])
     warmup = int(params[P_WARMUP])
     tf_ms = int(params[P_TF_MS])
-    has_type = flags[F_ORDER_TYPE] != 0
-    has_price = flags[F_PRICE] != 0
-    has_size = flags[F_SIZE] != 0
-    has_sl = flags[F_SL] != 0
-    has_tp = flags[F_TP] != 0
-    has_trail = flags[F_TRAIL] != 0
-    exposed = 0
-    halted = False
-    calm = True  # no pending order and no open position with an attached exit
+    exposed = counters[C_EXPOSED_BARS]
+    halted = counters[C_HALTED_BAR] >= 0
+    calm = _calm_nb(fs, ist)
 
-    t = 0
-    while t < n:
+    r = r0
+    while r < r1:
         if calm and not halted:
             # fast path: while nothing is pending and no position has an attached exit, a bar
             # can only be marked to market; the first bar with a signal, or whose marked
@@ -513,59 +592,60 @@ def simulate_nb(
                     n_held += 1
             if m == 1:
                 # the same loop with the one symbol's state in registers
-                t0 = t
+                rs = r
                 p = fs[0, S_POS]
                 mark = fs[0, S_MARK]
-                while t < n:
-                    if t >= warmup and (entries[t, 0] != 0 or exits[t, 0]):
+                while r < r1:
+                    if bar0 + r >= warmup and (entries[r, 0] != 0 or exits[r, 0]):
                         break
-                    c = close[t, 0]
+                    c = close[r, 0]
                     if c == c:
                         mark = c
                     eq = cash + p * mark if p != 0.0 else cash
                     if eq <= 0.0:
                         break
-                    positions_out[t, 0] = p
-                    equity_out[t] = eq
-                    cash_out[t] = cash
-                    t += 1
+                    positions_out[r, 0] = p
+                    equity_out[r] = eq
+                    cash_out[r] = cash
+                    r += 1
                 fs[0, S_MARK] = mark
                 if n_held > 0:
-                    exposed += t - t0
-            while t < n and m > 1:
-                if t >= warmup:
+                    exposed += r - rs
+            while r < r1 and m > 1:
+                if bar0 + r >= warmup:
                     signal = False
                     for j in range(m):
-                        if entries[t, j] != 0 or exits[t, j]:
+                        if entries[r, j] != 0 or exits[r, j]:
                             signal = True
                     if signal:
                         break
                 eq = cash
                 for j in range(m):
-                    c = close[t, j]
+                    c = close[r, j]
                     if c == c:
                         fs[j, S_MARK] = c
                     p = fs[j, S_POS]
-                    positions_out[t, j] = p
+                    positions_out[r, j] = p
                     if p != 0.0:
                         eq += p * fs[j, S_MARK]
                 if eq <= 0.0:
                     break
                 if n_held > 0:
                     exposed += 1
-                equity_out[t] = eq
-                cash_out[t] = cash
-                t += 1
-            if t >= n:
+                equity_out[r] = eq
+                cash_out[r] = cash
+                r += 1
+            if r >= r1:
                 break
 
-        tm = time[t]
+        t = bar0 + r
+        tm = time[r]
         if halted:
-            equity_out[t] = cash
-            cash_out[t] = cash
+            equity_out[r] = cash
+            cash_out[r] = cash
             for j in range(m):
-                positions_out[t, j] = 0.0
-            t += 1
+                positions_out[r, j] = 0.0
+            r += 1
             continue
 
         for j in range(m):
@@ -574,10 +654,10 @@ def simulate_nb(
             if pdir == 0 and ist[j, I_P_EXIT] == 0:
                 if pos == 0.0 or ist[j, I_BARE] != 0:
                     continue  # flat, or held with no attached exit: nothing can happen
-            hi = high[t, j]
+            hi = high[r, j]
             if hi != hi:
                 continue  # no candle: everything waits for the symbol's next bar
-            lo = low[t, j]
+            lo = low[r, j]
             if ist[j, I_P_EXIT] == 0 and (pdir == 0 or ist[j, I_P_TYPE] != MARKET):
                 # nothing at market: a cheap range test decides whether anything can trigger
                 # (valid candles have low <= open <= high, so a gap implies a touched range)
@@ -610,7 +690,7 @@ def simulate_nb(
                             fs[j, S_PEAK] = lo
                             _refresh_levels(j, fs)
                     continue
-            o = open_[t, j]
+            o = open_[r, j]
 
             # --- at the open: market orders, then gaps through resting orders
             if ist[j, I_P_EXIT] != 0:
@@ -705,17 +785,17 @@ def simulate_nb(
 
             # --- after the stop checks: trail the best price
             if ist[j, I_BARE] == 0:
-                _update_best(j, t, close[t, j], hi, lo, fs, ist)
+                _update_best(j, t, close[r, j], hi, lo, fs, ist)
 
         # --- mark to market at the close
         eq = cash
         n_open = 0
         for j in range(m):
-            c = close[t, j]
+            c = close[r, j]
             if c == c:
                 fs[j, S_MARK] = c
             p = fs[j, S_POS]
-            positions_out[t, j] = p
+            positions_out[r, j] = p
             if p != 0.0:
                 eq += p * fs[j, S_MARK]
                 n_open += 1
@@ -724,90 +804,219 @@ def simulate_nb(
 
         # --- intents decided at this bar's close, executed from the next bar
         if t >= warmup:
-            for j in range(m):
-                e = entries[t, j]
-                x = exits[t, j]
-                if e == 0 and not x:
-                    continue
-                if e < 0 and not allow_short:
-                    x = True
-                    e = 0
-                if x:
-                    ist[j, I_P_EXIT] = 1
-                    ist[j, I_P_DIR] = 0  # an exit cancels a resting entry
-                if e != 0:
-                    ist[j, I_P_DIR] = e
-                    ist[j, I_P_TYPE] = order_type[t, j] if has_type else MARKET
-                    ist[j, I_P_AGE] = 0
-                    ist[j, I_P_DUE] = tm + tf_ms
-                    fs[j, S_P_PRICE] = price[t, j] if has_price else np.nan
-                    fs[j, S_P_SIZE] = size[t, j] if has_size else np.nan
-                    fs[j, S_P_SL] = sl[t, j] if has_sl else np.nan
-                    fs[j, S_P_TP] = tp[t, j] if has_tp else np.nan
-                    fs[j, S_P_TRAIL] = trail[t, j] if has_trail else np.nan
+            _intents_nb(
+                r,
+                tm,
+                entries,
+                exits,
+                order_type,
+                price,
+                size,
+                sl,
+                tp,
+                trail,
+                flags,
+                params,
+                fs,
+                ist,
+            )
 
         # --- out of equity (marked at the close, or realised at a fill): close what is
         # open at this close and stop trading
         if eq <= 0.0:
+            cash, _ = _close_all_nb(t, tm + tf_ms, fs, ist, params, fills, trades, counters, cash)
             for j in range(m):
-                if fs[j, S_POS] != 0.0:
-                    cash = _close(
-                        j,
-                        t,
-                        tm + tf_ms,
-                        fs[j, S_MARK],
-                        fee_taker,
-                        KIND_END,
-                        EXIT_END,
-                        fs,
-                        ist,
-                        fills,
-                        trades,
-                        counters,
-                        cash,
-                    )
-                positions_out[t, j] = 0.0
+                positions_out[r, j] = 0.0
             eq = cash
             halted = True
             counters[C_HALTED_BAR] = t
 
-        equity_out[t] = eq
-        cash_out[t] = cash
-
+        equity_out[r] = eq
+        cash_out[r] = cash
         calm = True
         for j in range(m):
             if ist[j, I_P_DIR] != 0 or ist[j, I_P_EXIT] != 0:
                 calm = False
             elif fs[j, S_POS] != 0.0 and ist[j, I_BARE] == 0:
                 calm = False
-        t += 1
+        r += 1
 
     counters[C_EXPOSED_BARS] = exposed
+    gs[G_CASH] = cash
+
+
+@njit(cache=True, nogil=True)
+def simulate_nb(
+    time,
+    open_,
+    high,
+    low,
+    close,
+    entries,
+    exits,
+    order_type,
+    price,
+    size,
+    sl,
+    tp,
+    trail,
+    flags,
+    params,
+    fills,
+    trades,
+    equity_out,
+    cash_out,
+    positions_out,
+    counters,
+):
+    """Run the event loop over all bars and symbols with one shared cash balance.
+
+    Parameters
+    ----------
+    time : int64 (n,)
+        Bar open times, ms UTC.
+    open_, high, low, close : float64 (n, m)
+        Prices, NaN where a symbol has no candle.
+    entries : int8 (n, m)
+        +1 / -1 / 0 entry intents decided at the close of each row.
+    exits : bool (n, m)
+        Market exit intents.
+    order_type, price, size, sl, tp, trail : (n, m) arrays, or (1, 1) placeholders
+        Optional per-row order details; ``flags[F_*]`` says which are real.
+    flags : int8 (N_FLAGS,)
+    params : float64 (N_PARAMS,)
+        Scalar settings, indexed by ``engine.enums.P_*``.
+    fills, trades : record arrays (fill_dt, trade_dt)
+        Output buffers; counts beyond their length are still counted in ``counters``.
+    equity_out, cash_out : float64 (n,)
+    positions_out : float64 (n, m)
+    counters : int64 (N_COUNTERS,)
+        Output: fills, trades, rejected orders, exposed bars, halted bar, expired market
+        entries.
+
+    The bars run through ``run_nb`` on state made by ``init_state_nb``, the same per-bar
+    functions the resumable entry points use.
+    """
+    n, m = open_.shape
+    fs = np.zeros((m, N_FSTATE))
+    ist = np.zeros((m, N_ISTATE), dtype=np.int64)
+    gs = np.zeros(N_GSTATE)
+    init_state_nb(params, fs, ist, gs, counters)
+    run_nb(
+        0,
+        n,
+        0,
+        time,
+        open_,
+        high,
+        low,
+        close,
+        entries,
+        exits,
+        order_type,
+        price,
+        size,
+        sl,
+        tp,
+        trail,
+        flags,
+        params,
+        fs,
+        ist,
+        gs,
+        fills,
+        trades,
+        equity_out,
+        cash_out,
+        positions_out,
+        counters,
+    )
     # --- end of data: close what is open at the last valid close, taker fee, no slippage
-    if n > 0 and not halted and params[P_CLOSE_AT_END] != 0.0:
-        closed_any = False
-        for j in range(m):
-            if fs[j, S_POS] != 0.0:
-                cash = _close(
-                    j,
-                    n - 1,
-                    time[n - 1] + tf_ms,
-                    fs[j, S_MARK],
-                    fee_taker,
-                    KIND_END,
-                    EXIT_END,
-                    fs,
-                    ist,
-                    fills,
-                    trades,
-                    counters,
-                    cash,
-                )
-                positions_out[n - 1, j] = 0.0
-                closed_any = True
+    if n > 0 and counters[C_HALTED_BAR] < 0 and params[P_CLOSE_AT_END] != 0.0:
+        tf_ms = int(params[P_TF_MS])
+        cash, closed_any = _close_all_nb(
+            n - 1, time[n - 1] + tf_ms, fs, ist, params, fills, trades, counters, gs[G_CASH]
+        )
         if closed_any:
+            for j in range(m):
+                positions_out[n - 1, j] = 0.0
             equity_out[n - 1] = cash
             cash_out[n - 1] = cash
+        gs[G_CASH] = cash
+
+
+@njit(cache=True, nogil=True)
+def step_bar_nb(
+    t, time, open_, high, low, close, params, fs, ist, gs, fills, trades, positions_out, counters
+):
+    """Resumable entry, first half of bar ``t``: its fills and its mark, by ``run_nb`` itself.
+
+    ``time`` is the (1,) open time and ``open_ .. close``, ``positions_out`` the (1, m) rows
+    of the one bar; ``run_nb`` runs it as bar ``t`` with no intents (they come after the
+    strategy has seen the bar, through ``step_intents_nb``). A bar whose marked equity is
+    <= 0 closes everything and halts, as in ``run_nb`` (there after the intents, which a
+    halted run never executes). Returns the equity at the bar's close.
+    """
+    m = fs.shape[0]
+    none_i = np.zeros((1, m), dtype=np.int8)
+    none_b = np.zeros((1, m), dtype=np.bool_)
+    ph_i = np.zeros((1, 1), dtype=np.int8)
+    ph_f = np.full((1, 1), np.nan)
+    flags = np.zeros(N_FLAGS, dtype=np.int8)
+    equity_out = np.empty(1)
+    cash_out = np.empty(1)
+    run_nb(
+        0,
+        1,
+        t,
+        time,
+        open_,
+        high,
+        low,
+        close,
+        none_i,
+        none_b,
+        ph_i,
+        ph_f,
+        ph_f,
+        ph_f,
+        ph_f,
+        ph_f,
+        flags,
+        params,
+        fs,
+        ist,
+        gs,
+        fills,
+        trades,
+        equity_out,
+        cash_out,
+        positions_out,
+        counters,
+    )
+    return equity_out[0]
+
+
+@njit(cache=True, nogil=True)
+def step_intents_nb(
+    tm, entries, exits, order_type, price, size, sl, tp, trail, flags, params, fs, ist, counters
+):
+    """Resumable entry, second half of the bar opened at ``tm``: register its intents ((1, m)
+    rows), to be executed from the next bar. A halted run takes none."""
+    if counters[C_HALTED_BAR] >= 0:
+        return
+    _intents_nb(
+        0, tm, entries, exits, order_type, price, size, sl, tp, trail, flags, params, fs, ist
+    )
+
+
+@njit(cache=True, nogil=True)
+def close_all_nb(t, tm, params, fs, ist, gs, fills, trades, counters):
+    """Close every open position at its mark, taker fee, reason "end" (the end-of-data close
+    of ``simulate_nb``); returns whether anything was closed."""
+    cash, closed_any = _close_all_nb(t, tm, fs, ist, params, fills, trades, counters, gs[G_CASH])
+    gs[G_CASH] = cash
+    return closed_any
 
 
 @njit(cache=True, nogil=True)

@@ -1,1 +1,7 @@
-"""Composition of the commands that combine the layers (train, backtest, sweeps)."""
+"""Composition of the commands that span the layers: catalog, strategies, engine, adapters.
+
+The import arrows run catalog -> features -> strategies -> engine; this package sits above
+them all (nothing below imports it): the backtest command (``runner.backtest``), the
+paper/live runner (``runner.live``), the parity report (``runner.parity``), the
+training command (``runner.train``).
+"""

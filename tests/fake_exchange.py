@@ -432,3 +432,194 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."})
             return
         self._send(200, ex.klines(sym, interval, start, end, limit))
+
+
+class FakeKlineStream:
+    """The Binance spot kline websocket of a :class:`FakeBinance` (market data only).
+
+    Serves ``ws://127.0.0.1:<port>/stream/...`` (the path keeps ``/stream``: ccxt tells spot
+    from contract streams by it). A client sends Binance's ``{"method": "SUBSCRIBE",
+    "params": ["btcusdt@kline_1m"], "id": n}``; the server answers ``{"result": null, "id":
+    n}`` and then pushes kline events built from the fake's candle formula when the test
+    calls :meth:`publish` (every candle opened since the last push, the closed ones with
+    ``"x": true``, the one open at ``now_ms`` with ``"x": false``). :meth:`drop` closes every
+    connection; with ``refuse = True`` new connections are refused (an outage). Every
+    connection and message is recorded in :attr:`log`.
+    """
+
+    def __init__(self, exchange: FakeBinance) -> None:
+        self.exchange = exchange
+        self.log: list[tuple[str, Any]] = []
+        self.refuse = False
+        self._loop: Any = None
+        self._thread: threading.Thread | None = None
+        self._runner: Any = None
+        self._conns: dict[Any, set[tuple[str, str]]] = {}
+        self._pushed: dict[tuple[Any, str, str], int] = {}
+        self.port = 0
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> FakeKlineStream:
+        import asyncio
+
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self._serve())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """One host for REST (forwarded to the fake's HTTP server) and the websocket."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def publish(self) -> int:
+        """Push the candles of every subscription up to ``now_ms``; returns events sent."""
+        return self._call(self._publish())
+
+    def wait_subscribed(self, streams: int, timeout: float = 5.0) -> bool:
+        """Wait (real time) until ``streams`` kline streams are subscribed; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(len(v) for v in list(self._conns.values())) >= streams:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def drop(self) -> None:
+        """Close every open connection (the client sees a dropped socket)."""
+        self._call(self._drop())
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        self._call(self._shutdown())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+        self._loop = None
+
+    # ------------------------------------------------------------------ internals
+    def _call(self, coro: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    async def _serve(self) -> None:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, request: Any) -> Any:
+        from aiohttp import WSMsgType, web
+
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return await self._forward(request)
+        self.log.append(("connect", request.path))
+        if self.refuse or not request.path.startswith("/stream"):
+            return web.Response(status=503, text="unavailable")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._conns[ws] = set()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                body = json.loads(msg.data)
+                self.log.append(("message", body))
+                if body.get("method") == "SUBSCRIBE":
+                    for name in body.get("params", []):
+                        sym, _, interval = name.partition("@kline_")
+                        self._conns[ws].add((sym.upper(), interval))
+                    await ws.send_str(json.dumps({"result": None, "id": body.get("id")}))
+        finally:
+            self._conns.pop(ws, None)
+        return ws
+
+    async def _forward(self, request: Any) -> Any:
+        """A REST request: answered by the fake's HTTP server (and recorded there)."""
+        import asyncio
+        import urllib.error
+        import urllib.request
+
+        from aiohttp import web
+
+        url = f"{self.exchange.base_url}{request.path_qs}"
+
+        def fetch() -> tuple[int, bytes]:
+            try:
+                with urllib.request.urlopen(url, timeout=30) as r:
+                    return r.status, r.read()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read()
+
+        status, body = await asyncio.get_running_loop().run_in_executor(None, fetch)
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    async def _publish(self) -> int:
+        ex = self.exchange
+        now = ex.now()
+        sent = 0
+        for ws, subs in list(self._conns.items()):
+            for sym, interval in sorted(subs):
+                market = ex.markets.get(sym)
+                step = INTERVAL_MS.get(interval)
+                if market is None or step is None:
+                    continue
+                open_now = now // step * step
+                key = (ws, sym, interval)
+                t = self._pushed.get(key, open_now - step)
+                while t <= open_now:
+                    if not market.in_gap(t):
+                        row = kline_row(market, t, step, now)
+                        event = {
+                            "e": "kline",
+                            "E": now,
+                            "s": sym,
+                            "k": {
+                                "t": t,
+                                "T": t + step - 1,
+                                "s": sym,
+                                "i": interval,
+                                "o": row[1],
+                                "c": row[4],
+                                "h": row[2],
+                                "l": row[3],
+                                "v": row[5],
+                                "n": row[8],
+                                "x": t + step <= now,
+                                "q": row[7],
+                            },
+                        }
+                        try:
+                            await ws.send_str(json.dumps(event))
+                            sent += 1
+                        except ConnectionError:
+                            break
+                    t += step
+                self._pushed[key] = open_now
+        return sent
+
+    async def _drop(self) -> None:
+        for ws in list(self._conns):
+            await ws.close()
+        self._conns.clear()
+
+    async def _shutdown(self) -> None:
+        await self._drop()
+        if self._runner is not None:
+            await self._runner.cleanup()

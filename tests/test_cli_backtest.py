@@ -18,7 +18,7 @@ HEAVY = ("numba", "quantstats", "torch", "duckdb", "pandas", "matplotlib", "ccxt
 
 
 def test_help_imports_no_heavy_library() -> None:
-    code = f"import sys, engine.cli\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    code = f"import sys, runner.backtest_cli\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
@@ -277,8 +277,8 @@ def test_end_to_end_on_the_sample(
 
 
 def test_run_backtest_warms_up_before_from_and_reports_from_from(sample_config: Path) -> None:
-    from engine.run import run_backtest
     from gogo2.config import load_settings
+    from runner.backtest import run_backtest
 
     settings = load_settings(sample_config)
     kw = dict(end="2023-01-05", params=["fast=5", "slow=30", "band=0.001"], report=False)
@@ -344,8 +344,8 @@ def test_default_runs_from_2023_start_warm_on_the_sample(
 
 
 def test_cost_flags_reach_the_engine(sample_config: Path) -> None:
-    from engine.run import run_backtest
     from gogo2.config import load_settings
+    from runner.backtest import run_backtest
 
     settings = load_settings(sample_config)
     common = dict(
@@ -412,8 +412,8 @@ def test_orders_below_min_notional_are_reported_not_traded(
 
 
 def test_timeframe_defaults() -> None:
-    from engine.run import validate_request
     from gogo2.config import load_settings
+    from runner.backtest import validate_request
 
     # the repository's config: the demonstration runs sma_cross on hourly candles
     settings = load_settings(ROOT / "config.yaml", environ={})
@@ -659,8 +659,8 @@ def test_from_before_the_data_shows_requested_and_actual_range(
 
 def test_python_api_and_cli_exclude_the_warm_up_alike(sample_config: Path) -> None:
     from engine.metrics import from_result
-    from engine.run import run_backtest
     from gogo2.config import load_settings
+    from runner.backtest import run_backtest
 
     settings = load_settings(sample_config)
     # --from at the start of the data (2022-12-01 00:00): the 30 warm-up bars lie inside

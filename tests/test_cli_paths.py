@@ -16,7 +16,7 @@ import cli
 from datasets.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("gogo2", "datasets", "engine", "strategies", "models", "adapters")
+PACKAGES = ("gogo2", "datasets", "engine", "strategies", "models", "adapters", "runner")
 MIN = 60_000
 T0 = 1_672_531_200_000  # 2023-01-01 00:00 UTC
 

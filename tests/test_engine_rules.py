@@ -170,8 +170,8 @@ def test_equity_of_exactly_zero_at_a_close_halts():
 
 def test_run_summary_shows_the_halt_realised_at_a_fill():
     """Rule "ruin": the run summary carries a "halted" row with the close time."""
-    from engine.run import RunOutput, RunRequest
     from gogo2.timeframes import format_time
+    from runner.backtest import RunOutput, RunRequest
 
     rows = [flat(100), (100, 101, 99, 100), (210, 211, 209, 210), flat(210)]
     s = signals(4, sl=True)
@@ -186,7 +186,7 @@ def test_run_summary_shows_the_halt_realised_at_a_fill():
 
 
 def test_run_summary_counts_expired_market_entries():
-    from engine.run import RunOutput, RunRequest
+    from runner.backtest import RunOutput, RunRequest
 
     rows = [flat(100), flat(100), NAN4, flat(104)]
     s = signals(4)

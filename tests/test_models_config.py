@@ -99,7 +99,7 @@ def test_sections_are_frozen() -> None:
 
 def test_engine_strategies_and_datasets_do_not_import_the_model_layer() -> None:
     code = (
-        "import sys, engine.backtest, engine.run, strategies.registry, datasets.features, cli\n"
+        "import sys, engine.backtest, runner.backtest, strategies.registry, datasets.features, cli\n"
         "print(sorted(m for m in ('torch', 'models.registry', 'models.orchestrator') if m in sys.modules))\n"
     )
     out = subprocess.run(

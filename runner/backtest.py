@@ -1,7 +1,7 @@
 """The Python API behind ``cli.py backtest``: one call from settings to report.
 
     from gogo2.config import load_settings
-    from engine.run import run_backtest
+    from runner.backtest import run_backtest
 
     out = run_backtest(load_settings(), start="2023-01-01", end="2023-02-01",
                        strategy="sma_cross", params=["fast=10", "slow=50"])
@@ -516,34 +516,65 @@ def run_backtest(
     out.warnings = _range_warnings(out, before)
 
     if want_html or save:
-        if explicit is not None:
-            plan = outputs.explicit_plan(explicit, html=want_html, save=save)
-        else:
-            first, last = out.actual_range
-            name = outputs.run_dir_name(
-                req.strategy,
-                req.timeframe,
-                req.symbols,
-                _date_text(first),
-                _date_text(last),
-                out.run_id,
-            )
-            plan = outputs.run_dir_plan(report_dir, name, html=want_html, save=save)
-        outputs.check_plan(plan)
-        writers: dict[Path, Callable[[Path], None]] = {}
-        if plan.html is not None:
-            say("writing the report")
-            writers[plan.html] = _timed(timings, "report", lambda p: _write_report(out, p))
-        if save:
-            assert plan.trades and plan.equity and plan.metrics
-            writers[plan.trades] = _timed(timings, "save", lambda p: _write_trades(out, p))
-            writers[plan.equity] = _timed(timings, "save", lambda p: _write_equity(out, p))
-            writers[plan.metrics] = _timed(timings, "save", lambda p: _write_metrics(out, p))
-        outputs.write_all(plan, writers)
-        out.report_path, out.trades_path = plan.html, plan.trades
-        out.equity_path, out.metrics_path = plan.equity, plan.metrics
-        out.run_dir = plan.run_dir
+        write_run_outputs(out, report_dir, explicit, html=want_html, save=save, progress=say)
     return out
+
+
+def write_run_outputs(
+    out: RunOutput,
+    report_dir: Path,
+    explicit: Path | None,
+    *,
+    html: bool,
+    save: bool,
+    progress: Callable[[str], None] | None = None,
+    prefix: str = "",
+    extra: dict[Path, Callable[[Path], None]] | None = None,
+) -> None:
+    """Write the report, trades, equity and metrics of a finished run (backtest or paper).
+
+    ``explicit`` is an HTML path (the others beside it), else a folder of the run's own under
+    ``report_dir`` named from ``prefix + strategy``; ``extra`` maps more file names (inside
+    the run folder) to writers. Every file goes through :func:`engine.outputs.write_all`
+    (temporary name, then moved into place).
+    """
+    from engine import outputs
+
+    say = progress or (lambda _msg: None)
+    req = out.request
+    timings = out.timings
+    want_html = html
+    if explicit is not None:
+        plan = outputs.explicit_plan(explicit, html=want_html, save=save)
+    else:
+        first, last = out.actual_range
+        name = outputs.run_dir_name(
+            prefix + req.strategy,
+            req.timeframe,
+            req.symbols,
+            _date_text(first),
+            _date_text(last),
+            out.run_id,
+        )
+        plan = outputs.run_dir_plan(report_dir, name, html=want_html, save=save)
+    outputs.check_plan(plan)
+    writers: dict[Path, Callable[[Path], None]] = {}
+    if plan.html is not None:
+        say("writing the report")
+        writers[plan.html] = _timed(timings, "report", lambda p: _write_report(out, p))
+    if save:
+        assert plan.trades and plan.equity and plan.metrics
+        writers[plan.trades] = _timed(timings, "save", lambda p: _write_trades(out, p))
+        writers[plan.equity] = _timed(timings, "save", lambda p: _write_equity(out, p))
+        writers[plan.metrics] = _timed(timings, "save", lambda p: _write_metrics(out, p))
+    if extra:
+        folder = plan.run_dir if plan.run_dir is not None else (plan.trades or plan.html).parent
+        for name, write in extra.items():
+            writers[folder / name] = write
+    outputs.write_all(plan, writers)
+    out.report_path, out.trades_path = plan.html, plan.trades
+    out.equity_path, out.metrics_path = plan.equity, plan.metrics
+    out.run_dir = plan.run_dir
 
 
 def _timed(

@@ -2,7 +2,7 @@
 
 Only click and the small ``gogo2`` helpers are imported at module level, so
 ``cli.py backtest --help`` stays fast; pandas, numba, duckdb and quantstats
-are imported inside the command body (through :mod:`engine.run`).
+are imported inside the command body (through :mod:`runner.backtest`).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def backtest(
     from rich.console import Console
 
     from engine.metrics import summary_table
-    from engine.run import run_backtest
+    from runner.backtest import run_backtest
 
     settings = load(config_path)
     console = Console()
