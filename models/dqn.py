@@ -60,7 +60,7 @@ DQN_DEFAULTS: dict[str, Any] = {
     "batch_size": 64,
     "target_update": 500,
     "train_every": 4,
-    "steps": 20000,
+    "steps": 12000,
     "episode_length": 256,
     "eval_every": 2000,
     "temperature": 1.0,

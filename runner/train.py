@@ -268,8 +268,12 @@ def verdict(model: dict[str, float], base: dict[str, dict[str, float]]) -> tuple
         + (
             "above chance (3 standard errors or more)"
             if z >= 3.0
-            else "NOT above chance (0.5, within 3 standard errors): the gain comes from "
-            "telling when the price moves (volatility), not which way"
+            else "NOT above chance (0.5, within 3 standard errors)"
+            + (
+                ": the gain comes from telling when the price moves (volatility), not which way"
+                if acc_ok and ll_ok
+                else ""
+            )
         )
         if moved
         else ""
