@@ -116,3 +116,14 @@ def test_checkpoint_for_another_window_or_other_features_is_refused(trained):
         )
         with pytest.raises(CheckpointError, match=r"cnn\.pt"):
             s._setup()
+
+
+def test_check_lookahead_passes_for_ml(trained):
+    from strategies.lookahead import check_lookahead
+
+    settings, bars = trained
+    data = MultiBars("1h", {"1h": bars.slice(0, 400)})  # 145 rows after the warm-up
+    strat = make(settings)
+    report = check_lookahead(strat, data, exhaustive=True)
+    assert report.ok, report.issues[:3]
+    assert report.rows_checked == 400 - strat.warmup > 100
