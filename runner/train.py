@@ -453,6 +453,10 @@ def train_model(
         "exchange": p.exchange,
         "source": "synthetic" if p.synthetic else "real",
         "fingerprint": p.fingerprint,
+        # the weights were shaped by the train and the validation spans (early stopping);
+        # the test span and anything later is out of sample
+        "fit_end": _day(p, sp.val[1] - 1),
+        "fit_end_ms": int(p.close_time[sp.val[1] - 1]),
         "train": [_day(p, sp.train[0]), _day(p, sp.train[1] - 1)],
         "val": [_day(p, sp.val[0]), _day(p, sp.val[1] - 1)],
         "test": [_day(p, sp.test[0]), _day(p, sp.test[1] - 1)],

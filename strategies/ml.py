@@ -196,7 +196,7 @@ class MLStrategy(Strategy):
                 "scored": c,
                 "trained": {
                     key: (self._metas[m].get("data_range") or {}).get(key)
-                    for key in ("start", "end", "source")
+                    for key in ("start", "fit_end", "end", "source")
                 },
             }
         self.report = report
@@ -220,7 +220,7 @@ class MLStrategy(Strategy):
         ok = np.isfinite(r)
         y = np.where(r > rule.hold_band, 2, np.where(r < -rule.hold_band, 0, 1))
         for i, m in enumerate(res.names):
-            end = int((self._metas[m].get("data_range") or {}).get("end_ms") or 0)
+            end = _fit_end(self._metas[m])
             oos = ok & (close_time[:-h] > end)
             pred = res.model_probs[:-h, i].argmax(axis=1)
             hits[m][0] += int((pred[oos] == y[oos]).sum())
@@ -233,10 +233,18 @@ class MLStrategy(Strategy):
         first, last = int(bars.time[0]), int(bars.close_time[-1])
         for m, meta in self._metas.items():
             r = meta.get("data_range") or {}
-            s, e = r.get("start_ms"), r.get("end_ms")
-            if s is not None and e is not None and s < last and e > first:
+            s, e = r.get("start_ms"), _fit_end(meta)
+            if s is not None and e and s < last and e > first:
                 out.append(
-                    f"in-sample: {m} trained on {r.get('start')} .. {r.get('end')}, which overlaps "
-                    "this backtest; its results here are not out-of-sample."
+                    f"in-sample: {m} trained on {r.get('start')} .. "
+                    f"{r.get('fit_end') or r.get('end')}, which overlaps this backtest; its "
+                    "results here are not out-of-sample."
                 )
         return out
+
+
+def _fit_end(meta: dict[str, Any]) -> int:
+    """Close time (UTC ms) of the last bar that shaped the model's weights (training and
+    validation spans); a checkpoint without it counts its whole data range."""
+    r = meta.get("data_range") or {}
+    return int(r.get("fit_end_ms") or r.get("end_ms") or 0)

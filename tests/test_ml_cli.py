@@ -80,7 +80,9 @@ def test_ml_backtest_reports_weights_hit_rates_and_in_sample(tmp_path, data_dir,
     argv += ["--from", "2023-03-01", "--to", "2023-05-01", "--report", str(report)]
     assert main([*argv, "--config", cfg]) == 0
     out = capsys.readouterr().out
-    assert "warning: in-sample: cnn trained on 2023-01-01 00:00 .. 2023-03-31 23:00" in out
+    # 2,160 bars in 3 blocks of 720 (1 fold + 2): the validation span ends at row 1439,
+    # 1439 h after 2023-01-01 00:00 = 2023-03-01 23:00; the test block after it is out of sample
+    assert "warning: in-sample: cnn trained on 2023-01-01 00:00 .. 2023-03-01 23:00" in out
     doc = json.loads((tmp_path / "r" / "ml_metrics.json").read_text())
     assert any(w.startswith("in-sample: cnn") for w in doc["run"]["warnings"])
     cnn = doc["strategy"]["models"]["cnn"]
