@@ -397,6 +397,15 @@ def train_model(
     check_splits(p, splits, window, tc.min_train, f"{range_text[0]} .. {range_text[1]}")
     for line in describe_splits(p, splits, gap):
         say(line)
+    if name == "dqn":
+        # the environment charges the backtest's own costs and short rule
+        bt = settings.backtest
+        config = {
+            "fee": bt.fee_taker,
+            "slippage_bps": bt.slippage_bps,
+            "allow_short": bt.allow_short,
+            **(config or {}),
+        }
     results: list[FoldResult] = []
     model = model0
     for sp in splits:
