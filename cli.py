@@ -45,6 +45,11 @@ COMMANDS = {
         "models",
         "List checkpointed models and the model registry's memory; --check loads them.",
     ),
+    "train": (
+        "runner.train_cli",
+        "train",
+        "Train the torch models (cnn, lstm, transformer, dqn) with purged walk-forward splits.",
+    ),
     "paper": (
         "runner.paper_cli",
         "paper",
@@ -71,7 +76,6 @@ COMMANDS = {
 # Commands that are not built yet; move one to COMMANDS when it exists.
 PLANNED = {
     "live": "live trading on an exchange account through ccxt",
-    "train": "train the torch models on catalog data",
 }
 
 

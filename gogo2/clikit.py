@@ -87,6 +87,31 @@ param_option = click.option(
     help="Strategy parameter; repeat for several.",
 )
 
+models_option = click.option(
+    "--models",
+    "models",
+    default=None,
+    metavar="NAMES",
+    help="Trained models for --strategy ml, comma-separated (cnn,dqn); the same as "
+    "--param models=NAMES.",
+)
+
+
+def with_models(strategy: str | None, params: tuple[str, ...], models: str | None) -> list[str]:
+    """``params`` plus ``models=NAMES`` for ``--models``, which only the ``ml`` strategy takes."""
+    out = list(params)
+    if models is None:
+        return out
+    if strategy != "ml":
+        from gogo2.errors import UserInputError
+
+        raise UserInputError(
+            f"--models {models} applies to --strategy ml only (the strategy is "
+            f"{strategy or 'the configured one'}); add --strategy ml or drop --models."
+        )
+    return [*(p for p in out if not p.strip().startswith("models=")), f"models={models}"]
+
+
 config_option = click.option(
     "--config",
     "config_path",
@@ -96,11 +121,30 @@ config_option = click.option(
 )
 
 
+_ACTIVE: list[Any] = []
+
+
 def load(config_path: str | None):
-    """Load settings for a command (raises ConfigError, which the CLI turns into exit code 2)."""
+    """Load settings for a command (raises ConfigError, which the CLI turns into exit code 2).
+
+    The settings are also kept as the command's active settings (:func:`active_settings`),
+    so a component built by name deep inside the command (the ``ml`` strategy finding
+    ``models.dir``) reads the same ``--config`` overlay.
+    """
     from gogo2.config import load_settings
 
-    return load_settings(config_path)
+    settings = load_settings(config_path)
+    _ACTIVE[:] = [settings]
+    return settings
+
+
+def active_settings():
+    """The settings the running command loaded, else ``load_settings()``."""
+    if _ACTIVE:
+        return _ACTIVE[0]
+    from gogo2.config import load_settings
+
+    return load_settings()
 
 
 # What "X%" given to a number option should be written as: a fraction (the default, for

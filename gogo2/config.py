@@ -237,6 +237,35 @@ class ModelSettings(_Section):
         gt=0,
         description="Orchestrator weight when the model is registered from a checkpoint.",
     )
+    # hyper-parameters of the bundled torch models (None: the model's own default)
+    hidden: int | None = Field(None, gt=0, description="Hidden units / channels / model width.")
+    layers: int | None = Field(None, gt=0, description="Stacked layers (conv, LSTM, encoder).")
+    heads: int | None = Field(None, gt=0, description="Attention heads (transformer).")
+    kernel: int | None = Field(None, gt=0, description="Convolution kernel length, bars (cnn).")
+    dropout: float | None = Field(None, ge=0, lt=1, description="Dropout probability.")
+    epochs: int | None = Field(
+        None, gt=0, description="Most training epochs (early stopping may end sooner)."
+    )
+    batch_size: int | None = Field(None, gt=0, description="Training batch size.")
+    learning_rate: float | None = Field(None, gt=0, description="Optimizer learning rate.")
+    patience: int | None = Field(
+        None, gt=0, description="Epochs without a better validation loss before stopping."
+    )
+    gamma: float | None = Field(None, ge=0, lt=1, description="DQN discount factor.")
+    epsilon_start: float | None = Field(
+        None, ge=0, le=1, description="DQN exploration at the start."
+    )
+    epsilon_end: float | None = Field(None, ge=0, le=1, description="DQN exploration at the end.")
+    buffer_size: int | None = Field(None, gt=0, description="DQN replay buffer capacity.")
+    target_update: int | None = Field(
+        None, gt=0, description="DQN steps between target-network copies."
+    )
+    steps: int | None = Field(None, gt=0, description="DQN environment steps.")
+    episode_length: int | None = Field(None, gt=1, description="DQN episode length, bars.")
+    eval_every: int | None = Field(None, gt=0, description="DQN steps between validation runs.")
+    temperature: float | None = Field(
+        None, gt=0, description="DQN softmax temperature on Q-values."
+    )
 
 
 class ModelsConfig(_Section):
@@ -296,6 +325,29 @@ class ModelsConfig(_Section):
         return self.per_model.get(name.lower()) or ModelSettings()
 
 
+class TrainConfig(_Section):
+    """``python cli.py train``: labels, walk-forward splits and the default seed."""
+
+    timeframe: str | None = Field(
+        None, description="Timeframe to train on; default backtest.timeframe."
+    )
+    horizon: int = Field(4, gt=0, le=10_000, description="Bars ahead the label looks.")
+    threshold: float = Field(
+        0.004,
+        gt=0,
+        lt=1,
+        description="Log return over the horizon above which the label is buy (below minus it: sell).",
+    )
+    folds: int = Field(2, ge=1, le=20, description="Walk-forward folds.")
+    embargo: int = Field(
+        24, ge=0, description="Bars dropped after the purge gap, besides the horizon."
+    )
+    min_train: int = Field(
+        500, ge=10, description="Fewest labelled training windows a fold must have."
+    )
+    seed: int = Field(0, ge=0, description="Seed of the weights, shuffles and exploration.")
+
+
 class OrchestratorConfig(_Section):
     """How the orchestrator combines the models (see ``models/weights.py`` for the rule)."""
 
@@ -330,6 +382,7 @@ class Settings(_Section):
     performance: PerformanceConfig = PerformanceConfig()
     models: ModelsConfig = ModelsConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()
+    train: TrainConfig = TrainConfig()
     sources: tuple[str, ...] = Field(
         (), exclude=True, description="Files the settings were read from."
     )

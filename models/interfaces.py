@@ -97,6 +97,7 @@ class ModelInterface(ABC):
         self.horizon: int = 1
         self.data_range: dict[str, Any] | None = None
         self.metrics: dict[str, Any] = {}
+        self.training: dict[str, Any] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -175,6 +176,7 @@ class ModelInterface(ABC):
             "horizon": self.horizon,
             "data_range": self.data_range,
             "metrics": self.metrics,
+            "training": self.training,
             "torch_version": torch.__version__,
             "bytes": state_bytes(state),
         }
@@ -211,6 +213,7 @@ class ModelInterface(ABC):
         self.horizon = int(meta.get("horizon") or self.horizon)
         self.data_range = meta.get("data_range") or self.data_range
         self.metrics = dict(meta.get("metrics") or {})
+        self.training = meta.get("training") or self.training
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, device={self.device})"

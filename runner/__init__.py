@@ -2,6 +2,6 @@
 
 The import arrows run catalog -> features -> strategies -> engine; this package sits above
 them all (nothing below imports it): the backtest command (``runner.backtest``), the
-paper/live runner and the parity report, and the research commands (parameter sweeps,
-walk-forward, the run store).
+paper/live runner and the parity report, the training command (``runner.train``), and the
+research commands (parameter sweeps, walk-forward, the run store).
 """

@@ -142,6 +142,7 @@ class RunOutput:
     run_id: str = ""
     warnings: list[str] = field(default_factory=list)
     run_dir: Path | None = None
+    strategy_report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def actual_range(self) -> tuple[int, int]:
@@ -396,6 +397,8 @@ def run_backtest(
         exchange=exchange,
     )
     strat = cls(timeframe=req.timeframe, **req.params)
+    if hasattr(strat, "settings"):  # a strategy that reads the config (ml: models.dir)
+        strat.settings = settings
 
     # the outputs are checked before anything is computed: a bad path fails in a second,
     # not after the whole run
@@ -514,6 +517,9 @@ def run_backtest(
     )
     out.run_id = outputs.fingerprint(_run_inputs(out))
     out.warnings = _range_warnings(out, before)
+    # what a strategy has to say about its own run (ml: in-sample models, weights, hit rates)
+    out.warnings += [str(w) for w in getattr(strat, "warnings", None) or []]
+    out.strategy_report = dict(getattr(strat, "report", None) or {})
 
     if want_html or save:
         write_run_outputs(out, report_dir, explicit, html=want_html, save=save, progress=say)
@@ -689,6 +695,9 @@ def _write_report(out: RunOutput, path: Path) -> Path:
     }
     if out.synthetic:
         parameters["Data"] = "SYNTHETIC (generated sample, not market data)"
+    for i, w in enumerate(out.warnings, 1):
+        parameters[f"WARNING {i}" if len(out.warnings) > 1 else "WARNING"] = w
+    parameters.update(_model_lines(out.strategy_report))
     return tearsheet_for_result(
         out.result,
         out.bars,
@@ -698,6 +707,25 @@ def _write_report(out: RunOutput, path: Path) -> Path:
         equity=out.equity,
         metrics=out.metrics,
     )
+
+
+def _model_lines(report: dict[str, Any]) -> dict[str, str]:
+    """Per model of an ``ml`` run: its out-of-sample hit rate and final weight per symbol."""
+    lines = {}
+    finals = report.get("symbols") or {}
+    for name, m in (report.get("models") or {}).items():
+        hr = m.get("out_of_sample_hit_rate")
+        hit = (
+            f"{hr:.3f} over {m.get('scored', 0):,} bars"
+            if hr is not None
+            else "n/a (no bar after its training data)"
+        )
+        weights = ", ".join(
+            f"{sym} {w.get('final_weights', {}).get(name, float('nan')):.3f}"
+            for sym, w in finals.items()
+        )
+        lines[f"Model {name}"] = f"out-of-sample hit rate {hit}; final weight {weights}"
+    return lines
 
 
 def _write_trades(out: RunOutput, path: Path) -> None:
@@ -750,6 +778,8 @@ def _write_metrics(out: RunOutput, path: Path) -> None:
         },
         "metrics": {k: _json_value(v) for k, v in out.metrics.as_dict().items()},
     }
+    if out.strategy_report:
+        doc["strategy"] = json.loads(json.dumps(out.strategy_report, default=_json_value))
     text = json.dumps(doc, indent=1, allow_nan=False)
     path.write_text(text + "\n", encoding="utf-8")
 

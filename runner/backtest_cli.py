@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import click
 
-from gogo2.clikit import config_option, load, param_option, strategy_option, symbols_option
+from gogo2.clikit import (
+    config_option,
+    load,
+    models_option,
+    param_option,
+    strategy_option,
+    symbols_option,
+    with_models,
+)
 
 EPILOG = """\b
 Examples:
@@ -39,6 +47,7 @@ Examples:
 )
 @strategy_option
 @param_option
+@models_option
 @click.option("--cash", default=None, metavar="AMOUNT", help="Initial cash in quote currency.")
 @click.option(
     "--fee",
@@ -71,6 +80,7 @@ def backtest(
     timeframe: str | None,
     strategy: str | None,
     params: tuple[str, ...],
+    models: str | None,
     cash: str | None,
     fee: str | None,
     slippage: str | None,
@@ -113,7 +123,7 @@ def backtest(
         symbols=symbols,
         timeframe=timeframe,
         strategy=strategy,
-        params=list(params),
+        params=with_models(strategy or settings.backtest.strategy, params, models),
         cash=cash,
         fee=fee,
         slippage=slippage,

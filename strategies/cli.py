@@ -11,10 +11,12 @@ import click
 from gogo2.clikit import (
     config_option,
     load,
+    models_option,
     param_option,
     parse_symbols,
     strategy_option,
     symbols_option,
+    with_models,
 )
 
 DAY_MS = 86_400_000
@@ -24,6 +26,7 @@ Examples:
   python cli.py check-lookahead --strategy sma_cross
   python cli.py check-lookahead --strategy mtf_trend --from 2023-01-01 --days 365 --sampled
   python cli.py check-lookahead --strategy mtf_trend --param trend=30 --cuts 40
+  python cli.py check-lookahead --strategy ml --models cnn     # after python cli.py train
   python cli.py check-lookahead --strategy rsi_reversion --symbols BTC/USDT \\
       --from 2023-06-01 --to 2023-06-15 --timeframe 5m
 """
@@ -46,6 +49,7 @@ def _first_common_time(catalog: object, exchange: str, symbols: list[str]) -> in
 @click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @strategy_option
 @param_option
+@models_option
 @symbols_option
 @click.option(
     "--from",
@@ -103,6 +107,7 @@ def _first_common_time(catalog: object, exchange: str, symbols: list[str]) -> in
 def check_lookahead(
     strategy: str | None,
     params: tuple[str, ...],
+    models: str | None,
     symbols: str | None,
     start: str | None,
     end: str | None,
@@ -171,7 +176,8 @@ def check_lookahead(
 
     from strategies.registry import create
 
-    strat = create(strategy or settings.backtest.strategy, list(params), timeframe)
+    name = strategy or settings.backtest.strategy
+    strat = create(name, with_models(name, params, models), timeframe)
 
     from datasets.catalog import Catalog
 

@@ -21,6 +21,7 @@ from strategies.base import Strategy, parse_params
 __all__ = ["available", "create", "describe", "get", "register"]
 
 _BUNDLED: dict[str, tuple[str, str]] = {
+    "ml": ("strategies.ml", "MLStrategy"),
     "mtf_trend": ("strategies.mtf_trend", "MtfTrend"),
     "rsi_reversion": ("strategies.rsi_reversion", "RsiReversion"),
     "sma_cross": ("strategies.sma_cross", "SmaCross"),

@@ -77,7 +77,7 @@ def test_help_marks_planned_commands(capsys) -> None:
     for name in cli.COMMANDS:
         assert re.search(rf"^\s+{name}\s", commands, re.M), name
         assert not re.search(rf"^\s+{name}\s", planned, re.M), name
-    for name in ("backtest", "sweep", "walk-forward", "runs", "paper", "parity", "models"):
+    for name in ("backtest", "sweep", "walk-forward", "runs", "paper", "parity", "models", "train"):
         assert name in cli.COMMANDS
 
 
@@ -105,7 +105,7 @@ def test_help_imports_no_heavy_library() -> None:
         "import sys, cli\n"
         "for argv in (['--help'], ['backtest', '--help'], ['data', '--help'], ['check-lookahead', '--help'],\n"
         "             ['backtst'], ['data', 'dowload'], ['paper', '--help'], ['parity', '--help'],\n"
-        "             ['train'], ['data', 'download', '--help'], ['models', '--help']):\n"
+        "             ['train', '--help'], ['data', 'download', '--help'], ['models', '--help']):\n"
         "    cli.main(argv)\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )

@@ -21,12 +21,15 @@ def test_defaults_are_the_documented_ones_and_config_yaml_writes_them() -> None:
         assert s.performance.total_memory_gb == 8.0
         assert s.performance.use_gpu is True and s.performance.mixed_precision is True
         assert s.models.default_max_memory_mb == 2048.0 and s.models.when_full == "refuse"
-        assert s.models.per_model == {}
         assert s.orchestrator.confidence_threshold == 0.5
         assert s.orchestrator.decision_frequency == 60.0
         assert (s.orchestrator.horizon, s.orchestrator.hold_band) == (1, 0.001)
         assert (s.orchestrator.learning_rate, s.orchestrator.weight_floor) == (0.5, 0.05)
     assert from_file.models.dir == ROOT / "checkpoints"
+    assert built_in.models.per_model == {}
+    # config.yaml writes the bundled models' sizes: window 20 of the 8 features
+    assert set(from_file.models.per_model) == {"cnn", "lstm", "transformer", "dqn"}
+    assert {m.window_size for m in from_file.models.per_model.values()} == {20}
 
 
 def test_per_model_sections_in_the_original_shape(tmp_path) -> None:
