@@ -162,6 +162,8 @@ class FakeBinance:
         self._failures: list[Failure] = []
         self._lock = threading.Lock()
         self._routes: dict[str, Callable[[dict[str, str]], tuple[int, Any]]] = {}
+        self.account: Any = None  # tests.fake_account.FakeAccount, when attached
+        self.private_log: list[tuple[str, str, dict[str, str]]] = []  # (method, path, query)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -371,7 +373,48 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
             pass
 
+    def _private(self, method: str) -> bool:
+        """Serve a signed endpoint through the attached FakeAccount; False when none."""
+        ex = self.exchange
+        parts = urlsplit(self.path)
+        if ex.account is None or parts.path not in ex.account.PATHS:
+            return False
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            body = self.rfile.read(length).decode()
+            query.update({k: v[-1] for k, v in parse_qs(body).items()})
+        query.pop("signature", None)
+        with ex._lock:
+            ex.private_log.append((method, parts.path, dict(query)))
+            key = self.headers.get("X-MBX-APIKEY")
+            if key:
+                ex.account.api_keys.add(key)
+        status, body, fault = ex.account.handle(method, parts.path, query)
+        if fault == "timeout":
+            time.sleep(ex.timeout_delay)
+            self._send(200, {})
+        elif fault == "503":
+            self._send(503, b"<html><body>503 Service Unavailable</body></html>")
+        elif fault == "429":
+            self._send(429, {"code": -1003, "msg": "Too many requests."}, {"Retry-After": "1"})
+        else:
+            if fault == "accept_timeout":
+                time.sleep(ex.timeout_delay)
+            self._send(status, body)
+        return True
+
+    def do_POST(self) -> None:
+        if not self._private("POST"):
+            self._send(404, {"code": -1000, "msg": f"fake exchange: no route {self.path}"})
+
+    def do_DELETE(self) -> None:
+        if not self._private("DELETE"):
+            self._send(404, {"code": -1000, "msg": f"fake exchange: no route {self.path}"})
+
     def do_GET(self) -> None:
+        if self._private("GET"):
+            return
         ex = self.exchange
         parts = urlsplit(self.path)
         path = parts.path
