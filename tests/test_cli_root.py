@@ -54,16 +54,16 @@ def test_unknown_command_without_close_match_lists_the_commands(capsys) -> None:
     assert cli.main(["xyzzy"]) == 2
     line = one_error_line(capsys)
     assert "Did you mean" not in line
-    assert "Commands: backtest, check-lookahead, data, models, paper, parity." in line
+    assert "Commands: backtest, check-lookahead, data, live, models, paper, parity." in line
 
 
-@pytest.mark.parametrize("name", ["train", "live", "sweep"])
+@pytest.mark.parametrize("name", ["train", "sweep"])
 def test_planned_commands_are_refused_in_one_line(name: str, capsys) -> None:
     for argv in ([name], [name, "--help"], [name, "--from", "2023-01-01"]):
         assert cli.main(argv) == 2
         line = one_error_line(capsys)
         assert f"'cli.py {name}' is not available yet" in line
-        assert "Available now: backtest, check-lookahead, data, models, paper, parity." in line
+        assert "Available now: backtest, check-lookahead, data, live, models, paper, parity." in line
 
 
 def test_help_marks_planned_commands(capsys) -> None:
@@ -71,7 +71,7 @@ def test_help_marks_planned_commands(capsys) -> None:
     out = capsys.readouterr().out
     commands, _, planned = out.partition("Not available yet:")
     assert planned, out
-    for name in ("train", "live", "sweep"):
+    for name in ("train", "sweep"):
         assert re.search(rf"^\s+{name}\s", planned, re.M), name
         assert not re.search(rf"^\s+{name}\s", commands, re.M), name
     assert re.search(r"^\s+backtest\s", commands, re.M)

@@ -46,8 +46,8 @@ def client(fake):
 
 
 def manager(fake, run_dir, **kw):
-    from runner.journal import Journal
-    from runner.orders import OrderManager, RetryPolicy
+    from adapters.journal import Journal
+    from adapters.orders import OrderManager, RetryPolicy
 
     waits: list[float] = []
     pol = RetryPolicy(retries=6, base_s=0.1, sleep=waits.append)
@@ -75,7 +75,7 @@ def assert_journal_equals_exchange(om, fake):
 def test_retry_policy_backoff_bounds():
     import random
 
-    from runner.orders import RetryPolicy
+    from adapters.orders import RetryPolicy
 
     pol = RetryPolicy(retries=5, base_s=1.0, cap_s=4.0, max_wait_s=100.0, rng=random.Random(3))
     d = list(pol.delays())
@@ -87,7 +87,7 @@ def test_retry_policy_backoff_bounds():
 
 
 def test_client_order_id_is_a_pure_function_of_the_decision():
-    from runner.orders import client_order_id
+    from adapters.orders import client_order_id
 
     a = client_order_id("run-a", T0, SYM, "entry long")
     assert a == client_order_id("run-a", T0, SYM, "entry long")
@@ -124,7 +124,7 @@ def test_5xx_and_429_storm_are_retried_without_duplicates(fake, tmp_path, kind):
 
 
 def test_retry_bound_leaves_the_order_pending_for_reconciliation(fake, tmp_path):
-    from runner.orders import ExchangeDownError
+    from adapters.orders import ExchangeDownError
 
     om = manager(fake, tmp_path)
     fake.account.fault_next(50, "503")
@@ -214,7 +214,7 @@ def test_order_filled_while_down_is_recorded_as_missed_fill(fake, tmp_path):
 
 
 def test_reconcile_adopts_own_orders_and_cancels_foreign_ones(fake, tmp_path):
-    from runner.orders import client_order_id
+    from adapters.orders import client_order_id
 
     om = manager(fake, tmp_path)
     om.reconcile((SYM,))
@@ -230,7 +230,7 @@ def test_reconcile_adopts_own_orders_and_cancels_foreign_ones(fake, tmp_path):
 
 
 def test_unexplained_balance_change_refuses_to_trade(fake, tmp_path):
-    from runner.orders import ReconcileError
+    from adapters.orders import ReconcileError
 
     om = manager(fake, tmp_path)
     om.reconcile((SYM,))
@@ -245,8 +245,8 @@ import os, sys
 sys.path.insert(0, {root!r})
 from adapters.exchange import private_client
 from gogo2.config import ExchangeConfig
-from runner.journal import Journal
-from runner.orders import OrderManager, RetryPolicy
+from adapters.journal import Journal
+from adapters.orders import OrderManager, RetryPolicy
 ex = private_client("binance", ExchangeConfig(timeout_ms=2000), {url!r})
 ex.enableRateLimit = False
 ex.load_markets()

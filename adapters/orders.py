@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.journal import Journal, OrderRow, scrub
 from gogo2.errors import Gogo2Error
-from runner.journal import Journal, OrderRow, scrub
 
 RETRYABLE = ("NetworkError",)  # RequestTimeout, ExchangeNotAvailable, DDoSProtection, ...
 
@@ -124,7 +124,7 @@ class OrderManager:
     Parameters
     ----------
     ex : ccxt exchange with keys and markets loaded
-    journal : runner.journal.Journal
+    journal : adapters.journal.Journal
     run_id : str
     policy : RetryPolicy
     clock_ms : callable returning ms UTC (injectable)
