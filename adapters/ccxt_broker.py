@@ -5,8 +5,8 @@ order manager (``adapters.orders``), so it is journaled before it is sent, has a
 derived from (run, bar time, symbol, intent), and is never doubled by a retry.
 
 * ``on_bar(bar)``: brings the journal's open orders up to date and stores the fills made
-  since (every ``reconcile_every`` bars a full reconciliation instead), reads the balances,
-  and checks the kill switch on the equity.
+  since (every ``reconcile_every`` bars a full reconciliation after that), reads the
+  balances, and checks the kill switch on the equity.
 * ``submit(time, intents)``: turns each symbol's decision into orders, on a spot account:
 
   - a long entry with no position buys ``size`` (the backtest's sizing: fraction of equity,
@@ -69,12 +69,11 @@ class CcxtBroker:
             c = float(bar.close[j])
             if math.isfinite(c):
                 self.close[s] = c
+        new = self.om.sync()
         if self.bars % self.reconcile_every == 0:
             before = {f["trade_id"] for f in self.om.journal.fills()}
-            self.om.reconcile(self.symbols)
-            new = [f for f in self.om.journal.fills() if f["trade_id"] not in before]
-        else:
-            new = self.om.sync()
+            self.om.reconcile(self.symbols, say_all=True)
+            new += [f for f in self.om.journal.fills() if f["trade_id"] not in before]
         self.balances = self.om.balances()
         acct = self.account()
         self.om.journal.event(now, "bar", time=int(bar.time), equity=acct.equity, cash=acct.cash)

@@ -210,6 +210,7 @@ def run_live(
     runner = Runner(strat, history, feed, broker, clock=clock, on_status=on_status, live=True)
     try:
         rec = runner.run(max_bars=req.max_bars, duration_s=req.duration_s, finish=False)
+        om.sync()  # the fills of the last bar's orders, before the journal closes
     finally:
         summary = {
             "orders_sent": om.stats.sent,

@@ -562,6 +562,7 @@ class FakeKlineStream:
 
         app = web.Application()
         app.router.add_get("/{tail:.*}", self._handle)
+        app.router.add_route("*", "/{tail:.*}", self._forward)  # signed POST / DELETE
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -603,10 +604,15 @@ class FakeKlineStream:
         from aiohttp import web
 
         url = f"{self.exchange.base_url}{request.path_qs}"
+        data = await request.read() if request.can_read_body else None
+        headers = {k: v for k, v in request.headers.items() if k.lower().startswith("x-mbx")}
+        if data:
+            headers["Content-Type"] = request.headers.get("Content-Type", "")
+        req = urllib.request.Request(url, data=data, headers=headers, method=request.method)
 
         def fetch() -> tuple[int, bytes]:
             try:
-                with urllib.request.urlopen(url, timeout=30) as r:
+                with urllib.request.urlopen(req, timeout=30) as r:
                     return r.status, r.read()
             except urllib.error.HTTPError as e:
                 return e.code, e.read()

@@ -63,7 +63,9 @@ def test_planned_commands_are_refused_in_one_line(name: str, capsys) -> None:
         assert cli.main(argv) == 2
         line = one_error_line(capsys)
         assert f"'cli.py {name}' is not available yet" in line
-        assert "Available now: backtest, check-lookahead, data, live, models, paper, parity." in line
+        assert (
+            "Available now: backtest, check-lookahead, data, live, models, paper, parity." in line
+        )
 
 
 def test_help_marks_planned_commands(capsys) -> None:

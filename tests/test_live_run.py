@@ -105,6 +105,13 @@ def test_live_run_trades_through_the_journal_and_restarts(env, tmp_path):
         assert {r.client_id for r in sent} == {o.client_id for o in fake.account.orders.values()}
         n_orders = len(fake.account.orders)
         j.close()
+        # the keys reached the exchange (request header) and nowhere else
+        assert KEY in fake.account.api_keys
+        for text in lines:
+            assert KEY not in text and SECRET not in text
+        for f in (tmp_path / "run").iterdir():
+            data = f.read_bytes()
+            assert KEY.encode() not in data and SECRET.encode() not in data
         # restart with the same --run: continued, nothing resent
         lines2: list[str] = []
         run(settings, fake, tmp_path / "run", 5, lines2)
