@@ -13,6 +13,8 @@ Tables:
   ``pending``), then updated with what the exchange answered (``open``, ``closed``,
   ``canceled``, ``rejected``, ``expired``) and how much has filled.
 * ``fills``: one row per exchange trade id (a trade seen twice is stored once).
+* ``state``: a broker's whole state after its last bar (the paper broker's snapshot), so
+  a restarted paper run continues from it.
 * ``events``: an append-only log (decisions, retries, rejections, reconciliation
   differences, kill switch) with the time and a JSON detail.
 
@@ -65,6 +67,7 @@ CREATE TABLE IF NOT EXISTS fills (
     time INTEGER NOT NULL,
     missed INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time INTEGER NOT NULL,
@@ -177,6 +180,38 @@ class Journal:
             q += " WHERE kind=?"
             args = (kind,)
         return [(t, k, json.loads(d)) for t, k, d in self.db.execute(q + " ORDER BY seq", args)]
+
+    def record_bar(
+        self, at: int, detail: dict[str, Any], fills: Iterable[dict[str, Any]], state: bytes
+    ) -> None:
+        """One bar of a simulated account in one transaction: its fills, a ``bar`` event and
+        the broker's state after it (a kill -9 leaves the bar before or this one, whole)."""
+        text = scrub(json.dumps(detail, default=str, sort_keys=True))
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for f in fills:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                    (
+                        str(f["trade_id"]),
+                        f.get("client_id"),
+                        f["symbol"],
+                        f["side"],
+                        float(f["price"]),
+                        float(f["qty"]),
+                        float(f.get("fee") or 0.0),
+                        str(f.get("fee_currency") or ""),
+                        int(f["time"]),
+                    ),
+                )
+            self.db.execute(
+                "INSERT INTO events (time, kind, detail) VALUES (?, 'bar', ?)", (int(at), text)
+            )
+            self.db.execute("INSERT OR REPLACE INTO state VALUES ('broker', ?)", (state,))
+
+    def state(self, key: str = "broker") -> bytes | None:
+        row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     # -- orders ---------------------------------------------------------------------------
 
