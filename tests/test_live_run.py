@@ -162,7 +162,10 @@ def test_kill_switch_fires_cancels_latches_and_clears(env, tmp_path):
         j.close()
 
 
-def test_kill_switch_cancels_open_orders(env, tmp_path):
+def test_kill_switch_cancels_open_orders_and_flattens(env, tmp_path):
+    import numpy as np
+
+    from adapters.broker import BarRow
     from adapters.ccxt_broker import CcxtBroker
     from adapters.journal import Journal
     from adapters.killswitch import KillSwitch, KillSwitchTripped
@@ -177,24 +180,25 @@ def test_kill_switch_cancels_open_orders(env, tmp_path):
             client(fake), j, "r", RetryPolicy(sleep=lambda s: None), clock_ms=fake.now
         )
         om.reconcile(("BTC/USDT",))
+        om.submit("BTC/USDT", "buy", "market", 0.01, None, START - 60_000, "entry long", 16_000.0)
         om.submit("BTC/USDT", "buy", "limit", 0.01, 10_000.0, START, "entry long", 16_000.0)
         kill = KillSwitch(LiveConfig(max_drawdown=0.01), j)
-        broker = CcxtBroker(om, ("BTC/USDT",), None, kill)
-        broker.balances = om.balances()
-        broker.close["BTC/USDT"] = 16_000.0
+        broker = CcxtBroker(om, ("BTC/USDT",), None, kill, flatten_on_kill=True)
         kill.check_equity(START, 10_000.0)  # the peak
-        fake.account.balances["USDT"] -= 500.0  # a 5 % loss while the order rests
-        import numpy as np
-
-        from adapters.broker import BarRow
-
+        fake.account.balances["USDT"] -= 500.0  # a 5 % loss while the limit order rests
         bar = BarRow(START, *(np.array([16_000.0]) for _ in range(4)), np.array([1.0]))
         with pytest.raises(KillSwitchTripped, match="drawdown"):
-            fake.account.balances["USDT"] += 0.0
-            om.reconcile = lambda symbols: []  # the loss is ours to take here, not a difference
             broker.on_bar(bar)
-        assert all(o.status == "CANCELED" for o in fake.account.orders.values())
-        assert j.orders()[0].status == "canceled"
+        orders = sorted(fake.account.orders.values(), key=lambda o: o.id)
+        assert [o.status for o in orders] == ["FILLED", "CANCELED", "FILLED"]
+        assert orders[2].side == "SELL" and orders[2].type == "MARKET"
+        # bought 0.01, fee 0.00001 BTC: 0.00999 sold, nothing left
+        assert orders[2].qty == pytest.approx(0.00999)
+        assert fake.account.total("BTC") == pytest.approx(0.0, abs=1e-12)
+        om.sync()
+        assert [r.status for r in j.orders()] == ["closed", "canceled", "closed"]
+        assert j.orders()[2].intent == "flatten"
+        assert "drawdown" in j.meta("killed")
 
 
 def cli(args, env_extra=None, cwd=ROOT):
