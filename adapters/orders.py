@@ -220,6 +220,7 @@ class OrderManager:
         if stop_price is not None:
             params["stopPrice"] = float(self.ex.price_to_precision(symbol, stop_price))
         order = None
+        ambiguous = False  # an earlier attempt's outcome was unknown
         delays = self.policy.delays()
         while True:
             try:
@@ -228,6 +229,7 @@ class OrderManager:
                 break
             except ccxt.NetworkError as e:
                 # unknown outcome: ask before any resend
+                ambiguous = True
                 self.journal.event(
                     self.clock_ms(), "unknown_outcome", client_id=cid, error=type(e).__name__
                 )
@@ -242,6 +244,12 @@ class OrderManager:
                 self.policy.retried += 1
                 self.policy.sleep(d)
             except ccxt.BaseError as e:
+                if ambiguous:  # "duplicate order": the earlier attempt did arrive after all
+                    found = self.fetch_by_client_id(cid, symbol)
+                    if found is not None:
+                        self.stats.resolved_by_query += 1
+                        order = found
+                        break
                 return self._rejected(cid, symbol, e)
         if order is None:
             raise ExchangeDownError(

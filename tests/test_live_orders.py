@@ -297,3 +297,25 @@ def test_keys_never_reach_the_journal(fake, tmp_path):
         data = f.read_bytes()
         assert KEY.encode() not in data and SECRET.encode() not in data
     assert os.environ["GOGO2_API_KEY"] == KEY
+
+
+def test_an_order_that_arrives_late_is_not_doubled(fake, tmp_path):
+    """The create times out and the first look-up does not find the order (it reaches the
+    exchange only after that); the resend with the same client id is refused as a duplicate,
+    and a second look-up finds the one order."""
+    om = manager(fake, tmp_path)
+    real_fetch = om.fetch_by_client_id
+    calls = []
+
+    def late(cid, symbol):
+        calls.append(cid)
+        return None if len(calls) == 1 else real_fetch(cid, symbol)
+
+    om.fetch_by_client_id = late
+    fake.account.fault_next(1, "accept_timeout")
+    row = om.submit(SYM, "buy", "market", 0.01, None, T0, "entry long", 16_000.0)
+    assert fake.account.creates() == 2  # the resend, refused as "Duplicate order sent."
+    assert len(fake.account.orders) == 1
+    assert row.status == "closed" and len(calls) == 2
+    om.sync()
+    assert_journal_equals_exchange(om, fake)
