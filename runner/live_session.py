@@ -32,6 +32,9 @@ class LiveOptions:
     dry_check: bool = False
     flatten_on_kill: bool = False
 
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+
 
 def identity(req: Any) -> dict[str, str]:
     return {

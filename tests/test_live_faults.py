@@ -212,3 +212,78 @@ def test_soak_2000_bars_random_faults(env, tmp_path):
     print("soak:", out)
     assert out["bars"] == 2000
     assert out["exchange_orders"] >= 100
+
+
+CHILD = """
+import json, os, sys, urllib.request
+sys.path.insert(0, {root!r})
+from gogo2.config import load_settings
+from runner import paper as session
+from runner.live_session import LiveOptions, run_live
+
+BASE = {url!r}
+def now():
+    with urllib.request.urlopen(BASE + "/fake/now") as r:
+        return json.loads(r.read())["now"] / 1000.0
+def sleep(s):
+    urllib.request.urlopen(BASE + "/fake/advance?ms=" + str(int(s * 1000))).read()
+sent = [0]
+def hook(point):
+    if point == "sent":
+        sent[0] += 1
+        if sent[0] == {kill_at}:
+            os.kill(os.getpid(), 9)  # the exchange has the order, the journal does not know
+settings = load_settings({cfg!r})
+req, cls = session.validate(settings, mode="rest", exchange="binance", symbols="BTC/USDT",
+    timeframe="1m", strategy="sma_cross", params=["fast=2", "slow=5", "band=0"],
+    max_bars=200, api_url=BASE)
+run_live(settings, req, cls, LiveOptions({run!r}), say=lambda t: None, clock=now,
+    sleep=sleep, feed_options={{"grace_s": 5.0}}, retry_sleep=lambda s: None, hook=hook)
+print("not killed")
+"""
+
+
+def test_kill_9_of_a_live_process_after_a_send_then_restart(env, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    settings = settings_for(tmp_path, "backtest:\n  size_type: cash\n  size: 100\n")
+    cfg = tmp_path / "c.yaml"
+    with FakeBinance([NoisyMarket("BTC", "USDT", 16_500.0)], START) as fake:
+        FakeAccount(fake, {"USDT": 10_000.0})
+
+        def advance(q):
+            fake.now_ms += int(q["ms"])
+            return 200, {"now": fake.now_ms}
+
+        fake.add_route("/fake/advance", advance)
+        fake.add_route("/fake/now", lambda q: (200, {"now": fake.now_ms}))
+        code = CHILD.format(
+            root=str(Path(__file__).resolve().parents[1]),
+            url=fake.base_url,
+            kill_at=3,
+            cfg=str(cfg),
+            run=str(tmp_path / "run"),
+        )
+        p = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(__import__("os").environ),
+        )
+        assert p.returncode == -9, p.stdout + p.stderr
+        j = journal_of(tmp_path / "run")
+        pending = [r for r in j.orders() if r.status == "pending"]
+        assert len(pending) == 1  # journaled before the send, its answer never written
+        j.close()
+        assert len(fake.account.orders) == 3
+        # restart: reconciliation finds the order by its client id; nothing is sent twice
+        lines: list[str] = []
+        from tests.test_live_run import run as run_again
+
+        run_again(settings, fake, tmp_path / "run", 3, lines, params=("fast=2", "slow=5", "band=0"))
+        orders, _ = check_exchange_matches(fake, tmp_path / "run")
+        assert not [r for r in orders if r.status == "pending"]
+        assert pending[0].client_id in {o.client_id for o in fake.account.orders.values()}

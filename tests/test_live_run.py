@@ -38,7 +38,7 @@ def settings_for(tmp_path, live: str = ""):
     return load_settings(cfg)
 
 
-def run(settings, fake, run_dir, max_bars, lines, **kw):
+def run(settings, fake, run_dir, max_bars, lines, params=("fast=3", "slow=8", "band=0"), **kw):
     from runner import paper as session
     from runner.live_session import LiveOptions, run_live
 
@@ -55,7 +55,7 @@ def run(settings, fake, run_dir, max_bars, lines, **kw):
         symbols="BTC/USDT",
         timeframe="1m",
         strategy="sma_cross",
-        params=["fast=3", "slow=8", "band=0"],
+        params=list(params),
         max_bars=max_bars,
         api_url=fake.base_url,
     )
