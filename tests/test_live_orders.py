@@ -319,3 +319,18 @@ def test_an_order_that_arrives_late_is_not_doubled(fake, tmp_path):
     assert row.status == "closed" and len(calls) == 2
     om.sync()
     assert_journal_equals_exchange(om, fake)
+
+
+def test_sandbox_uses_the_testnet_and_keys_come_from_the_environment(env, monkeypatch):
+    from adapters.exchange import private_client
+    from gogo2.config import ExchangeConfig
+    from gogo2.errors import UserInputError
+
+    ex = private_client("binance", ExchangeConfig(sandbox=True))
+    assert "testnet" in ex.urls["api"]["public"]
+    assert ex.apiKey == KEY and ex.secret == SECRET
+    live = private_client("binance", ExchangeConfig())
+    assert "testnet" not in live.urls["api"]["public"]
+    monkeypatch.delenv("GOGO2_API_SECRET")
+    with pytest.raises(UserInputError, match="GOGO2_API_SECRET"):
+        private_client("binance", ExchangeConfig())
