@@ -3,10 +3,10 @@
 Start-up is a fixed sequence, and any step that fails stops before an order is sent:
 
 1. the confirmation flag and the keys (checked by the command before this module runs);
-2. the journal of ``--run DIR`` (created, or continued: it must hold the same strategy,
+2. the exchange: markets (an unknown symbol stops here) and, for a new run, the order size
+   against the market's minimum amount and cost (nothing is written before these pass);
+3. the journal of ``--run DIR`` (created, or continued: it must hold the same strategy,
    parameters, exchange, symbols and timeframe) and the kill switch's latch;
-3. the exchange: markets (an unknown symbol stops here), the order size against the
-   market's minimum amount and cost;
 4. reconciliation (``adapters.orders.OrderManager.reconcile``);
 5. balances and limits printed; with ``--dry-check``, the decision the strategy would take
    on the last closed bar, then exit;
@@ -93,7 +93,7 @@ def run_live(
 ) -> dict[str, Any]:
     from adapters.ccxt_broker import CcxtBroker
     from adapters.exchange import private_client
-    from adapters.journal import Journal
+    from adapters.journal import FILE_NAME, Journal
     from adapters.killswitch import KillSwitch
     from adapters.orders import OrderManager, RetryPolicy
     from datasets.download import check_request
@@ -106,16 +106,13 @@ def run_live(
     ex = private_client(req.exchange, settings.exchange, req.api_url)
     load_markets(ex, settings)
     check_request(ex, list(req.symbols), list(strat.timeframes))  # an unknown symbol stops here
-    journal = Journal(opts.run_dir)
-    restarted = journal.bind(identity(req))
-    kill = KillSwitch(settings.live, journal)
-    kill.assert_clear()
     quotes = {ex.market(s)["quote"] for s in req.symbols}
     if len(quotes) != 1:
         raise UserInputError(
             f"--symbols {','.join(req.symbols)} are quoted in {', '.join(sorted(quotes))}; a "
             "live run trades symbols of one quote currency."
         )
+    quote = quotes.pop()
     lim = settings.exchange
     policy = RetryPolicy(
         retries=lim.retries,
@@ -124,6 +121,13 @@ def run_live(
         max_wait_s=settings.live.retry_max_wait_s,
         sleep=retry_sleep or sleep,
     )
+    if not (opts.run_dir / FILE_NAME).is_file():  # a new run: its order size must be sendable
+        total = policy.call(ex.fetch_balance, "balances").get("total") or {}
+        check_size(ex, settings, req, cfg, float(total.get(quote) or 0.0))
+    journal = Journal(opts.run_dir)
+    restarted = journal.bind(identity(req))
+    kill = KillSwitch(settings.live, journal)
+    kill.assert_clear()
     om = OrderManager(
         ex,
         journal,
@@ -138,8 +142,6 @@ def run_live(
     journal.event(now, "start", restarted=restarted, dry_check=opts.dry_check)
     notes = om.reconcile(req.symbols)
     bal = om.balances()
-    quote = quotes.pop()
-    check_size(ex, settings, req, cfg, bal.get(quote, 0.0))
     say(
         f"live on {req.exchange}{' (sandbox)' if settings.exchange.sandbox else ''}: "
         f"{', '.join(req.symbols)} {req.timeframe}, {req.strategy}; journal "

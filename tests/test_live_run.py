@@ -263,6 +263,7 @@ def test_bad_input_unknown_symbol_small_size_and_foreign_journal(tmp_path):
         r = cli([*args, "--symbols", "BTC/USDT", "--run", str(tmp_path / "b")], env)
         assert r.returncode == 2 and "minimum order cost 5" in r.stderr
         assert r.stderr.count("\n") == 1
+        assert not (tmp_path / "b").exists()  # nothing written
         # a journal of another strategy
         r = cli([*base, "--symbols", "BTC/USDT", "--run", str(tmp_path / "c"), "--dry-check"], env)
         assert r.returncode == 0, r.stderr
