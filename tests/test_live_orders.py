@@ -334,3 +334,24 @@ def test_sandbox_uses_the_testnet_and_keys_come_from_the_environment(env, monkey
     monkeypatch.delenv("GOGO2_API_SECRET")
     with pytest.raises(UserInputError, match="GOGO2_API_SECRET"):
         private_client("binance", ExchangeConfig())
+
+
+def test_journal_is_wal_and_refuses_another_run(tmp_path):
+    from adapters.journal import Journal, JournalMismatchError
+
+    j = Journal(tmp_path)
+    assert j.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    ident = {"strategy": "sma_cross", "exchange": "binance", "symbols": "BTC/USDT"}
+    assert j.bind(ident) is False  # new
+    assert j.bind(ident) is True  # the same run again
+    with pytest.raises(JournalMismatchError, match="exchange 'binance', not 'kraken'"):
+        j.bind({**ident, "exchange": "kraken"})
+    with pytest.raises(JournalMismatchError, match="strategy 'sma_cross'"):
+        j.bind({**ident, "strategy": "rsi_reversion"})
+    # an order id is stored once: the same decision twice is one row
+    assert j.add_order("c1", "BTC/USDT", "buy", "market", 0.1, None, 1, "entry long", 1)
+    assert not j.add_order("c1", "BTC/USDT", "buy", "market", 0.1, None, 1, "entry long", 2)
+    assert len(j.orders()) == 1
+    # a trade id is stored once
+    f = {"trade_id": "9", "symbol": "BTC/USDT", "side": "buy", "price": 1.0, "qty": 2.0, "time": 1}
+    assert len(j.add_fills([f, f])) == 1 and len(j.add_fills([f])) == 0
