@@ -137,7 +137,7 @@ class CcxtBroker:
         exit_ = bool(it.exits[0, j])
         pos = self.positions()[s]
         price = self.close[s]
-        step = self.om._amount_step(s)
+        step = self.om.amount_step(s)
         long = pos >= step
         if (exit_ or entry < 0) and long:
             self.kill.check_order(now, s, 0.0)
@@ -190,7 +190,7 @@ class CcxtBroker:
                 self.om.cancel(row, "kill switch")
         if self.flatten_on_kill and self.last_time is not None:
             for s, q in self.positions().items():
-                if q >= self.om._amount_step(s):
+                if q >= self.om.amount_step(s):
                     self.om.submit(
                         s, "sell", "market", q, None, self.last_time, "flatten", self.close[s]
                     )

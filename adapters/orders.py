@@ -434,7 +434,7 @@ class OrderManager:
             start = float(self.journal.meta(f"baseline.{a}") or 0.0)
             have = total.get(a, 0.0) - start
             want = expect.get(a, 0.0)
-            step = min(self._amount_step(s) for s in symbols if self.ex.market(s)["base"] == a)
+            step = min(self.amount_step(s) for s in symbols if self.ex.market(s)["base"] == a)
             if abs(have - want) > max(step / 2, 1e-12):
                 bad.append(
                     f"{a}: the exchange holds {have:+.8g} since the run began, the journal's "
@@ -460,7 +460,7 @@ class OrderManager:
             out[base] = out.get(base, 0.0) + q
         return out
 
-    def _amount_step(self, symbol: str) -> float:
+    def amount_step(self, symbol: str) -> float:
         p = (self.ex.market(symbol).get("precision") or {}).get("amount")
         if p is None:
             return 1e-8

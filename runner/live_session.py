@@ -46,12 +46,19 @@ def identity(req: Any) -> dict[str, str]:
     }
 
 
-def run_id_of(req: Any, run_dir: Path) -> str:
-    """Stable for a run directory: the same ``--run`` continues with the same client ids."""
-    return f"{req.exchange}|{req.strategy}|{','.join(req.symbols)}|{run_dir.name}"
+def run_id_of(journal: Any) -> str:
+    """The run's id: drawn once when its journal is created and kept there, so a restarted
+    run derives the same client order ids and two runs never share one."""
+    import uuid
+
+    rid = journal.meta("run_id")
+    if rid is None:
+        rid = uuid.uuid4().hex
+        journal.set_meta("run_id", rid)
+    return rid
 
 
-def check_size(ex: Any, settings: Any, req: Any, cfg: Any, quote_balance: float) -> None:
+def check_size(ex: Any, req: Any, cfg: Any, quote_balance: float) -> None:
     """The configured order size must clear every symbol's minimum amount and cost."""
     for s in req.symbols:
         m = ex.market(s)
@@ -123,7 +130,7 @@ def run_live(
     )
     if not (opts.run_dir / FILE_NAME).is_file():  # a new run: its order size must be sendable
         total = policy.call(ex.fetch_balance, "balances").get("total") or {}
-        check_size(ex, settings, req, cfg, float(total.get(quote) or 0.0))
+        check_size(ex, req, cfg, float(total.get(quote) or 0.0))
     journal = Journal(opts.run_dir)
     restarted = journal.bind(identity(req))
     kill = KillSwitch(settings.live, journal)
@@ -131,7 +138,7 @@ def run_live(
     om = OrderManager(
         ex,
         journal,
-        run_id_of(req, opts.run_dir),
+        run_id_of(journal),
         policy,
         clock_ms=lambda: int(clock() * 1000),
         say=say,
