@@ -30,7 +30,13 @@ Keys: GOGO2_API_KEY, GOGO2_API_SECRET (and GOGO2_API_PASSWORD) in the environmen
 @param_option
 @click.option("--max-bars", type=int, default=None, help="Stop after N closed bars.")
 @click.option("--duration", default=None, help="Stop after this long (90s, 30m, 2h).")
-@click.option("--feed", type=click.Choice(["ws", "rest"]), default="ws", show_default=True)
+@click.option(
+    "--feed",
+    type=click.Choice(["ws", "rest"]),
+    default="ws",
+    show_default=True,
+    help="Closed candles by websocket (REST fallback) or by REST polling.",
+)
 @click.option(
     "--run", "run_dir", default=None, metavar="DIR", help="Run directory holding the journal."
 )
@@ -115,13 +121,18 @@ def live(
         click.echo(text)
         sys.stdout.flush()
 
-    out = run_live(
-        settings,
-        req,
-        cls,
-        LiveOptions(run, dry_check=dry_check, flatten_on_kill=flatten_on_kill),
-        say=say,
-    )
+    import ccxt
+
+    try:
+        out = run_live(
+            settings,
+            req,
+            cls,
+            LiveOptions(run, dry_check=dry_check, flatten_on_kill=flatten_on_kill),
+            say=say,
+        )
+    except ccxt.BaseError as e:
+        raise _translate(e, req.exchange) from None
     if not dry_check:
         say(
             f"stopped by {out['stopped_by']}: {out['bars']} bars, {out['orders_sent']} orders "
@@ -144,4 +155,28 @@ def _clear(run: Path) -> None:
         j.close()
     click.echo(
         f"kill switch cleared ({why})." if why else "the kill switch of this run is not set."
+    )
+
+
+def _translate(e: Exception, exchange: str) -> Exception:
+    """A ccxt error no policy handles, as one line without credentials."""
+    import ccxt
+
+    from adapters.journal import scrub
+    from gogo2.errors import Gogo2Error
+
+    detail = scrub(str(e)).strip()[:300]
+    if isinstance(e, (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended)):
+        return UserInputError(
+            f"{exchange} refused the account's keys ({type(e).__name__}: {detail}); check "
+            "GOGO2_API_KEY / GOGO2_API_SECRET, their trading permission and IP whitelist, and "
+            "exchange.sandbox (testnet keys only work on the testnet)."
+        )
+
+    class ExchangeRefused(Gogo2Error):
+        exit_code = 1
+
+    return ExchangeRefused(
+        f"{exchange} answered {type(e).__name__}: {detail}. The journal holds the run; start it "
+        "again with the same --run once the cause is fixed."
     )

@@ -17,6 +17,7 @@ error codes (any signature is accepted):
 * Filters: ``LOT_SIZE`` step and minimum, ``PRICE_FILTER`` tick and ``NOTIONAL`` minimum
   answer -1013 "Filter failure: ..."; an order the balance cannot pay answers -2010
   "Account has insufficient balance for requested action.".
+* A key in ``refused_keys`` gets HTTP 401, code -2015 (invalid key or permissions).
 * Faults (:meth:`fault_next`): ``"503"``, ``"429"`` (code -1003), ``"timeout"`` (stall
   before doing anything) and ``"accept_timeout"`` (do the request, then stall past the
   client's timeout: the order exists but the client never hears of it).
@@ -99,6 +100,7 @@ class FakeAccount:
         self.next_trade = 5000
         self.last_match: int | None = None
         self.api_keys: set[str] = set()  # X-MBX-APIKEY headers seen
+        self.refused_keys: set[str] = set()  # keys answered 401 (-2015)
         exchange.account = self
 
     # -- control -----------------------------------------------------------------------------

@@ -391,6 +391,11 @@ class _Handler(BaseHTTPRequestHandler):
             key = self.headers.get("X-MBX-APIKEY")
             if key:
                 ex.account.api_keys.add(key)
+        if key in ex.account.refused_keys:
+            self._send(
+                401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+            )
+            return True
         status, body, fault = ex.account.handle(method, parts.path, query)
         if fault == "timeout":
             time.sleep(ex.timeout_delay)

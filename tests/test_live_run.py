@@ -272,3 +272,32 @@ def test_bad_input_unknown_symbol_small_size_and_foreign_journal(tmp_path):
         r = cli([*other, "--symbols", "BTC/USDT", "--run", str(tmp_path / "c")], env)
         assert r.returncode == 2 and "sma_cross" in r.stderr and r.stderr.count("\n") == 1
         assert fake.account.creates() == 0
+
+
+def test_refused_keys_exit_2_in_one_line_without_the_key(tmp_path):
+    with FakeBinance() as fake:
+        FakeAccount(fake, {"USDT": 10_000.0})
+        fake.account.refused_keys.add(KEY)
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(f"data:\n  dir: {tmp_path / 'data'}\n")
+        env = dict(KEYS, GOGO2_EXCHANGE_API_URL=fake.base_url)
+        r = cli(
+            [
+                "--config",
+                str(cfg),
+                "--i-understand-real-money",
+                "--feed",
+                "rest",
+                "--symbols",
+                "BTC/USDT",
+                "--timeframe",
+                "1m",
+                "--run",
+                str(tmp_path / "r"),
+            ],
+            env,
+        )
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert "refused the account's keys" in r.stderr and "AuthenticationError" in r.stderr
+        assert KEY not in r.stderr + r.stdout and SECRET not in r.stderr + r.stdout
+        assert fake.account.creates() == 0 and not (tmp_path / "r").exists()
