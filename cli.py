@@ -9,6 +9,7 @@
     python cli.py models [--check]
     python cli.py paper --symbols BTC/USDT --timeframe 1m --max-bars 60
     python cli.py paper --replay --from 2024-06-01 --to 2024-06-08
+    python cli.py live --run runs/btc --symbols BTC/USDT --timeframe 1m --i-understand-real-money
     python cli.py parity --strategy sma_cross --from 2023-03-01 --to 2023-04-01
 
 Each command lives in its package (``runner/backtest_cli.py``, ``runner/paper_cli.py``,
@@ -55,6 +56,11 @@ COMMANDS = {
         "paper",
         "Paper trading: a strategy on live closed candles with simulated fills.",
     ),
+    "live": (
+        "runner.live_cli",
+        "live",
+        "Live trading on an exchange account (real orders; journal, reconciliation, kill switch).",
+    ),
     "parity": (
         "runner.paper_cli",
         "parity",
@@ -74,9 +80,7 @@ COMMANDS = {
 }
 
 # Commands that are not built yet; move one to COMMANDS when it exists.
-PLANNED = {
-    "live": "live trading on an exchange account through ccxt",
-}
+PLANNED = {}
 
 
 @click.group(

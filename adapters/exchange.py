@@ -68,3 +68,36 @@ def public_ws_client(name: str, settings: Any, api_url: str | None = None) -> An
             urls["api"] = {**urls["api"], "ws": _rewrite_ws(ws, api_url)}
             ex.urls = urls
     return strip_keys(ex)
+
+
+def private_client(name: str, settings: Any, api_url: str | None = None) -> Any:
+    """ccxt client of ``name`` that trades: keys from ``GOGO2_API_KEY`` / ``GOGO2_API_SECRET``
+    / ``GOGO2_API_PASSWORD`` only (``settings.api_key`` ...), the exchange's testnet when
+    ``settings.sandbox``. ``api_url`` moves every REST url (tests: the loopback fake)."""
+    from datasets.exchange_client import make_exchange, override_api_urls
+    from gogo2.errors import UserInputError
+
+    key, secret = settings.api_key, settings.api_secret
+    if key is None or secret is None:
+        raise UserInputError(
+            "live trading needs the account's keys in the environment: set GOGO2_API_KEY and "
+            "GOGO2_API_SECRET (and GOGO2_API_PASSWORD where the exchange asks for one)."
+        )
+    ex = make_exchange(name, settings, None)
+    if settings.sandbox:
+        try:
+            ex.set_sandbox_mode(True)
+        except Exception as e:  # ccxt.NotSupported
+            raise UserInputError(
+                f"exchange.sandbox is true but {ex.id} has no testnet in ccxt ({type(e).__name__});"
+                " set exchange.sandbox: false or pick an exchange with one."
+            ) from None
+    if api_url:
+        override_api_urls(ex, api_url)
+    ex.options["fetchCurrencies"] = False  # signed calls a spot account never needs
+    ex.options["fetchMargins"] = False
+    ex.apiKey = key.get_secret_value()
+    ex.secret = secret.get_secret_value()
+    if settings.api_password is not None:
+        ex.password = settings.api_password.get_secret_value()
+    return ex

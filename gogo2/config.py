@@ -199,6 +199,36 @@ class ExchangeConfig(_Section):
         return SecretStr(v) if v else None
 
 
+class LiveConfig(_Section):
+    """``cli.py live``: reconciliation, retries and the kill switch (README, "Live trading")."""
+
+    reconcile_every: int = Field(
+        60, ge=1, description="Reconcile the journal with the exchange every N bars (and at start)."
+    )
+    unknown_orders: Literal["cancel", "adopt"] = Field(
+        "cancel",
+        description="An open order on the exchange that this run did not place: cancel or adopt it.",
+    )
+    retry_cap_s: float = Field(30.0, gt=0, description="Longest single backoff wait, seconds.")
+    retry_max_wait_s: float = Field(
+        120.0, gt=0, description="Most seconds one request may spend waiting between retries."
+    )
+    max_drawdown: float | None = Field(
+        0.2, gt=0, lt=1, description="Kill switch: equity this fraction below its peak."
+    )
+    max_daily_loss: float | None = Field(
+        0.05, gt=0, lt=1, description="Kill switch: equity this fraction below the UTC day's first."
+    )
+    max_position_notional: float | None = Field(
+        None,
+        gt=0,
+        description="Kill switch: a position worth more than this (quote) in one symbol.",
+    )
+    max_orders_per_minute: int | None = Field(
+        10, ge=1, description="Kill switch: more orders than this within 60 seconds."
+    )
+
+
 class PerformanceConfig(_Section):
     """Memory budget and device of the model layer (``models/``)."""
 
@@ -379,6 +409,7 @@ class Settings(_Section):
     data: DataConfig = DataConfig()
     backtest: BacktestConfig = BacktestConfig()
     exchange: ExchangeConfig = ExchangeConfig()
+    live: LiveConfig = LiveConfig()
     performance: PerformanceConfig = PerformanceConfig()
     models: ModelsConfig = ModelsConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()

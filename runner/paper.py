@@ -46,6 +46,7 @@ class PaperRequest:
     max_bars: int | None = None
     duration_s: float | None = None
     api_url: str | None = None
+    run_dir: Path | None = None  # journal directory (``--run``): the run continues from it
 
 
 @dataclass
@@ -131,6 +132,7 @@ def validate(settings: Any, **kw: Any) -> tuple[PaperRequest, type]:
             max_bars=max_bars,
             duration_s=parse_duration(kw.get("duration")),
             api_url=kw.get("api_url"),
+            run_dir=kw.get("run_dir"),
         ),
         cls,
     )
@@ -318,6 +320,18 @@ def run_paper(
     rules = None
     if req.mode == "replay":
         data, first = _replay_data(settings, req, strat)
+        if req.run_dir is not None:
+            from runner.paper_journal import last_bar
+
+            last = last_bar(req.run_dir)
+            if last is not None:  # continue after the last bar the journal holds
+                k = int(np.searchsorted(data.bars.time, last, side="right"))
+                if k >= data.bars.n:
+                    raise UserInputError(
+                        f"--run {req.run_dir} already holds every bar up to "
+                        f"{format_time(last)}; give a later --to or a new --run."
+                    )
+                first = int(data.bars.time[k])
         from adapters.feeds import ReplayFeed
 
         feed = ReplayFeed(data, first, req.speed, sleep=sleep)
@@ -374,11 +388,28 @@ def run_paper(
             f"{counts.get('fetched', 0)} fetched)"
         )
     broker = PaperBroker(req.symbols, cfg, timeframe_ms(req.timeframe), rules)
+    journal = None
+    if req.run_dir is not None:
+        from runner.paper_journal import PaperJournal
+
+        journal = PaperJournal(req.run_dir, req, broker)
+        if journal.restarted:
+            say(f"journal {req.run_dir}: continued after {format_time(journal.last_time or 0)}")
+
+        def on_status(st: Any) -> None:
+            journal.on_status(st)  # the bar is in the journal before it is shown
+            say(status_text(st, quote))
+
     runner = Runner(
         strat, history, feed, broker, clock=clock, on_status=on_status, live=req.mode != "replay"
     )
     t0 = _time.perf_counter()
-    rec = runner.run(max_bars=req.max_bars, duration_s=req.duration_s)
+    try:
+        # a journaled run is continued later: what is open stays open
+        rec = runner.run(max_bars=req.max_bars, duration_s=req.duration_s, finish=journal is None)
+    finally:
+        if journal is not None:
+            journal.close()
     elapsed = _time.perf_counter() - t0
     result = to_result(
         rec,

@@ -3,6 +3,8 @@ ccxt, numba and pandas are imported inside the command bodies."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from gogo2.clikit import config_option, load, param_option, strategy_option, symbols_option
@@ -43,6 +45,13 @@ Examples:
 @click.option("--to", "end", default=None, metavar="DATE", help="With --replay: end (exclusive).")
 @click.option("--speed", type=float, default=0.0, help="With --replay: N x real time; 0 = max.")
 @click.option("--no-report", is_flag=True, help="Skip the HTML tearsheet.")
+@click.option(
+    "--run",
+    "run_dir",
+    default=None,
+    metavar="DIR",
+    help="Journal directory: every bar is journaled there; the same DIR continues the run.",
+)
 @click.option("--api-url", default=None, envvar=API_URL_ENV, hidden=True)
 @config_option
 def paper(
@@ -62,6 +71,7 @@ def paper(
     end: str | None,
     speed: float,
     no_report: bool,
+    run_dir: str | None,
     api_url: str | None,
     config_path: str | None,
 ) -> None:
@@ -93,6 +103,7 @@ def paper(
         duration=duration,
         speed=speed,
         api_url=api_url,
+        run_dir=None if run_dir is None else Path(run_dir).expanduser().resolve(),
     )
 
     def say(text: str) -> None:

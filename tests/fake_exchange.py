@@ -162,6 +162,8 @@ class FakeBinance:
         self._failures: list[Failure] = []
         self._lock = threading.Lock()
         self._routes: dict[str, Callable[[dict[str, str]], tuple[int, Any]]] = {}
+        self.account: Any = None  # tests.fake_account.FakeAccount, when attached
+        self.private_log: list[tuple[str, str, dict[str, str]]] = []  # (method, path, query)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -354,6 +356,7 @@ class FakeBinance:
 class _Handler(BaseHTTPRequestHandler):
     exchange: FakeBinance
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave at once: no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
         pass
@@ -371,7 +374,53 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
             pass
 
+    def _private(self, method: str) -> bool:
+        """Serve a signed endpoint through the attached FakeAccount; False when none."""
+        ex = self.exchange
+        parts = urlsplit(self.path)
+        if ex.account is None or parts.path not in ex.account.PATHS:
+            return False
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            body = self.rfile.read(length).decode()
+            query.update({k: v[-1] for k, v in parse_qs(body).items()})
+        query.pop("signature", None)
+        with ex._lock:
+            ex.private_log.append((method, parts.path, dict(query)))
+            key = self.headers.get("X-MBX-APIKEY")
+            if key:
+                ex.account.api_keys.add(key)
+        if key in ex.account.refused_keys:
+            self._send(
+                401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+            )
+            return True
+        status, body, fault = ex.account.handle(method, parts.path, query)
+        if fault == "timeout":
+            time.sleep(ex.timeout_delay)
+            self._send(200, {})
+        elif fault == "503":
+            self._send(503, b"<html><body>503 Service Unavailable</body></html>")
+        elif fault == "429":
+            self._send(429, {"code": -1003, "msg": "Too many requests."}, {"Retry-After": "1"})
+        else:
+            if fault == "accept_timeout":
+                time.sleep(ex.timeout_delay)
+            self._send(status, body)
+        return True
+
+    def do_POST(self) -> None:
+        if not self._private("POST"):
+            self._send(404, {"code": -1000, "msg": f"fake exchange: no route {self.path}"})
+
+    def do_DELETE(self) -> None:
+        if not self._private("DELETE"):
+            self._send(404, {"code": -1000, "msg": f"fake exchange: no route {self.path}"})
+
     def do_GET(self) -> None:
+        if self._private("GET"):
+            return
         ex = self.exchange
         parts = urlsplit(self.path)
         path = parts.path
@@ -518,6 +567,7 @@ class FakeKlineStream:
 
         app = web.Application()
         app.router.add_get("/{tail:.*}", self._handle)
+        app.router.add_route("*", "/{tail:.*}", self._forward)  # signed POST / DELETE
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -559,10 +609,15 @@ class FakeKlineStream:
         from aiohttp import web
 
         url = f"{self.exchange.base_url}{request.path_qs}"
+        data = await request.read() if request.can_read_body else None
+        headers = {k: v for k, v in request.headers.items() if k.lower().startswith("x-mbx")}
+        if data:
+            headers["Content-Type"] = request.headers.get("Content-Type", "")
+        req = urllib.request.Request(url, data=data, headers=headers, method=request.method)
 
         def fetch() -> tuple[int, bytes]:
             try:
-                with urllib.request.urlopen(url, timeout=30) as r:
+                with urllib.request.urlopen(req, timeout=30) as r:
                     return r.status, r.read()
             except urllib.error.HTTPError as e:
                 return e.code, e.read()

@@ -1,0 +1,200 @@
+"""The exchange broker: the runner's broker seam on a real spot account, through ccxt.
+
+Same four calls as the paper broker (``adapters.broker``); every order goes through the
+order manager (``adapters.orders``), so it is journaled before it is sent, has a client id
+derived from (run, bar time, symbol, intent), and is never doubled by a retry.
+
+* ``on_bar(bar)``: brings the journal's open orders up to date and stores the fills made
+  since (every ``reconcile_every`` bars a full reconciliation after that), reads the
+  balances, and checks the kill switch on the equity.
+* ``submit(time, intents)``: turns each symbol's decision into orders, on a spot account:
+
+  - a long entry with no position buys ``size`` (the backtest's sizing: fraction of equity,
+    quote amount or units) at market, or as a limit order at the intent's price; a stop
+    entry is sent as a stop-limit (``stopPrice``) where the exchange has one;
+  - an exit, or a short entry while long, sells the position this run holds at market
+    (a spot account cannot be short: a short entry while flat is skipped and journaled);
+  - a new entry first cancels the symbol's entry orders still resting;
+  - stop-loss, take-profit and trailing exits are not placed on the exchange: an entry
+    that carries them is skipped and journaled, never sent unprotected.
+
+* ``account()``: cash = the quote balance, positions = the run's net fills, equity = quote
+  plus the traded base assets at the last close.
+* ``finish()``: nothing is closed (a stopped live run leaves its orders and positions to the
+  next start of the same ``--run``); returns no fills.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from adapters.broker import Account, BarRow, Fill, Intents
+from engine import enums
+
+
+class CcxtBroker:
+    def __init__(
+        self,
+        om: Any,
+        symbols: tuple[str, ...],
+        config: Any,
+        kill: Any,
+        *,
+        reconcile_every: int = 60,
+        flatten_on_kill: bool = False,
+    ) -> None:
+        self.om = om
+        self.ex = om.ex
+        self.symbols = tuple(symbols)
+        self.config = config
+        self.kill = kill
+        self.reconcile_every = int(reconcile_every)
+        self.flatten_on_kill = flatten_on_kill
+        self.quote = self.ex.market(self.symbols[0])["quote"]
+        self.bases = {s: self.ex.market(s)["base"] for s in self.symbols}
+        self.close = {s: math.nan for s in self.symbols}
+        self.balances: dict[str, float] = {}
+        self.bars = 0
+        self.last_time: int | None = None
+        self.said: set[str] = set()
+
+    # -- the seam ----------------------------------------------------------------------------
+
+    def on_bar(self, bar: BarRow) -> list[Fill]:
+        now = self.om.clock_ms()
+        self.bars += 1
+        self.last_time = int(bar.time)
+        for j, s in enumerate(self.symbols):
+            c = float(bar.close[j])
+            if math.isfinite(c):
+                self.close[s] = c
+        new = self.om.sync()
+        if self.bars % self.reconcile_every == 0:
+            before = {f["trade_id"] for f in self.om.journal.fills()}
+            self.om.reconcile(self.symbols, say_all=True)
+            new += [f for f in self.om.journal.fills() if f["trade_id"] not in before]
+        self.balances = self.om.balances()
+        acct = self.account()
+        self.om.journal.event(now, "bar", time=int(bar.time), equity=acct.equity, cash=acct.cash)
+        try:
+            self.kill.check_equity(now, acct.equity)
+        except Exception:
+            self._on_kill()
+            raise
+        return [
+            Fill(
+                int(f["time"]),
+                f["symbol"],
+                1 if f["side"] == "buy" else -1,
+                "fill",
+                float(f["price"]),
+                float(f["qty"]),
+                float(f.get("fee") or 0.0),
+            )
+            for f in new
+        ]
+
+    def submit(self, time: int, intents: Intents) -> None:
+        if not intents.any():
+            return
+        try:
+            for j, s in enumerate(self.symbols):
+                self._symbol(int(time), j, s, intents)
+        except Exception as e:
+            from adapters.killswitch import KillSwitchTripped
+
+            if isinstance(e, KillSwitchTripped):
+                self._on_kill()
+            raise
+
+    def account(self) -> Account:
+        pos = self.positions()
+        quote = self.balances.get(self.quote, math.nan)
+        equity = quote
+        for s in self.symbols:
+            equity += self.balances.get(self.bases[s], 0.0) * self.close[s]
+        return Account(cash=quote, equity=equity, positions=pos)
+
+    def finish(self, time: int | None = None) -> list[Fill]:
+        return []
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def positions(self) -> dict[str, float]:
+        base = self.om.expected_base(self.symbols)
+        return {s: base.get(self.bases[s], 0.0) for s in self.symbols}
+
+    def _note(self, now: int, key: str, text: str) -> None:
+        self.om.journal.event(now, "skipped", reason=text)
+        if key not in self.said:
+            self.said.add(key)
+            self.om.say(text)
+
+    def _symbol(self, time: int, j: int, s: str, it: Intents) -> None:
+        now = self.om.clock_ms()
+        entry = int(it.entries[0, j])
+        exit_ = bool(it.exits[0, j])
+        pos = self.positions()[s]
+        price = self.close[s]
+        step = self.om.amount_step(s)
+        long = pos >= step
+        if (exit_ or entry < 0) and long:
+            self.kill.check_order(now, s, 0.0)
+            self.om.submit(s, "sell", "market", pos, None, time, "exit", price)
+        if entry < 0 and not long:
+            self._note(now, f"short:{s}", f"{s}: short entry skipped (a spot account is long only)")
+        if entry <= 0 or long:
+            return
+        flags = it.flags
+        if any(flags[f] and math.isfinite(float(a[0, j])) for f, a in _protective(it)):
+            self._note(
+                now,
+                f"protect:{s}",
+                f"{s}: entry skipped: stop-loss / take-profit / trailing exits are not placed on "
+                "the exchange by live trading yet",
+            )
+            return
+        otype = int(it.order_type[0, j]) if flags[enums.F_ORDER_TYPE] else enums.MARKET
+        px = float(it.price[0, j]) if flags[enums.F_PRICE] else math.nan
+        size = float(it.size[0, j]) if flags[enums.F_SIZE] else math.nan
+        if not math.isfinite(size):
+            size = float(self.config.size)
+        ref = px if otype != enums.MARKET and math.isfinite(px) else price
+        amount = self._amount(size, ref)
+        for row in self.om.journal.orders(live_only=True):
+            if row.symbol == s and row.intent.startswith("entry"):
+                self.om.cancel(row, "replaced by a new entry")
+        self.kill.check_order(now, s, amount * ref)
+        if otype == enums.LIMIT and math.isfinite(px):
+            self.om.submit(s, "buy", "limit", amount, px, time, "entry long", ref)
+        elif otype == enums.STOP and math.isfinite(px):
+            self.om.submit(s, "buy", "limit", amount, px, time, "entry long", ref, stop_price=px)
+        else:
+            self.om.submit(s, "buy", "market", amount, None, time, "entry long", ref)
+
+    def _amount(self, size: float, ref: float) -> float:
+        kind = self.config.size_type
+        if kind == "units":
+            return size
+        if kind == "cash":
+            return size / ref
+        equity = self.account().equity
+        return equity * size / ref
+
+    def _on_kill(self) -> None:
+        """Cancel every open order of the run; flatten when asked. The latch is already in
+        the journal."""
+        for row in self.om.journal.orders(live_only=True):
+            if row.status != "pending":
+                self.om.cancel(row, "kill switch")
+        if self.flatten_on_kill and self.last_time is not None:
+            for s, q in self.positions().items():
+                if q >= self.om.amount_step(s):
+                    self.om.submit(
+                        s, "sell", "market", q, None, self.last_time, "flatten", self.close[s]
+                    )
+
+
+def _protective(it: Intents):
+    return ((enums.F_SL, it.sl), (enums.F_TP, it.tp), (enums.F_TRAIL, it.trail))

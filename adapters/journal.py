@@ -1,0 +1,377 @@
+"""The run journal: every order, fill, decision and state change of a trading run, in SQLite.
+
+One file, ``journal.sqlite``, in the run directory, in WAL mode with ``synchronous=FULL``:
+each event is one transaction, committed before the caller takes its next action, so a
+``kill -9`` at any point leaves the journal as it was after the last completed write. A
+restarted run opens the same file and continues from it.
+
+Tables:
+
+* ``meta``: the run's identity (strategy, exchange, symbols, run id) and latches (the kill
+  switch's reason while it holds).
+* ``orders``: one row per client order id, written *before* the order is sent (status
+  ``pending``), then updated with what the exchange answered (``open``, ``closed``,
+  ``canceled``, ``rejected``, ``expired``) and how much has filled.
+* ``fills``: one row per exchange trade id (a trade seen twice is stored once).
+* ``state``: a broker's whole state after its last bar (the paper broker's snapshot), so
+  a restarted paper run continues from it.
+* ``events``: an append-only log (decisions, retries, rejections, reconciliation
+  differences, kill switch) with the time and a JSON detail.
+
+The journal never holds credentials: callers pass it order fields and exchange messages;
+:func:`scrub` removes the key strings from any text that reaches it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gogo2.errors import UserInputError
+
+FILE_NAME = "journal.sqlite"
+TERMINAL = ("closed", "canceled", "rejected", "expired")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    client_id TEXT PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    type TEXT NOT NULL,
+    amount REAL NOT NULL,
+    price REAL,
+    bar_time INTEGER NOT NULL,
+    intent TEXT NOT NULL,
+    status TEXT NOT NULL,
+    exchange_id TEXT,
+    filled REAL NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    adopted INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fills (
+    trade_id TEXT PRIMARY KEY,
+    client_id TEXT,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    price REAL NOT NULL,
+    qty REAL NOT NULL,
+    fee REAL NOT NULL,
+    fee_currency TEXT NOT NULL DEFAULT '',
+    time INTEGER NOT NULL,
+    missed INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+
+
+def _secrets() -> list[str]:
+    out = []
+    for name in ("GOGO2_API_KEY", "GOGO2_API_SECRET", "GOGO2_API_PASSWORD"):
+        v = os.environ.get(name)
+        if v and len(v) >= 4:
+            out.append(v)
+    return out
+
+
+def scrub(text: str) -> str:
+    """``text`` with every credential of the environment replaced by ``***``."""
+    for s in _secrets():
+        text = text.replace(s, "***")
+    return text
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    client_id: str
+    symbol: str
+    side: str
+    type: str
+    amount: float
+    price: float | None
+    bar_time: int
+    intent: str
+    status: str
+    exchange_id: str | None
+    filled: float
+    reason: str
+    adopted: bool
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+class JournalMismatchError(UserInputError):
+    """A journal of another strategy, exchange or symbol set was given as ``--run``."""
+
+
+class Journal:
+    """See the module docstring. ``path`` is the run directory (created if missing)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / FILE_NAME
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- identity and latches -------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, scrub(value)))
+
+    def bind(self, identity: dict[str, str]) -> bool:
+        """Tie the journal to a run identity (strategy, exchange, symbols, ...). A new journal
+        takes it; an existing one must match. Returns True when the journal already held a
+        run (a restart)."""
+        held = {k: self.meta(f"id.{k}") for k in identity}
+        if all(v is None for v in held.values()):
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                for k, v in identity.items():
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"id.{k}", v))
+            return False
+        for k, v in identity.items():
+            if held[k] != v:
+                raise JournalMismatchError(
+                    f"--run {self.dir} holds a journal of {k} {held[k]!r}, not {v!r}; give a "
+                    f"new --run directory, or run it with {k} {held[k]!r}."
+                )
+        return True
+
+    # -- events ---------------------------------------------------------------------------
+
+    def event(self, at: int, kind: str, **detail: Any) -> None:
+        text = scrub(json.dumps(detail, default=str, sort_keys=True))
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                "INSERT INTO events (time, kind, detail) VALUES (?, ?, ?)", (int(at), kind, text)
+            )
+
+    def events(self, kind: str | None = None) -> list[tuple[int, str, dict[str, Any]]]:
+        q = "SELECT time, kind, detail FROM events"
+        args: tuple[Any, ...] = ()
+        if kind is not None:
+            q += " WHERE kind=?"
+            args = (kind,)
+        return [(t, k, json.loads(d)) for t, k, d in self.db.execute(q + " ORDER BY seq", args)]
+
+    def record_bar(
+        self, at: int, detail: dict[str, Any], fills: Iterable[dict[str, Any]], state: bytes
+    ) -> None:
+        """One bar of a simulated account in one transaction: its fills, a ``bar`` event and
+        the broker's state after it (a kill -9 leaves the bar before or this one, whole)."""
+        text = scrub(json.dumps(detail, default=str, sort_keys=True))
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for f in fills:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                    (
+                        str(f["trade_id"]),
+                        f.get("client_id"),
+                        f["symbol"],
+                        f["side"],
+                        float(f["price"]),
+                        float(f["qty"]),
+                        float(f.get("fee") or 0.0),
+                        str(f.get("fee_currency") or ""),
+                        int(f["time"]),
+                    ),
+                )
+            self.db.execute(
+                "INSERT INTO events (time, kind, detail) VALUES (?, 'bar', ?)", (int(at), text)
+            )
+            self.db.execute("INSERT OR REPLACE INTO state VALUES ('broker', ?)", (state,))
+
+    def state(self, key: str = "broker") -> bytes | None:
+        row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def add_order(
+        self,
+        client_id: str,
+        symbol: str,
+        side: str,
+        type_: str,
+        amount: float,
+        price: float | None,
+        bar_time: int,
+        intent: str,
+        now: int,
+        status: str = "pending",
+        exchange_id: str | None = None,
+        filled: float = 0.0,
+        adopted: bool = False,
+    ) -> bool:
+        """Record an order before it is sent. False when the client id is already known (the
+        same decision seen again: nothing new to send)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO orders (client_id, symbol, side, type, amount, price, "
+                "bar_time, intent, status, exchange_id, filled, adopted, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    client_id,
+                    symbol,
+                    side,
+                    type_,
+                    float(amount),
+                    price,
+                    int(bar_time),
+                    intent,
+                    status,
+                    exchange_id,
+                    float(filled),
+                    int(adopted),
+                    int(now),
+                ),
+            )
+            return cur.rowcount == 1
+
+    def update_order(
+        self,
+        client_id: str,
+        now: int,
+        *,
+        status: str | None = None,
+        exchange_id: str | None = None,
+        filled: float | None = None,
+        reason: str | None = None,
+    ) -> None:
+        sets, args = ["updated=?"], [int(now)]
+        for col, v in (
+            ("status", status),
+            ("exchange_id", exchange_id),
+            ("filled", filled),
+            ("reason", None if reason is None else scrub(reason)),
+        ):
+            if v is not None:
+                sets.append(f"{col}=?")
+                args.append(v)
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                f"UPDATE orders SET {', '.join(sets)} WHERE client_id=?", (*args, client_id)
+            )
+
+    def order(self, client_id: str) -> OrderRow | None:
+        row = self.db.execute(
+            f"SELECT {_ORDER_COLS} FROM orders WHERE client_id=?", (client_id,)
+        ).fetchone()
+        return None if row is None else _order(row)
+
+    def orders(self, live_only: bool = False) -> list[OrderRow]:
+        q = f"SELECT {_ORDER_COLS} FROM orders"
+        if live_only:
+            q += " WHERE status NOT IN ({})".format(",".join("?" * len(TERMINAL)))
+            rows = self.db.execute(q + " ORDER BY rowid", TERMINAL)
+        else:
+            rows = self.db.execute(q + " ORDER BY rowid")
+        return [_order(r) for r in rows]
+
+    def orders_since(self, since_ms: int) -> int:
+        """Orders recorded (sent or attempted) at or after ``since_ms``."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM events WHERE kind='submit' AND time>=?", (int(since_ms),)
+        ).fetchone()
+        return int(row[0])
+
+    # -- fills ----------------------------------------------------------------------------
+
+    def add_fills(self, fills: Iterable[dict[str, Any]], missed: bool = False) -> list[dict]:
+        """Store exchange trades (ccxt trade dicts already reduced by the caller to the
+        columns); a trade id already stored is skipped. Returns the new ones."""
+        new = []
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for f in fills:
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        str(f["trade_id"]),
+                        f.get("client_id"),
+                        f["symbol"],
+                        f["side"],
+                        float(f["price"]),
+                        float(f["qty"]),
+                        float(f.get("fee") or 0.0),
+                        str(f.get("fee_currency") or ""),
+                        int(f["time"]),
+                        int(missed),
+                    ),
+                )
+                if cur.rowcount == 1:
+                    new.append(f)
+        return new
+
+    def fills(self) -> list[dict[str, Any]]:
+        cols = ("trade_id", "client_id", "symbol", "side", "price", "qty", "fee")
+        q = f"SELECT {', '.join(cols)}, fee_currency, time, missed FROM fills ORDER BY time, rowid"
+        out = []
+        for r in self.db.execute(q):
+            d = dict(zip(cols, r[:7], strict=True))
+            d.update(fee_currency=r[7], time=r[8], missed=bool(r[9]))
+            out.append(d)
+        return out
+
+    def unfilled_symbols(self) -> list[str]:
+        """Symbols with an order the exchange reports more filled than the fills stored."""
+        q = (
+            "SELECT DISTINCT o.symbol FROM orders o LEFT JOIN (SELECT client_id, SUM(qty) AS q "
+            "FROM fills GROUP BY client_id) f ON f.client_id = o.client_id "
+            "WHERE o.filled > COALESCE(f.q, 0) + 1e-12 ORDER BY o.symbol"
+        )
+        return [r[0] for r in self.db.execute(q)]
+
+    def filled_qty(self, client_id: str) -> float:
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(qty), 0) FROM fills WHERE client_id=?", (client_id,)
+        ).fetchone()
+        return float(row[0])
+
+    def positions(self) -> dict[str, float]:
+        """Net base quantity per symbol from the stored fills (buys minus sells)."""
+        out: dict[str, float] = {}
+        q = "SELECT symbol, side, SUM(qty) FROM fills GROUP BY symbol, side"
+        for sym, side, qty in self.db.execute(q):
+            out[sym] = out.get(sym, 0.0) + (qty if side == "buy" else -qty)
+        return out
+
+
+_ORDER_COLS = (
+    "client_id, symbol, side, type, amount, price, bar_time, intent, status, exchange_id, "
+    "filled, reason, adopted"
+)
+
+
+def _order(r: tuple) -> OrderRow:
+    return OrderRow(*r[:12], adopted=bool(r[12]))

@@ -1,0 +1,350 @@
+"""The private side of the fake Binance: a spot account with orders, trades and balances.
+
+Attach it to a :class:`tests.fake_exchange.FakeBinance` (``FakeAccount(fake, {...})``) and
+the server answers the signed endpoints ccxt's ``binance`` calls, with Binance's shapes and
+error codes (any signature is accepted):
+
+* ``POST /api/v3/order`` (create; ``newClientOrderId`` must be unique among this account's
+  orders: a copy answers -2010 "Duplicate order sent."), ``GET /api/v3/order`` (by
+  ``orderId`` or ``origClientOrderId``; unknown: -2013), ``DELETE /api/v3/order`` (cancel;
+  unknown: -2011), ``GET /api/v3/openOrders``, ``GET /api/v3/allOrders``,
+  ``GET /api/v3/myTrades``, ``GET /api/v3/account``.
+* Fills come from the fake's own price (``FakeMarket.level``): a market order fills at the
+  price of the exchange clock; a resting limit order fills at its price once
+  :meth:`FakeAccount.match` sees a candle that reaches it. The fee is 0.1 %, charged in the
+  asset received (Binance's rule without BNB). ``partial_next`` makes the next limit fill
+  only part of an order; the rest fills on a later candle.
+* Filters: ``LOT_SIZE`` step and minimum, ``PRICE_FILTER`` tick and ``NOTIONAL`` minimum
+  answer -1013 "Filter failure: ..."; an order the balance cannot pay answers -2010
+  "Account has insufficient balance for requested action.".
+* A key in ``refused_keys`` gets HTTP 401, code -2015 (invalid key or permissions).
+* Faults (:meth:`fault_next`): ``"503"``, ``"429"`` (code -1003), ``"timeout"`` (stall
+  before doing anything) and ``"accept_timeout"`` (do the request, then stall past the
+  client's timeout: the order exists but the client never hears of it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FEE = 0.001
+STEP = 1e-5
+TICK = 0.01
+MIN_NOTIONAL = 5.0
+
+
+@dataclass
+class _Order:
+    id: int
+    client_id: str
+    symbol: str  # exchange id, BTCUSDT
+    side: str  # BUY / SELL
+    type: str  # MARKET / LIMIT / STOP_LOSS_LIMIT
+    qty: float
+    price: float
+    stop: float
+    status: str  # NEW, PARTIALLY_FILLED, FILLED, CANCELED
+    time: int
+    executed: float = 0.0
+    quote: float = 0.0
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "orderId": self.id,
+            "orderListId": -1,
+            "clientOrderId": self.client_id,
+            "price": f"{self.price:.8f}",
+            "origQty": f"{self.qty:.8f}",
+            "executedQty": f"{self.executed:.8f}",
+            "cummulativeQuoteQty": f"{self.quote:.8f}",
+            "status": self.status,
+            "timeInForce": "GTC",
+            "type": self.type,
+            "side": self.side,
+            "stopPrice": f"{self.stop:.8f}",
+            "time": self.time,
+            "updateTime": self.time,
+            "isWorking": True,
+            "workingTime": self.time,
+            "origQuoteOrderQty": "0.00000000",
+            "selfTradePreventionMode": "NONE",
+        }
+
+
+def _on_grid(x: float, step: float) -> bool:
+    return abs(round(x / step) * step - x) < step * 1e-6
+
+
+class FakeAccount:
+    """See the module docstring. ``balances`` maps asset -> free amount."""
+
+    PATHS = (
+        "/api/v3/order",
+        "/api/v3/openOrders",
+        "/api/v3/allOrders",
+        "/api/v3/myTrades",
+        "/api/v3/account",
+        "/sapi/v1/capital/config/getall",
+    )
+
+    def __init__(self, exchange: Any, balances: dict[str, float]) -> None:
+        self.ex = exchange
+        self.balances = {k: float(v) for k, v in balances.items()}
+        self.orders: dict[int, _Order] = {}
+        self.trades: list[dict[str, Any]] = []
+        self.faults: list[tuple[str, str, str]] = []  # (kind, method, path)
+        self.partial: float | None = None
+        self.next_id = 1000
+        self.next_trade = 5000
+        self.last_match: int | None = None
+        self.api_keys: set[str] = set()  # X-MBX-APIKEY headers seen
+        self.refused_keys: set[str] = set()  # keys answered 401 (-2015)
+        exchange.account = self
+
+    # -- control -----------------------------------------------------------------------------
+
+    def fault_next(self, count: int, kind: str, method: str = "POST", path: str = "/api/v3/order"):
+        if kind not in ("503", "429", "timeout", "accept_timeout"):
+            raise ValueError(kind)
+        with self.ex._lock:
+            self.faults.extend((kind, method, path) for _ in range(count))
+
+    def partial_next(self, fraction: float) -> None:
+        self.partial = fraction
+
+    def creates(self) -> int:
+        """POST /api/v3/order requests received (including refused ones)."""
+        with self.ex._lock:
+            return sum(1 for m, p, _ in self.ex.private_log if m == "POST" and p == "/api/v3/order")
+
+    def take_fault(self, method: str, path: str) -> str | None:
+        with self.ex._lock:
+            for i, (k, m, p) in enumerate(self.faults):
+                if m == method and p == path:
+                    del self.faults[i]
+                    return k
+        return None
+
+    # -- matching ----------------------------------------------------------------------------
+
+    def _market(self, symbol_id: str):
+        return self.ex.markets[symbol_id]
+
+    def price(self, symbol_id: str) -> float:
+        return round(self._market(symbol_id).level(self.ex.now()), 2)
+
+    def match(self) -> None:
+        """Fill resting limit orders against the 1m candles closed since the last match."""
+        from tests.fake_exchange import kline_row
+
+        now = self.ex.now()
+        start = self.last_match if self.last_match is not None else now
+        self.last_match = now
+        for o in sorted(self.orders.values(), key=lambda o: o.id):
+            if o.status not in ("NEW", "PARTIALLY_FILLED") or o.type == "MARKET":
+                continue
+            m = self._market(o.symbol)
+            t = max(start, o.time) // 60_000 * 60_000
+            while t + 60_000 <= now and o.status in ("NEW", "PARTIALLY_FILLED"):
+                row = kline_row(m, t, 60_000, now)
+                lo, hi = float(row[3]), float(row[2])
+                hit = (o.side == "BUY" and lo <= o.price) or (o.side == "SELL" and hi >= o.price)
+                if hit:
+                    left = o.qty - o.executed
+                    qty = left
+                    if self.partial is not None and o.executed == 0.0:
+                        qty = round(left * self.partial / STEP) * STEP
+                        self.partial = None
+                    self._fill(o, qty, o.price, t + 60_000 - 1, maker=True)
+                t += 60_000
+
+    def _fill(self, o: _Order, qty: float, price: float, when: int, maker: bool) -> None:
+        m = self._market(o.symbol)
+        cost = qty * price
+        held = o.type != "MARKET"  # a resting order's funds were set aside when placed
+        if o.side == "BUY":
+            fee, fee_asset = qty * FEE, m.base
+            if not held:
+                self.balances[m.quote] = self.balances.get(m.quote, 0.0) - cost
+            self.balances[m.base] = self.balances.get(m.base, 0.0) + qty - fee
+        else:
+            fee, fee_asset = cost * FEE, m.quote
+            if not held:
+                self.balances[m.base] = self.balances.get(m.base, 0.0) - qty
+            self.balances[m.quote] = self.balances.get(m.quote, 0.0) + cost - fee
+        o.executed += qty
+        o.quote += cost
+        o.status = "FILLED" if o.executed >= o.qty - STEP / 2 else "PARTIALLY_FILLED"
+        self.next_trade += 1
+        self.trades.append(
+            {
+                "symbol": o.symbol,
+                "id": self.next_trade,
+                "orderId": o.id,
+                "orderListId": -1,
+                "price": f"{price:.8f}",
+                "qty": f"{qty:.8f}",
+                "quoteQty": f"{cost:.8f}",
+                "commission": f"{fee:.8f}",
+                "commissionAsset": fee_asset,
+                "time": int(when),
+                "isBuyer": o.side == "BUY",
+                "isMaker": maker,
+                "isBestMatch": True,
+            }
+        )
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, q: dict[str, str]) -> tuple[int, Any, str | None]:
+        """(status, body, fault) for a private request; ``fault`` "accept_timeout" tells the
+        handler to stall after doing the work."""
+        fault = self.take_fault(method, path)
+        if fault in ("503", "429", "timeout"):
+            return 0, None, fault
+        with self.ex._lock:
+            self.match()
+            status, body = self._dispatch(method, path, q)
+        return status, body, fault
+
+    def _dispatch(self, method: str, path: str, q: dict[str, str]) -> tuple[int, Any]:
+        if path == "/sapi/v1/capital/config/getall":
+            return 200, []
+        if path == "/api/v3/account":
+            return 200, self._account()
+        if path == "/api/v3/openOrders":
+            sym = q.get("symbol")
+            return 200, [
+                o.body()
+                for o in self.orders.values()
+                if o.status in ("NEW", "PARTIALLY_FILLED") and (sym is None or o.symbol == sym)
+            ]
+        if path == "/api/v3/allOrders":
+            return 200, [o.body() for o in self.orders.values() if o.symbol == q.get("symbol")]
+        if path == "/api/v3/myTrades":
+            since = int(q.get("startTime", 0))
+            rows = [t for t in self.trades if t["symbol"] == q.get("symbol") and t["time"] >= since]
+            return 200, rows[: int(q.get("limit", 1000))]
+        if path == "/api/v3/order":
+            if method == "POST":
+                return self._create(q)
+            o = self._find(q)
+            if o is None:
+                code, msg = (
+                    (-2011, "Unknown order sent.")
+                    if method == "DELETE"
+                    else (-2013, "Order does not exist.")
+                )
+                return 400, {"code": code, "msg": msg}
+            if method == "DELETE":
+                if o.status not in ("NEW", "PARTIALLY_FILLED"):
+                    return 400, {"code": -2011, "msg": "Unknown order sent."}
+                o.status = "CANCELED"
+                m = self._market(o.symbol)
+                left = o.qty - o.executed
+                if o.side == "BUY":
+                    self.balances[m.quote] += left * o.price
+                else:
+                    self.balances[m.base] += left
+            return 200, o.body()
+        return 404, {"code": -1000, "msg": f"fake account: no route {method} {path}"}
+
+    def _account(self) -> dict[str, Any]:
+        locked: dict[str, float] = {}
+        for o in self.orders.values():
+            if o.status in ("NEW", "PARTIALLY_FILLED") and o.type != "MARKET":
+                m = self._market(o.symbol)
+                left = o.qty - o.executed
+                if o.side == "BUY":
+                    locked[m.quote] = locked.get(m.quote, 0.0) + left * o.price
+                else:
+                    locked[m.base] = locked.get(m.base, 0.0) + left
+        return {
+            "makerCommission": 10,
+            "takerCommission": 10,
+            "canTrade": True,
+            "canWithdraw": True,
+            "canDeposit": True,
+            "updateTime": self.ex.now(),
+            "accountType": "SPOT",
+            "balances": [
+                {"asset": a, "free": f"{v:.8f}", "locked": f"{locked.get(a, 0.0):.8f}"}
+                for a, v in sorted(self.balances.items())
+            ],
+            "permissions": ["SPOT"],
+        }
+
+    def _find(self, q: dict[str, str]) -> _Order | None:
+        if "orderId" in q:
+            return self.orders.get(int(q["orderId"]))
+        cid = q.get("origClientOrderId")
+        for o in self.orders.values():
+            if o.client_id == cid:
+                return o
+        return None
+
+    def _create(self, q: dict[str, str]) -> tuple[int, Any]:
+        sym = q.get("symbol", "")
+        if sym not in self.ex.markets:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        m = self._market(sym)
+        cid = q.get("newClientOrderId") or f"fake{self.next_id}"
+        if any(o.client_id == cid for o in self.orders.values()):
+            return 400, {"code": -2010, "msg": "Duplicate order sent."}
+        qty = float(q.get("quantity", 0))
+        typ = q.get("type", "")
+        side = q.get("side", "")
+        price = float(q.get("price", 0) or 0)
+        stop = float(q.get("stopPrice", 0) or 0)
+        if qty < STEP or not _on_grid(qty, STEP):
+            return 400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"}
+        if typ != "MARKET" and (price <= 0 or not _on_grid(price, TICK)):
+            return 400, {"code": -1013, "msg": "Filter failure: PRICE_FILTER"}
+        px = self.price(sym) if typ == "MARKET" else price
+        if qty * px < MIN_NOTIONAL:
+            return 400, {"code": -1013, "msg": "Filter failure: NOTIONAL"}
+        if side == "BUY" and self.balances.get(m.quote, 0.0) < qty * px * (1 + 1e-9):
+            return 400, {
+                "code": -2010,
+                "msg": "Account has insufficient balance for requested action.",
+            }
+        if side == "SELL" and self.balances.get(m.base, 0.0) < qty * (1 - 1e-12):
+            return 400, {
+                "code": -2010,
+                "msg": "Account has insufficient balance for requested action.",
+            }
+        self.next_id += 1
+        o = _Order(self.next_id, cid, sym, side, typ, qty, price, stop, "NEW", self.ex.now())
+        self.orders[o.id] = o
+        if typ == "MARKET":
+            self._fill(o, qty, px, self.ex.now(), maker=False)
+        else:  # funds are held while the order rests
+            if side == "BUY":
+                self.balances[m.quote] -= qty * price
+            else:
+                self.balances[m.base] -= qty
+        body = o.body()
+        body["transactTime"] = o.time
+        body["fills"] = [
+            {
+                "price": t["price"],
+                "qty": t["qty"],
+                "commission": t["commission"],
+                "commissionAsset": t["commissionAsset"],
+                "tradeId": t["id"],
+            }
+            for t in self.trades
+            if t["orderId"] == o.id
+        ]
+        return 200, body
+
+    def total(self, asset: str) -> float:
+        """Free plus locked ``asset``."""
+        with self.ex._lock:
+            acct = self._account()
+        for b in acct["balances"]:
+            if b["asset"] == asset:
+                return float(b["free"]) + float(b["locked"])
+        return 0.0
