@@ -119,15 +119,17 @@ class JournalMismatchError(UserInputError):
 
 
 class Journal:
-    """See the module docstring. ``path`` is the run directory (created if missing)."""
+    """See the module docstring. ``path`` is the run directory (created if missing);
+    ``durable=False`` skips the fsync of each commit (a throwaway journal, e.g. a parity
+    replay's)."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, durable: bool = True) -> None:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / FILE_NAME
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         self.db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -208,6 +210,12 @@ class Journal:
                 "INSERT INTO events (time, kind, detail) VALUES (?, 'bar', ?)", (int(at), text)
             )
             self.db.execute("INSERT OR REPLACE INTO state VALUES ('broker', ?)", (state,))
+
+    def save_state(self, state: bytes, key: str = "broker") -> None:
+        """A broker's whole state, in one transaction (the simulated exchange after an order)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, state))
 
     def state(self, key: str = "broker") -> bytes | None:
         row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()

@@ -199,6 +199,7 @@ class OrderManager:
         intent: str,
         ref_price: float,
         stop_price: float | None = None,
+        params: dict[str, Any] | None = None,
     ) -> OrderRow | None:
         """Place one order for a decision, at most once. Returns its journal row (None when
         the decision was already placed, or could not be sent)."""
@@ -216,7 +217,7 @@ class OrderManager:
         self.journal.add_order(cid, symbol, side, type_, amt, px, bar_time, intent, now)
         self.journal.event(now, "submit", client_id=cid, symbol=symbol, side=side, amount=amt)
         self.hook("journaled")
-        params: dict[str, Any] = {"clientOrderId": cid}
+        params = {**(params or {}), "clientOrderId": cid}
         if stop_price is not None:
             params["stopPrice"] = float(self.ex.price_to_precision(symbol, stop_price))
         order = None
@@ -332,6 +333,10 @@ class OrderManager:
         for symbol in self.journal.unfilled_symbols():
             new += self._trades(symbol, missed)
         return new
+
+    def fetch_trades(self, symbol: str) -> list[dict]:
+        """Store the trades of ``symbol`` made since the last fetch; returns the new ones."""
+        return self._trades(symbol, False)
 
     def _trades(self, symbol: str, missed: bool) -> list[dict]:
         key = f"trades_since.{symbol}"

@@ -389,10 +389,27 @@ def run_paper(
         )
     broker = PaperBroker(req.symbols, cfg, timeframe_ms(req.timeframe), rules)
     journal = None
-    if req.run_dir is not None:
+    scratch = None
+    if req.run_dir is None:
+        # no --run: the same order manager and journal, in a journal dropped at the end
+        import tempfile
+
+        from adapters.journal import Journal
+        from adapters.paper_venue import PaperOrderBroker
+
+        scratch = tempfile.TemporaryDirectory(prefix="gogo2-paper-")
+        scratch_journal = Journal(scratch.name, durable=False)
+        try:
+            broker = PaperOrderBroker.open(broker, scratch_journal, settings.live, say=say)
+        except BaseException:
+            scratch_journal.close()
+            scratch.cleanup()
+            raise
+    else:
         from runner.paper_journal import PaperJournal
 
-        journal = PaperJournal(req.run_dir, req, broker)
+        journal = PaperJournal(req.run_dir, req, broker, settings, say)
+        broker = journal.broker  # orders through the order manager to the paper venue
         if journal.restarted:
             say(f"journal {req.run_dir}: continued after {format_time(journal.last_time or 0)}")
 
@@ -410,6 +427,9 @@ def run_paper(
     finally:
         if journal is not None:
             journal.close()
+        if scratch is not None:
+            broker.om.journal.close()
+            scratch.cleanup()
     elapsed = _time.perf_counter() - t0
     result = to_result(
         rec,
