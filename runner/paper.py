@@ -6,7 +6,8 @@ Modes (one runner, the clock, feed and broker injected):
   offline, at ``--speed``;
 * ``rest``: closed candles polled from the exchange's public REST API;
 
-both with the :class:`adapters.broker.PaperBroker`. Warm start for the exchange modes:
+both with the :class:`adapters.broker.PaperBroker` behind the paper venue and the live order
+manager and journal (``adapters.paper_venue``; without ``--run`` a temporary journal). Warm start for the exchange modes:
 the strategy's warm-up of every timeframe is fetched through the data layer's download
 path (``datasets.download.iter_ohlcv_pages``, the still-open candle dropped) and kept in
 ``datasets.recent.RecentCandles``. The exchange client is public only: it is built

@@ -226,7 +226,9 @@ def replay(
     max_bars: int | None = None,
     on_status: Any = None,
 ) -> ReplayOutput:
-    """Replay ``data`` from ``start`` through the runner and a paper broker."""
+    """Replay ``data`` from ``start`` through the runner and a paper broker, its orders
+    through the live order manager to the paper venue (a temporary journal, no kill switch
+    limits)."""
     import tempfile
 
     from adapters.broker import PaperBroker
