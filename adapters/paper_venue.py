@@ -232,6 +232,7 @@ class PaperOrderBroker:
         paper: Any,
         journal: Any,
         limits: Any,
+        run_id: str,
         *,
         say: Any = print,
         persist: Any = None,
@@ -240,12 +241,11 @@ class PaperOrderBroker:
     ) -> PaperOrderBroker:
         """The paper broker ``paper`` (restored already when a run continues, its venue's
         orders and trades in ``venue_state``) behind a venue, an order manager on ``journal``
-        (its run id drawn once and kept there) and the kill switch of ``limits`` (``live``
+        (``run_id``: the journal's, ``runner.live_session.run_id_of``) and the kill switch of ``limits`` (``live``
         config); then the live start-up: the kill switch's latch checked and a
         reconciliation (its notes in ``.notes``)."""
         from adapters.killswitch import KillSwitch
         from adapters.orders import OrderManager, RetryPolicy
-        from runner.live_session import run_id_of
 
         venue = PaperVenue(paper, persist)
         kill = KillSwitch(limits, journal)
@@ -253,7 +253,7 @@ class PaperOrderBroker:
         om = OrderManager(
             venue,
             journal,
-            run_id_of(journal),
+            run_id,
             RetryPolicy(retries=0),  # the venue answers every call
             clock_ms=lambda: holder[0].now,
             say=say,

@@ -397,11 +397,14 @@ def run_paper(
 
         from adapters.journal import Journal
         from adapters.paper_venue import PaperOrderBroker
+        from runner.live_session import run_id_of
 
         scratch = tempfile.TemporaryDirectory(prefix="gogo2-paper-")
         scratch_journal = Journal(scratch.name, durable=False)
         try:
-            broker = PaperOrderBroker.open(broker, scratch_journal, settings.live, say=say)
+            broker = PaperOrderBroker.open(
+                broker, scratch_journal, settings.live, run_id_of(scratch_journal), say=say
+            )
         except BaseException:
             scratch_journal.close()
             scratch.cleanup()

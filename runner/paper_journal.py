@@ -73,6 +73,7 @@ class PaperJournal:
     ) -> None:
         from adapters.journal import Journal
         from adapters.paper_venue import PaperOrderBroker
+        from runner.live_session import run_id_of
 
         self.journal = Journal(run_dir)
         self.restarted = self.journal.bind(
@@ -95,6 +96,7 @@ class PaperJournal:
             broker,
             self.journal,
             settings.live,
+            run_id_of(self.journal),
             say=say,
             persist=self.save,
             venue_state=None if snap is None else snap.get("venue"),

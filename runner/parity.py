@@ -237,6 +237,7 @@ def replay(
     from adapters.paper_venue import PaperOrderBroker
     from gogo2.config import LiveConfig
     from runner.live import Runner, to_result
+    from runner.live_session import run_id_of
 
     _NO_LIMITS = LiveConfig(
         max_drawdown=None, max_daily_loss=None, max_orders_per_minute=None, reconcile_every=60
@@ -251,7 +252,9 @@ def replay(
         # the orders go through the live order manager and journal, to the paper venue
         journal = Journal(tmp, durable=False)
         try:
-            broker = PaperOrderBroker.open(paper, journal, _NO_LIMITS, say=lambda s: None)
+            broker = PaperOrderBroker.open(
+                paper, journal, _NO_LIMITS, run_id_of(journal), say=lambda s: None
+            )
             runner = Runner(
                 strategy, history, ReplayFeed(data, first_open, speed), broker, on_status=on_status
             )
