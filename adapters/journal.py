@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS orders (
     adopted INTEGER NOT NULL DEFAULT 0,
     updated INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS orders_exchange_id ON orders (exchange_id);
 CREATE TABLE IF NOT EXISTS fills (
     trade_id TEXT PRIMARY KEY,
     client_id TEXT,
@@ -305,6 +306,17 @@ class Journal:
         else:
             rows = self.db.execute(q + " ORDER BY rowid")
         return [_order(r) for r in rows]
+
+    def client_ids(self, exchange_ids: Iterable[str]) -> dict[str, str]:
+        """exchange order id -> client id, for the ids the journal knows."""
+        out = {}
+        for eid in exchange_ids:
+            row = self.db.execute(
+                "SELECT client_id FROM orders WHERE exchange_id=?", (eid,)
+            ).fetchone()
+            if row is not None:
+                out[eid] = row[0]
+        return out
 
     def orders_since(self, since_ms: int) -> int:
         """Orders recorded (sent or attempted) at or after ``since_ms``."""

@@ -341,11 +341,11 @@ class OrderManager:
     def _trades(self, symbol: str, missed: bool) -> list[dict]:
         key = f"trades_since.{symbol}"
         since = self.journal.meta(key)
-        by_id = {r.exchange_id: r.client_id for r in self.journal.orders() if r.exchange_id}
         trades = self._call(
             lambda: self.ex.fetch_my_trades(symbol, int(since) if since else None),
             f"trades of {symbol}",
         )
+        by_id = self.journal.client_ids({str(t.get("order")) for t in trades})
         rows = []
         last = int(since) if since else 0
         for t in trades:
@@ -365,12 +365,12 @@ class OrderManager:
                 }
             )
             last = max(last, int(t["timestamp"]))
-        new = self.journal.add_fills(rows, missed=missed)
+        new = self.journal.add_fills(rows, missed=missed) if rows else []
         if missed:
             self.stats.missed_fills += len(new)
             for f in new:
                 self.journal.event(self.clock_ms(), "missed_fill", **f)
-        if last:
+        if last and str(last) != since:
             self.journal.set_meta(key, str(last))
         return new
 

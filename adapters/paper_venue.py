@@ -51,6 +51,7 @@ class PaperVenue:
         self.symbols = tuple(broker.symbols)
         self.persist = persist or (lambda: None)
         self.orders: dict[str, dict] = {}
+        self.by_cid: dict[str, dict] = {}
         self.trades: list[dict] = []
 
     # -- markets -------------------------------------------------------------------------
@@ -78,7 +79,7 @@ class PaperVenue:
 
         params = dict(params or {})
         cid = params.get("clientOrderId") or ""
-        if cid and any(o["clientOrderId"] == cid for o in self.orders.values()):
+        if cid and cid in self.by_cid:
             raise ccxt.InvalidOrder(f"duplicate clientOrderId {cid}")
         row = params["g2row"]
         j = self.symbols.index(symbol)
@@ -103,6 +104,8 @@ class PaperVenue:
             "g2kind": kind,
         }
         self.orders[oid] = order
+        if cid:
+            self.by_cid[cid] = order
         self.persist()
         return dict(order)
 
@@ -110,9 +113,9 @@ class PaperVenue:
         import ccxt
 
         cid = (params or {}).get("origClientOrderId")
-        for o in self.orders.values():
-            if (id_ is not None and o["id"] == str(id_)) or (cid and o["clientOrderId"] == cid):
-                return dict(o)
+        o = self.orders.get(str(id_)) if id_ is not None else self.by_cid.get(cid or "")
+        if o is not None:
+            return dict(o)
         raise ccxt.OrderNotFound(f"order {id_ or cid} not found")
 
     def open_orders(self, symbol: str) -> list[dict]:
@@ -133,11 +136,13 @@ class PaperVenue:
         return dict(o)
 
     def fetch_my_trades(self, symbol=None, since=None, limit=None, params=None) -> list[dict]:
-        return [
-            dict(t)
-            for t in self.trades
-            if t["symbol"] == symbol and (since is None or t["timestamp"] >= since)
-        ]
+        out = []
+        for t in reversed(self.trades):  # in time order: the recent ones from the end
+            if since is not None and t["timestamp"] < since:
+                break
+            if t["symbol"] == symbol:
+                out.append(dict(t))
+        return out[::-1]
 
     def fetch_balance(self, params=None) -> dict:
         from engine import nb
@@ -197,6 +202,7 @@ class PaperVenue:
 
     def restore(self, state: dict) -> None:
         self.orders = {str(k): v for k, v in state.get("orders", {}).items()}
+        self.by_cid = {o["clientOrderId"]: o for o in self.orders.values() if o["clientOrderId"]}
         self.trades = list(state.get("trades", []))
 
 
