@@ -304,6 +304,48 @@ class PaperBroker:
             self.counters,
         )
 
+    def register(self, j: int, row: dict[str, Any]) -> None:
+        """The decision of one order for symbol ``j`` (the paper venue's accepted order):
+        the kernel's intent row with only that symbol's column set."""
+        m = len(self.symbols)
+        it = Intents.empty(m)
+        it.entries[0, j] = row["entry"]
+        it.exits[0, j] = row["exit"]
+        it.order_type[0, j] = row["order_type"]
+        price = row["price"]
+        r = self.rules.get(self.symbols[j])
+        if r is not None:
+            price = r.round_price(price)
+        for name, v in (("price", price), ("size", row["size"]), ("sl", row["sl"])):
+            getattr(it, name)[0, j] = v
+        it.tp[0, j] = row["tp"]
+        it.trail[0, j] = row["trail"]
+        it.flags = np.asarray(row["flags"], dtype=np.int8)
+        self._nb.step_intents_nb(
+            int(self.last_time),
+            it.entries,
+            it.exits,
+            it.order_type,
+            it.price,
+            it.size,
+            it.sl,
+            it.tp,
+            it.trail,
+            it.flags,
+            self.params,
+            self.fs,
+            self.ist,
+            self.counters,
+        )
+
+    def cancel(self, j: int, kind: str) -> None:
+        """Drop symbol ``j``'s resting entry (``kind="entry"``) or pending exit."""
+        nb = self._nb
+        if kind == "entry":
+            self.ist[j, nb.I_P_DIR] = 0
+        else:
+            self.ist[j, nb.I_P_EXIT] = 0
+
     def account(self) -> Account:
         from engine import nb
 

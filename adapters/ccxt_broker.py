@@ -15,8 +15,12 @@ derived from (run, bar time, symbol, intent), and is never doubled by a retry.
   - an exit, or a short entry while long, sells the position this run holds at market
     (a spot account cannot be short: a short entry while flat is skipped and journaled);
   - a new entry first cancels the symbol's entry orders still resting;
-  - stop-loss, take-profit and trailing exits are not placed on the exchange: an entry
-    that carries them is skipped and journaled, never sent unprotected.
+  - stop-loss, take-profit and trailing exits are kept client-side
+    (:class:`adapters.protect.ProtectiveExits`): the entry's fractions are journaled before
+    it is sent; once it fills, the kernel checks each closed bar's range against the levels,
+    and a triggered exit sells the position at market at that bar's close (bar resolution,
+    not an exchange-side stop order);
+  - no second sell is sent for a symbol while one of the run's sells is still open.
 
 * ``account()``: cash = the quote balance, positions = the run's net fills, equity = quote
   plus the traded base assets at the last close.
@@ -43,7 +47,10 @@ class CcxtBroker:
         *,
         reconcile_every: int = 60,
         flatten_on_kill: bool = False,
+        tf_ms: int = 60_000,
     ) -> None:
+        from adapters.protect import ProtectiveExits
+
         self.om = om
         self.ex = om.ex
         self.symbols = tuple(symbols)
@@ -58,6 +65,10 @@ class CcxtBroker:
         self.bars = 0
         self.last_time: int | None = None
         self.said: set[str] = set()
+        self.protect = ProtectiveExits(self.symbols, config, tf_ms)
+        saved = om.journal.state("protect")
+        if saved is not None:
+            self.protect.unpack(saved)
 
     # -- the seam ----------------------------------------------------------------------------
 
@@ -74,6 +85,7 @@ class CcxtBroker:
             before = {f["trade_id"] for f in self.om.journal.fills()}
             self.om.reconcile(self.symbols, say_all=True)
             new += [f for f in self.om.journal.fills() if f["trade_id"] not in before]
+        self._protect(bar)
         self.balances = self.om.balances()
         acct = self.account()
         self.om.journal.event(now, "bar", time=int(bar.time), equity=acct.equity, cash=acct.cash)
@@ -119,6 +131,47 @@ class CcxtBroker:
     def finish(self, time: int | None = None) -> list[Fill]:
         return []
 
+    # -- protective exits (adapters.protect) --------------------------------------------------
+
+    def _protect(self, bar: BarRow) -> None:
+        pos = self.positions()
+        fills: list[dict] | None = None
+        for j, s in enumerate(self.symbols):
+            if pos[s] < self.om.amount_step(s):
+                self.protect.disarm(j)
+                continue
+            if self.protect.armed(j):
+                continue
+            # a position not yet watched (its entry filled since the last bar, or before a
+            # restart): the fractions journaled with its entry order, from its fill price
+            fills = self.om.journal.fills() if fills is None else fills
+            buys = [f for f in fills if f["symbol"] == s and f["side"] == "buy"]
+            if not buys:
+                continue
+            cid = max(buys, key=lambda f: f["time"])["client_id"]
+            spec = self.om.journal.meta(f"protect.{cid}")
+            if not spec:
+                continue
+            mine = [f for f in buys if f["client_id"] == cid]
+            price = sum(f["qty"] * f["price"] for f in mine) / sum(f["qty"] for f in mine)
+            sl, tp, trail = (float(x) for x in spec.split(","))
+            self.protect.arm(j, pos[s], price, sl, tp, trail)
+        # the bar's range against the levels (an entry filled during it is checked on it)
+        for j, kind in self.protect.check(bar):
+            s = self.symbols[j]
+            if pos[s] < self.om.amount_step(s) or self._selling(s):
+                continue
+            now = self.om.clock_ms()
+            self.om.journal.event(now, "protective_exit", symbol=s, exit=kind, bar=int(bar.time))
+            self.kill.check_order(now, s, 0.0)
+            self.om.submit(s, "sell", "market", pos[s], None, int(bar.time), kind, self.close[s])
+        self.om.journal.save_state(self.protect.pack(), key="protect")
+
+    def _selling(self, s: str) -> bool:
+        return any(
+            r.symbol == s and r.side == "sell" for r in self.om.journal.orders(live_only=True)
+        )
+
     # -- decisions ---------------------------------------------------------------------------
 
     def positions(self) -> dict[str, float]:
@@ -139,7 +192,7 @@ class CcxtBroker:
         price = self.close[s]
         step = self.om.amount_step(s)
         long = pos >= step
-        if (exit_ or entry < 0) and long:
+        if (exit_ or entry < 0) and long and not self._selling(s):
             self.kill.check_order(now, s, 0.0)
             self.om.submit(s, "sell", "market", pos, None, time, "exit", price)
         if entry < 0 and not long:
@@ -147,14 +200,7 @@ class CcxtBroker:
         if entry <= 0 or long:
             return
         flags = it.flags
-        if any(flags[f] and math.isfinite(float(a[0, j])) for f, a in _protective(it)):
-            self._note(
-                now,
-                f"protect:{s}",
-                f"{s}: entry skipped: stop-loss / take-profit / trailing exits are not placed on "
-                "the exchange by live trading yet",
-            )
-            return
+        fracs = [float(a[0, j]) if flags[f] else math.nan for f, a in _protective(it)]
         otype = int(it.order_type[0, j]) if flags[enums.F_ORDER_TYPE] else enums.MARKET
         px = float(it.price[0, j]) if flags[enums.F_PRICE] else math.nan
         size = float(it.size[0, j]) if flags[enums.F_SIZE] else math.nan
@@ -166,6 +212,11 @@ class CcxtBroker:
             if row.symbol == s and row.intent.startswith("entry"):
                 self.om.cancel(row, "replaced by a new entry")
         self.kill.check_order(now, s, amount * ref)
+        if any(math.isfinite(x) for x in fracs):  # journaled before the entry can fill
+            from adapters.orders import client_order_id
+
+            cid = client_order_id(self.om.run_id, time, s, "entry long")
+            self.om.journal.set_meta(f"protect.{cid}", ",".join(repr(x) for x in fracs))
         if otype == enums.LIMIT and math.isfinite(px):
             self.om.submit(s, "buy", "limit", amount, px, time, "entry long", ref)
         elif otype == enums.STOP and math.isfinite(px):

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS orders (
     adopted INTEGER NOT NULL DEFAULT 0,
     updated INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS orders_exchange_id ON orders (exchange_id);
 CREATE TABLE IF NOT EXISTS fills (
     trade_id TEXT PRIMARY KEY,
     client_id TEXT,
@@ -119,15 +120,17 @@ class JournalMismatchError(UserInputError):
 
 
 class Journal:
-    """See the module docstring. ``path`` is the run directory (created if missing)."""
+    """See the module docstring. ``path`` is the run directory (created if missing);
+    ``durable=False`` skips the fsync of each commit (a throwaway journal, e.g. a parity
+    replay's)."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, durable: bool = True) -> None:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / FILE_NAME
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         self.db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -208,6 +211,12 @@ class Journal:
                 "INSERT INTO events (time, kind, detail) VALUES (?, 'bar', ?)", (int(at), text)
             )
             self.db.execute("INSERT OR REPLACE INTO state VALUES ('broker', ?)", (state,))
+
+    def save_state(self, state: bytes, key: str = "broker") -> None:
+        """A broker's whole state, in one transaction (the simulated exchange after an order)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, state))
 
     def state(self, key: str = "broker") -> bytes | None:
         row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
@@ -297,6 +306,17 @@ class Journal:
         else:
             rows = self.db.execute(q + " ORDER BY rowid")
         return [_order(r) for r in rows]
+
+    def client_ids(self, exchange_ids: Iterable[str]) -> dict[str, str]:
+        """exchange order id -> client id, for the ids the journal knows."""
+        out = {}
+        for eid in exchange_ids:
+            row = self.db.execute(
+                "SELECT client_id FROM orders WHERE exchange_id=?", (eid,)
+            ).fetchone()
+            if row is not None:
+                out[eid] = row[0]
+        return out
 
     def orders_since(self, since_ms: int) -> int:
         """Orders recorded (sent or attempted) at or after ``since_ms``."""

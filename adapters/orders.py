@@ -199,6 +199,7 @@ class OrderManager:
         intent: str,
         ref_price: float,
         stop_price: float | None = None,
+        params: dict[str, Any] | None = None,
     ) -> OrderRow | None:
         """Place one order for a decision, at most once. Returns its journal row (None when
         the decision was already placed, or could not be sent)."""
@@ -216,7 +217,7 @@ class OrderManager:
         self.journal.add_order(cid, symbol, side, type_, amt, px, bar_time, intent, now)
         self.journal.event(now, "submit", client_id=cid, symbol=symbol, side=side, amount=amt)
         self.hook("journaled")
-        params: dict[str, Any] = {"clientOrderId": cid}
+        params = {**(params or {}), "clientOrderId": cid}
         if stop_price is not None:
             params["stopPrice"] = float(self.ex.price_to_precision(symbol, stop_price))
         order = None
@@ -333,14 +334,18 @@ class OrderManager:
             new += self._trades(symbol, missed)
         return new
 
+    def fetch_trades(self, symbol: str) -> list[dict]:
+        """Store the trades of ``symbol`` made since the last fetch; returns the new ones."""
+        return self._trades(symbol, False)
+
     def _trades(self, symbol: str, missed: bool) -> list[dict]:
         key = f"trades_since.{symbol}"
         since = self.journal.meta(key)
-        by_id = {r.exchange_id: r.client_id for r in self.journal.orders() if r.exchange_id}
         trades = self._call(
             lambda: self.ex.fetch_my_trades(symbol, int(since) if since else None),
             f"trades of {symbol}",
         )
+        by_id = self.journal.client_ids({str(t.get("order")) for t in trades})
         rows = []
         last = int(since) if since else 0
         for t in trades:
@@ -360,12 +365,12 @@ class OrderManager:
                 }
             )
             last = max(last, int(t["timestamp"]))
-        new = self.journal.add_fills(rows, missed=missed)
+        new = self.journal.add_fills(rows, missed=missed) if rows else []
         if missed:
             self.stats.missed_fills += len(new)
             for f in new:
                 self.journal.event(self.clock_ms(), "missed_fill", **f)
-        if last:
+        if last and str(last) != since:
             self.journal.set_meta(key, str(last))
         return new
 

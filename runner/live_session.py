@@ -200,6 +200,7 @@ def run_live(
         kill,
         reconcile_every=lv.reconcile_every,
         flatten_on_kill=opts.flatten_on_kill,
+        tf_ms=timeframe_ms(req.timeframe),
     )
     broker.balances = bal
     informative = tuple(tf for tf in tfs if tf != req.timeframe)

@@ -6,7 +6,8 @@ Modes (one runner, the clock, feed and broker injected):
   offline, at ``--speed``;
 * ``rest``: closed candles polled from the exchange's public REST API;
 
-both with the :class:`adapters.broker.PaperBroker`. Warm start for the exchange modes:
+both with the :class:`adapters.broker.PaperBroker` behind the paper venue and the live order
+manager and journal (``adapters.paper_venue``; without ``--run`` a temporary journal). Warm start for the exchange modes:
 the strategy's warm-up of every timeframe is fetched through the data layer's download
 path (``datasets.download.iter_ohlcv_pages``, the still-open candle dropped) and kept in
 ``datasets.recent.RecentCandles``. The exchange client is public only: it is built
@@ -389,10 +390,30 @@ def run_paper(
         )
     broker = PaperBroker(req.symbols, cfg, timeframe_ms(req.timeframe), rules)
     journal = None
-    if req.run_dir is not None:
+    scratch = None
+    if req.run_dir is None:
+        # no --run: the same order manager and journal, in a journal dropped at the end
+        import tempfile
+
+        from adapters.journal import Journal
+        from adapters.paper_venue import PaperOrderBroker
+        from runner.live_session import run_id_of
+
+        scratch = tempfile.TemporaryDirectory(prefix="gogo2-paper-")
+        scratch_journal = Journal(scratch.name, durable=False)
+        try:
+            broker = PaperOrderBroker.open(
+                broker, scratch_journal, settings.live, run_id_of(scratch_journal), say=say
+            )
+        except BaseException:
+            scratch_journal.close()
+            scratch.cleanup()
+            raise
+    else:
         from runner.paper_journal import PaperJournal
 
-        journal = PaperJournal(req.run_dir, req, broker)
+        journal = PaperJournal(req.run_dir, req, broker, settings, say)
+        broker = journal.broker  # orders through the order manager to the paper venue
         if journal.restarted:
             say(f"journal {req.run_dir}: continued after {format_time(journal.last_time or 0)}")
 
@@ -410,6 +431,9 @@ def run_paper(
     finally:
         if journal is not None:
             journal.close()
+        if scratch is not None:
+            broker.om.journal.close()
+            scratch.cleanup()
     elapsed = _time.perf_counter() - t0
     result = to_result(
         rec,

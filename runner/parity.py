@@ -226,20 +226,42 @@ def replay(
     max_bars: int | None = None,
     on_status: Any = None,
 ) -> ReplayOutput:
-    """Replay ``data`` from ``start`` through the runner and a paper broker."""
+    """Replay ``data`` from ``start`` through the runner and a paper broker, its orders
+    through the live order manager to the paper venue (a temporary journal, no kill switch
+    limits)."""
+    import tempfile
+
     from adapters.broker import PaperBroker
     from adapters.feeds import ReplayFeed
+    from adapters.journal import Journal
+    from adapters.paper_venue import PaperOrderBroker
+    from gogo2.config import LiveConfig
     from runner.live import Runner, to_result
+    from runner.live_session import run_id_of
+
+    _NO_LIMITS = LiveConfig(
+        max_drawdown=None, max_daily_loss=None, max_orders_per_minute=None, reconcile_every=60
+    )
 
     base = data.bars
     cut = int(np.searchsorted(base.time, start, side="left"))
     first_open = int(base.time[cut]) if cut < base.n else int(start)
     history = data.until(first_open)  # every timeframe cut at the first bar's open
-    broker = PaperBroker(tuple(base.symbols), config, base.tf_ms, rules)
-    runner = Runner(
-        strategy, history, ReplayFeed(data, first_open, speed), broker, on_status=on_status
-    )
-    rec = runner.run(max_bars=max_bars)
+    paper = PaperBroker(tuple(base.symbols), config, base.tf_ms, rules)
+    with tempfile.TemporaryDirectory(prefix="gogo2-replay-") as tmp:
+        # the orders go through the live order manager and journal, to the paper venue
+        journal = Journal(tmp, durable=False)
+        try:
+            broker = PaperOrderBroker.open(
+                paper, journal, _NO_LIMITS, run_id_of(journal), say=lambda s: None
+            )
+            runner = Runner(
+                strategy, history, ReplayFeed(data, first_open, speed), broker, on_status=on_status
+            )
+            rec = runner.run(max_bars=max_bars)
+        finally:
+            journal.close()
+    broker = paper
     result = to_result(
         rec,
         broker,

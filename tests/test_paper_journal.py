@@ -47,6 +47,8 @@ def fixture_cfg(tmp_path: Path, monkeypatch) -> Path:
     path = tmp_path / "c.yaml"
     path.write_text(
         f"data:\n  dir: {tmp_path / 'data'}\nbacktest:\n  report_dir: {tmp_path / 'reports'}\n"
+        # these runs pin resumption, not the kill switch's loss limits (tested on their own)
+        "live:\n  max_drawdown: null\n  max_daily_loss: null\n"
     )
     return path
 
