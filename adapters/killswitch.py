@@ -58,7 +58,12 @@ class KillSwitch:
     def trip(self, now: int, why: str) -> None:
         self.journal.set_meta("killed", why)
         self.journal.event(now, "kill", reason=why)
-        raise KillSwitchTripped(f"kill switch: {why}")
+        raise KillSwitchTripped(
+            f"kill switch: {why}. New orders stopped, open ones cancelled. The limits are "
+            "live.max_drawdown, live.max_daily_loss, live.max_position_notional and "
+            "live.max_orders_per_minute in the config (null turns one off); a run with --run DIR "
+            "stays stopped until: python cli.py live --run DIR --clear-kill"
+        )
 
     def check_equity(self, now: int, equity: float) -> None:
         if not math.isfinite(equity):
