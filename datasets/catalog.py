@@ -77,11 +77,7 @@ import numpy as np
 from datasets.bars import Bars
 from datasets.derived import (
     DERIVED_DIR,
-    build_derived,
-    cache_valid,
     derived_coverage,
-    derived_path,
-    fingerprint,
     invalidate_derived,
     read_derived,
 )
@@ -113,7 +109,6 @@ from datasets.series_meta import (
     META_NAME,
     SOURCES,
     SeriesInfo,
-    file_stats,
     read_meta,
     reconcile,
     series_meta,
@@ -204,12 +199,6 @@ class Catalog:
             / f"timeframe={normalize(timeframe)}"
         )
 
-    def _derived_path(self, exchange: str, symbol: str, timeframe: str, base: str) -> Path:
-        return derived_path(self.root, exchange, symbol, timeframe, base)
-
-    def _year_files(self, directory: Path) -> dict[int, Path]:
-        return year_files(directory)
-
     def _connection(self):
         """This thread's DuckDB connection (a connection must not be shared across threads)."""
         con = getattr(self._local, "con", None)
@@ -225,9 +214,6 @@ class Catalog:
         """Parsed ``_series.json`` (memoised on the file's size and mtime); None if unreadable."""
         return read_meta(self._meta_cache, directory)
 
-    def _file_stats(self, path: Path, tf_ms: int) -> dict[str, Any]:
-        return file_stats(path, tf_ms)
-
     def _series_meta(self, exchange: str, symbol: str, timeframe: str) -> dict[str, Any] | None:
         """Metadata of a stored series checked against its files (None: nothing stored)."""
         tf = normalize(timeframe)
@@ -237,7 +223,7 @@ class Catalog:
         self, directory: Path, exchange: str, symbol: str, tf: str
     ) -> dict[str, Any] | None:
         meta, problems, restamp = series_meta(
-            self._read_meta(directory), self._year_files(directory), exchange, symbol, tf
+            self._read_meta(directory), year_files(directory), exchange, symbol, tf
         )
         if problems or restamp:
             reconcile(directory, meta, problems, exchange, symbol, tf)
@@ -283,7 +269,7 @@ class Catalog:
         tfs = [
             p.name.split("=", 1)[1]
             for p in d.iterdir()
-            if p.is_dir() and p.name.startswith("timeframe=") and self._year_files(p)
+            if p.is_dir() and p.name.startswith("timeframe=") and year_files(p)
         ]
         return sorted(tfs, key=timeframe_ms)
 
@@ -389,7 +375,7 @@ class Catalog:
             if is_read_only_error(e):
                 raise self._not_writable(e, f"cannot store {exchange} {symbol} {tf}") from None
             # a failed first write leaves no empty series directory behind
-            if created and not self._year_files(directory):
+            if created and not year_files(directory):
                 with contextlib.suppress(OSError):
                     (directory / ".lock").unlink()
                 for p in created:
@@ -511,20 +497,6 @@ class Catalog:
         out.sort(key=lambda s: (s.exchange, s.symbol, timeframe_ms(s.timeframe), s.derived))
         return out
 
-    def _resolve_exchange(self, symbols: list[str], exchange: str | None) -> str:
-        return resolve_exchange(self, symbols, exchange)
-
-    def _base_for(
-        self,
-        exchange: str,
-        symbol: str,
-        tf: str,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> str:
-        """The stored timeframe to read ``tf`` from (see :func:`datasets.resolve.base_for`)."""
-        return base_for(self, exchange, symbol, tf, start, end)
-
     def load_frame(
         self,
         exchange: str,
@@ -590,7 +562,7 @@ class Catalog:
             raise DataError("no symbols given: name at least one, for example BTC/USDT.")
         tf = normalize(timeframe)
         check_range(start, end)
-        exchange = self._resolve_exchange(symbols, exchange)
+        exchange = resolve_exchange(self, symbols, exchange)
         for s in symbols:
             self._check_symbol(exchange, s)
         series = []
@@ -664,10 +636,10 @@ class Catalog:
     def _read_series(
         self, exchange: str, symbol: str, tf: str, start: int | None, end: int | None
     ) -> dict[str, np.ndarray]:
-        base = self._base_for(exchange, symbol, tf, start, end)
+        base = base_for(self, exchange, symbol, tf, start, end)
         if base == tf:
             return self._read_stored(exchange, symbol, tf, start, end)
-        cols = self._read_derived(exchange, symbol, tf, base, start, end)
+        cols = read_derived(self, exchange, symbol, tf, base, start, end)
         cols["_base"] = base  # type: ignore[assignment]
         return cols
 
@@ -678,7 +650,7 @@ class Catalog:
     def _read_stored(
         self, exchange: str, symbol: str, tf: str, start: int | None, end: int | None
     ) -> dict[str, np.ndarray]:
-        files = self._year_files(self.series_dir(exchange, symbol, tf))
+        files = year_files(self.series_dir(exchange, symbol, tf))
         lo_year = int(year_of(start)) if start is not None else None
         hi_year = int(year_of(end - 1)) if end is not None else None
         chosen = [
@@ -693,24 +665,6 @@ class Catalog:
         cols = self._query(sql, parquet_rows(chosen))
         return ensure_sorted(cols)
 
-    def _fingerprint(self, directory: Path) -> list[list[Any]]:
-        return fingerprint(directory)
-
-    def _read_derived(
-        self,
-        exchange: str,
-        symbol: str,
-        tf: str,
-        base: str,
-        start: int | None,
-        end: int | None,
-    ) -> dict[str, np.ndarray]:
-        return read_derived(self, exchange, symbol, tf, base, start, end)
-
-    @staticmethod
-    def _cache_valid(info_path: Path, base: str, fp: list[list[Any]]) -> bool:
-        return cache_valid(info_path, base, fp)
-
     def derive(
         self, exchange: str, symbol: str, timeframe: str, *, base: str | None = None
     ) -> dict[str, np.ndarray]:
@@ -721,13 +675,8 @@ class Catalog:
         before it closes.
         """
         tf = normalize(timeframe)
-        base = base or self._base_for(exchange, symbol, tf)
-        files = list(self._year_files(self.series_dir(exchange, symbol, base)).values())
+        base = base or base_for(self, exchange, symbol, tf)
+        files = list(year_files(self.series_dir(exchange, symbol, base)).values())
         if not files:
             return empty_columns(fill=True)
         return derive_files(self._connection(), files, base, tf)
-
-    def _build_derived(
-        self, exchange: str, symbol: str, tf: str, base: str, fp: list[list[Any]]
-    ) -> None:
-        build_derived(self, exchange, symbol, tf, base, fp)
