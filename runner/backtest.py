@@ -120,6 +120,8 @@ class RunOutput:
         Differences between the period asked for and the period run, with their cause.
     run_dir : Path or None
         The run's output folder (None with an explicit ``--report FILE`` or no files).
+    data : datasets.bars.MultiBars or None
+        Every timeframe as loaded, warm-up included (what the strategy saw).
     """
 
     request: RunRequest
@@ -143,6 +145,7 @@ class RunOutput:
     warnings: list[str] = field(default_factory=list)
     run_dir: Path | None = None
     strategy_report: dict[str, Any] = field(default_factory=dict)
+    data: MultiBars | None = None
 
     @property
     def actual_range(self) -> tuple[int, int]:
@@ -514,6 +517,7 @@ def run_backtest(
         positions=result.positions.iloc[act_from:],
         timings=timings,
         data_start=int(full.time[0]),
+        data=multibars,
     )
     out.run_id = outputs.fingerprint(_run_inputs(out))
     out.warnings = _range_warnings(out, before)

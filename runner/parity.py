@@ -290,9 +290,7 @@ def check_period(
 ) -> ParityReport:
     """``python cli.py backtest`` on the period, and the same period replayed through the
     runner and the paper broker; the trades compared."""
-    from datasets.catalog import Catalog
     from runner.backtest import run_backtest
-    from strategies.loader import load_strategy_data
 
     bt = run_backtest(
         settings,
@@ -308,16 +306,7 @@ def check_period(
     )
     req = bt.request
     strat = type(_strategy(req))(timeframe=req.timeframe, **req.params)
-    data = load_strategy_data(
-        Catalog(settings.data.path),
-        strat,
-        list(req.symbols),
-        req.start,
-        req.end,
-        req.exchange,
-        base_timeframe=req.timeframe,
-        warmup=True,
-    )
+    data = bt.data  # the candles the backtest ran on, warm-up included
     rp = replay(strat, data, req.start, bt.result.config)
     return compare_trades(
         bt.result.trades,
