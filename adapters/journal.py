@@ -94,6 +94,25 @@ def scrub(text: str) -> str:
     return text
 
 
+_INSERT_FILL = "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _fill_row(f: dict[str, Any], missed: bool) -> tuple[Any, ...]:
+    """The ``fills`` table row of a trade dict (a trade id already stored is skipped)."""
+    return (
+        str(f["trade_id"]),
+        f.get("client_id"),
+        f["symbol"],
+        f["side"],
+        float(f["price"]),
+        float(f["qty"]),
+        float(f.get("fee") or 0.0),
+        str(f.get("fee_currency") or ""),
+        int(f["time"]),
+        int(missed),
+    )
+
+
 @dataclass(frozen=True)
 class OrderRow:
     client_id: str
@@ -193,20 +212,7 @@ class Journal:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for f in fills:
-                self.db.execute(
-                    "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                    (
-                        str(f["trade_id"]),
-                        f.get("client_id"),
-                        f["symbol"],
-                        f["side"],
-                        float(f["price"]),
-                        float(f["qty"]),
-                        float(f.get("fee") or 0.0),
-                        str(f.get("fee_currency") or ""),
-                        int(f["time"]),
-                    ),
-                )
+                self.db.execute(_INSERT_FILL, _fill_row(f, missed=False))
             self.db.execute(
                 "INSERT INTO events (time, kind, detail) VALUES (?, 'bar', ?)", (int(at), text)
             )
@@ -334,21 +340,7 @@ class Journal:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for f in fills:
-                cur = self.db.execute(
-                    "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        str(f["trade_id"]),
-                        f.get("client_id"),
-                        f["symbol"],
-                        f["side"],
-                        float(f["price"]),
-                        float(f["qty"]),
-                        float(f.get("fee") or 0.0),
-                        str(f.get("fee_currency") or ""),
-                        int(f["time"]),
-                        int(missed),
-                    ),
-                )
+                cur = self.db.execute(_INSERT_FILL, _fill_row(f, missed))
                 if cur.rowcount == 1:
                     new.append(f)
         return new
