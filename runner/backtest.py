@@ -324,6 +324,43 @@ def validate_request(
 # -- the run -------------------------------------------------------------------------------------
 
 
+def load_run_data(
+    settings: Settings, req: RunRequest, strategy: Any, console: Any = None
+) -> tuple[MultiBars, bool]:
+    """The candles of ``req`` for ``strategy``, with its warm-up before ``req.start`` when the
+    catalog holds it (else from ``req.start``, so a no-data error names the range asked for).
+
+    The embedded sample is generated first when ``req`` reads it; the flag says whether it was.
+    """
+    from datasets.catalog import Catalog
+    from gogo2.errors import NoDataError
+    from strategies.loader import load_strategy_data
+
+    catalog = Catalog(settings.data.path)
+    generated = False
+    if req.exchange == SAMPLE_EXCHANGE:
+        from datasets.synthetic import ensure_sample
+
+        generated = bool(ensure_sample(catalog, settings.data.sample_seed, console=console))
+
+    def load(warmup: bool) -> MultiBars:
+        return load_strategy_data(
+            catalog,
+            strategy,
+            list(req.symbols),
+            req.start,
+            req.end,
+            req.exchange,
+            base_timeframe=req.timeframe,
+            warmup=warmup,
+        )
+
+    try:
+        return load(True), generated
+    except NoDataError:
+        return load(False), generated
+
+
 def run_backtest(
     settings: Settings,
     *,
@@ -415,38 +452,13 @@ def run_backtest(
             explicit = _absolute(Path(report))
             outputs.check_plan(outputs.explicit_plan(explicit, html=want_html, save=save))
 
-    from datasets.catalog import Catalog
-
     say("loading data")
     import numpy as np
 
-    t = time.perf_counter()
-    catalog = Catalog(settings.data.path)
-    generated = False
-    if req.exchange == SAMPLE_EXCHANGE:
-        from datasets.synthetic import ensure_sample
-
-        generated = bool(ensure_sample(catalog, settings.data.sample_seed, console=console))
     from gogo2.errors import DataError, NoDataError
-    from strategies.loader import load_strategy_data
 
-    def load_data(warmup: bool) -> MultiBars:
-        return load_strategy_data(
-            catalog,
-            strat,
-            list(req.symbols),
-            req.start,
-            req.end,
-            req.exchange,
-            base_timeframe=req.timeframe,
-            warmup=warmup,
-        )
-
-    try:
-        multibars = load_data(warmup=True)
-    except NoDataError:
-        # say it about the range the user asked for, not the one widened for warm-up
-        multibars = load_data(warmup=False)
+    t = time.perf_counter()
+    multibars, generated = load_run_data(settings, req, strat, console=console)
     full = multibars.bars
     # history loaded before --from only warms the indicators up: no order is placed on it
     before = int(np.searchsorted(full.time, req.start, side="left"))

@@ -85,36 +85,13 @@ def valid_combos(cls: Any, timeframe: str, candidates: list[dict[str, Any]]) -> 
 
 def prepare(settings: Settings, req: Any, cls: Any, warmup_strategy: Any) -> Any:
     """Load the candles once (with the longest warm-up) and lay them out for the kernel."""
-    from datasets.catalog import Catalog
     from engine import checks
     from engine.backtest import SimConfig
     from gogo2.errors import NoDataError
-    from runner.backtest import SAMPLE_EXCHANGE
+    from runner.backtest import load_run_data
     from runner.engine_many import SweepData, day_index
-    from strategies.loader import load_strategy_data
 
-    catalog = Catalog(settings.data.path)
-    if req.exchange == SAMPLE_EXCHANGE:
-        from datasets.synthetic import ensure_sample
-
-        ensure_sample(catalog, settings.data.sample_seed)
-
-    def load(warmup: bool) -> Any:
-        return load_strategy_data(
-            catalog,
-            warmup_strategy,
-            list(req.symbols),
-            req.start,
-            req.end,
-            req.exchange,
-            base_timeframe=req.timeframe,
-            warmup=warmup,
-        )
-
-    try:
-        multibars = load(True)
-    except NoDataError:
-        multibars = load(False)
+    multibars, _ = load_run_data(settings, req, warmup_strategy)
     bars = multibars.bars
     before = int(np.searchsorted(bars.time, req.start, side="left"))
     if before >= bars.n:
