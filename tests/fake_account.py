@@ -13,7 +13,18 @@ error codes (any signature is accepted):
   price of the exchange clock; a resting limit order fills at its price once
   :meth:`FakeAccount.match` sees a candle that reaches it. The fee is 0.1 %, charged in the
   asset received (Binance's rule without BNB). ``partial_next`` makes the next limit fill
-  only part of an order; the rest fills on a later candle.
+  only part of an order; the rest fills on a later candle. Candles inside an outage
+  (:meth:`FakeBinance.add_gap`) trade nothing.
+* ``STOP_LOSS_LIMIT`` (``stopPrice`` and ``price``) follows Binance's spot rules: a BUY's
+  stop must lie above the last price, a SELL's below, else -2010 "Stop price would trigger
+  immediately."; until triggered the order is ``NEW`` with ``isWorking`` false and fills
+  nothing (its funds are held at its limit price). It triggers on the first candle whose
+  high (BUY) or low (SELL) reaches the stop; in the candle it was placed in only the part
+  after its arrival counts (from the price then to the candle's close, the candle
+  formula's high/low of that part). Triggered, it is a limit order at ``price``: marketable
+  at the trigger price (the stop, or the candle's open when the open is already through
+  it, a gap after an outage) it fills there at once as a taker, else it rests and fills
+  as a limit from the next candle on.
 * Filters: ``LOT_SIZE`` step and minimum, ``PRICE_FILTER`` tick and ``NOTIONAL`` minimum
   answer -1013 "Filter failure: ..."; an order the balance cannot pay answers -2010
   "Account has insufficient balance for requested action.".
@@ -48,6 +59,12 @@ class _Order:
     time: int
     executed: float = 0.0
     quote: float = 0.0
+    working: int = 0  # time a stop order triggered (0: not yet); other orders work at once
+
+    @property
+    def waiting(self) -> bool:
+        """An untriggered stop order."""
+        return self.type == "STOP_LOSS_LIMIT" and not self.working
 
     def body(self) -> dict[str, Any]:
         return {
@@ -66,11 +83,19 @@ class _Order:
             "stopPrice": f"{self.stop:.8f}",
             "time": self.time,
             "updateTime": self.time,
-            "isWorking": True,
-            "workingTime": self.time,
+            "isWorking": not self.waiting,
+            "workingTime": -1 if self.waiting else (self.working or self.time),
             "origQuoteOrderQty": "0.00000000",
             "selfTradePreventionMode": "NONE",
         }
+
+
+#: parameters Binance requires per order type (besides symbol, side and type)
+_MANDATORY = {
+    "MARKET": ("quantity",),
+    "LIMIT": ("timeInForce", "quantity", "price"),
+    "STOP_LOSS_LIMIT": ("timeInForce", "quantity", "price", "stopPrice"),
+}
 
 
 def _on_grid(x: float, step: float) -> bool:
@@ -136,7 +161,8 @@ class FakeAccount:
         return round(self._market(symbol_id).level(self.ex.now()), 2)
 
     def match(self) -> None:
-        """Fill resting limit orders against the 1m candles closed since the last match."""
+        """Fill resting orders against the 1m candles closed since the last match (and
+        trigger the stop orders those candles reach)."""
         from tests.fake_exchange import kline_row
 
         now = self.ex.now()
@@ -148,7 +174,14 @@ class FakeAccount:
             m = self._market(o.symbol)
             t = max(start, o.time) // 60_000 * 60_000
             while t + 60_000 <= now and o.status in ("NEW", "PARTIALLY_FILLED"):
+                if m.in_gap(t):  # an outage: no trades
+                    t += 60_000
+                    continue
                 row = kline_row(m, t, 60_000, now)
+                if o.waiting:
+                    self._trigger(o, t, row)
+                    t += 60_000  # a triggered limit left resting fills from the next candle
+                    continue
                 lo, hi = float(row[3]), float(row[2])
                 hit = (o.side == "BUY" and lo <= o.price) or (o.side == "SELL" and hi >= o.price)
                 if hit:
@@ -160,6 +193,22 @@ class FakeAccount:
                     self._fill(o, qty, o.price, t + 60_000 - 1, maker=True)
                 t += 60_000
 
+    def _trigger(self, o: _Order, t: int, row: list) -> None:
+        """A stop order against candle ``t``: triggered when the candle reaches its stop;
+        then filled at once as a taker when its limit is marketable at the trigger price."""
+        op, hi, lo, cl = (float(row[i]) for i in (1, 2, 3, 4))
+        if t <= o.time:  # the candle it arrived in: only the part after its arrival
+            op = round(self._market(o.symbol).level(o.time), 2)
+            hi = round(max(op, cl) * 1.0005, 2)
+            lo = round(min(op, cl) * 0.9995, 2)
+        buy = o.side == "BUY"
+        if (buy and hi < o.stop) or (not buy and lo > o.stop):
+            return
+        o.working = max(t, o.time)
+        at = max(op, o.stop) if buy else min(op, o.stop)  # a gapped open is through the stop
+        if (buy and at <= o.price) or (not buy and at >= o.price):
+            self._fill(o, o.qty - o.executed, at, t + 60_000 - 1, maker=False)
+
     def _fill(self, o: _Order, qty: float, price: float, when: int, maker: bool) -> None:
         m = self._market(o.symbol)
         cost = qty * price
@@ -168,6 +217,8 @@ class FakeAccount:
             fee, fee_asset = qty * FEE, m.base
             if not held:
                 self.balances[m.quote] = self.balances.get(m.quote, 0.0) - cost
+            else:  # held at the limit price: a fill below it gives the difference back
+                self.balances[m.quote] += qty * (o.price - price)
             self.balances[m.base] = self.balances.get(m.base, 0.0) + qty - fee
         else:
             fee, fee_asset = cost * FEE, m.quote
@@ -300,8 +351,23 @@ class FakeAccount:
         stop = float(q.get("stopPrice", 0) or 0)
         if qty < STEP or not _on_grid(qty, STEP):
             return 400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"}
+        if typ not in ("MARKET", "LIMIT", "STOP_LOSS_LIMIT"):
+            return 400, {"code": -1116, "msg": "Invalid orderType."}
+        for need in _MANDATORY[typ]:
+            if not q.get(need):
+                return 400, {
+                    "code": -1102,
+                    "msg": f"Mandatory parameter '{need}' was not sent, was empty/null, or "
+                    "malformed.",
+                }
         if typ != "MARKET" and (price <= 0 or not _on_grid(price, TICK)):
             return 400, {"code": -1013, "msg": "Filter failure: PRICE_FILTER"}
+        if typ == "STOP_LOSS_LIMIT":
+            if stop <= 0 or not _on_grid(stop, TICK):
+                return 400, {"code": -1013, "msg": "Filter failure: PRICE_FILTER"}
+            last = self.price(sym)
+            if (side == "BUY" and stop <= last) or (side == "SELL" and stop >= last):
+                return 400, {"code": -2010, "msg": "Stop price would trigger immediately."}
         px = self.price(sym) if typ == "MARKET" else price
         if qty * px < MIN_NOTIONAL:
             return 400, {"code": -1013, "msg": "Filter failure: NOTIONAL"}
