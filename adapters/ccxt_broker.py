@@ -36,6 +36,9 @@ from typing import Any
 from adapters.broker import Account, BarRow, Fill, Intents
 from engine import enums
 
+#: intent of the market buy sent when the exchange refuses a stop entry as already crossed
+CROSSED = "entry long (stop crossed)"
+
 
 class CcxtBroker:
     def __init__(
@@ -48,6 +51,7 @@ class CcxtBroker:
         reconcile_every: int = 60,
         flatten_on_kill: bool = False,
         tf_ms: int = 60_000,
+        stop_limit_offset: float = 0.002,
     ) -> None:
         from adapters.protect import ProtectiveExits
 
@@ -58,6 +62,7 @@ class CcxtBroker:
         self.kill = kill
         self.reconcile_every = int(reconcile_every)
         self.flatten_on_kill = flatten_on_kill
+        self.stop_limit_offset = float(stop_limit_offset)
         self.quote = self.ex.market(self.symbols[0])["quote"]
         self.bases = {s: self.ex.market(s)["base"] for s in self.symbols}
         self.close = {s: math.nan for s in self.symbols}
@@ -206,23 +211,58 @@ class CcxtBroker:
         size = float(it.size[0, j]) if flags[enums.F_SIZE] else math.nan
         if not math.isfinite(size):
             size = float(self.config.size)
-        ref = px if otype != enums.MARKET and math.isfinite(px) else price
+        if otype != enums.MARKET and not math.isfinite(px):
+            otype = enums.MARKET
+        if otype == enums.STOP and not px > price:
+            # already crossed: the exchange would refuse the stop ("would trigger
+            # immediately"); the backtest fills such a stop at the next open, as a taker
+            self._crossed(now, s, f"stop {px:,.8g} is at or below the last close {price:,.8g}")
+            otype = enums.MARKET
+        limit = px * (1.0 + self.stop_limit_offset) if otype == enums.STOP else px
+        ref = limit if otype != enums.MARKET else price
         amount = self._amount(size, ref)
         for row in self.om.journal.orders(live_only=True):
             if row.symbol == s and row.intent.startswith("entry"):
                 self.om.cancel(row, "replaced by a new entry")
         self.kill.check_order(now, s, amount * ref)
-        if any(math.isfinite(x) for x in fracs):  # journaled before the entry can fill
-            from adapters.orders import client_order_id
-
-            cid = client_order_id(self.om.run_id, time, s, "entry long")
-            self.om.journal.set_meta(f"protect.{cid}", ",".join(repr(x) for x in fracs))
-        if otype == enums.LIMIT and math.isfinite(px):
+        self._arm(time, s, "entry long", fracs)
+        if otype == enums.LIMIT:
             self.om.submit(s, "buy", "limit", amount, px, time, "entry long", ref)
-        elif otype == enums.STOP and math.isfinite(px):
-            self.om.submit(s, "buy", "limit", amount, px, time, "entry long", ref, stop_price=px)
+        elif otype == enums.STOP:
+            row = self.om.submit(
+                s, "buy", "limit", amount, limit, time, "entry long", ref, stop_price=px
+            )
+            if row is not None and row.status == "rejected" and self._immediate():
+                # the price passed the stop between the bar's close and the order
+                self._crossed(
+                    now,
+                    s,
+                    "the exchange refused the stop-limit: its stop would trigger immediately",
+                )
+                self.kill.check_order(now, s, amount * ref)
+                self._arm(time, s, CROSSED, fracs)
+                self.om.submit(s, "buy", "market", amount, None, time, CROSSED, price)
         else:
             self.om.submit(s, "buy", "market", amount, None, time, "entry long", ref)
+
+    def _arm(self, time: int, s: str, intent: str, fracs: list[float]) -> None:
+        """Journal the entry's protective fractions under its client id, before it is sent."""
+        if any(math.isfinite(x) for x in fracs):
+            from adapters.orders import client_order_id
+
+            cid = client_order_id(self.om.run_id, time, s, intent)
+            self.om.journal.set_meta(f"protect.{cid}", ",".join(repr(x) for x in fracs))
+
+    def _crossed(self, now: int, s: str, why: str) -> None:
+        text = f"{s}: stop entry sent as a market buy: {why}"
+        self.om.journal.event(now, "stop_crossed", symbol=s, reason=text)
+        self.om.say(text)
+
+    def _immediate(self) -> bool:
+        """The last rejection was the exchange's "stop price would trigger immediately"."""
+        import ccxt
+
+        return isinstance(self.om.last_rejection, ccxt.OrderImmediatelyFillable)
 
     def _amount(self, size: float, ref: float) -> float:
         kind = self.config.size_type

@@ -159,6 +159,7 @@ class OrderManager:
         self.hook = hook or (lambda point: None)
         self.unknown_orders = unknown_orders
         self.stats = Stats()
+        self.last_rejection: Exception | None = None  # the exchange error of the last rejection
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -209,6 +210,7 @@ class OrderManager:
         cid = client_order_id(self.run_id, bar_time, symbol, intent)
         if self.journal.order(cid) is not None:
             return None  # this decision is already on its way
+        self.last_rejection = None
         amt, px, why = self.prepare(symbol, amount, price, ref_price)
         if amt is None:
             self.journal.event(now, "skipped", client_id=cid, symbol=symbol, reason=why)
@@ -262,6 +264,7 @@ class OrderManager:
         return self.journal.order(cid)
 
     def _rejected(self, cid: str, symbol: str, e: Exception) -> OrderRow | None:
+        self.last_rejection = e
         msg = f"{type(e).__name__}: {scrub(str(e))[:300]}"
         self.journal.update_order(cid, self.clock_ms(), status="rejected", reason=msg)
         self.journal.event(self.clock_ms(), "rejected", client_id=cid, symbol=symbol, error=msg)

@@ -227,6 +227,13 @@ class LiveConfig(_Section):
     max_orders_per_minute: int | None = Field(
         10, ge=1, description="Kill switch: more orders than this within 60 seconds."
     )
+    stop_limit_offset: float = Field(
+        0.002,
+        ge=0,
+        le=0.1,
+        allow_inf_nan=False,
+        description="A stop entry's limit price above its stop, as a fraction of the stop.",
+    )
 
 
 class PerformanceConfig(_Section):

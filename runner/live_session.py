@@ -201,6 +201,7 @@ def run_live(
         reconcile_every=lv.reconcile_every,
         flatten_on_kill=opts.flatten_on_kill,
         tf_ms=timeframe_ms(req.timeframe),
+        stop_limit_offset=lv.stop_limit_offset,
     )
     broker.balances = bal
     informative = tuple(tf for tf in tfs if tf != req.timeframe)
