@@ -197,6 +197,8 @@ class CcxtBroker:
         price = self.close[s]
         step = self.om.amount_step(s)
         long = pos >= step
+        if exit_ or entry < 0:  # as in the backtest, an exit signal cancels a resting entry
+            self._cancel_entries(s, "canceled by an exit signal")
         if (exit_ or entry < 0) and long and not self._selling(s):
             self.kill.check_order(now, s, 0.0)
             self.om.submit(s, "sell", "market", pos, None, time, "exit", price)
@@ -221,9 +223,7 @@ class CcxtBroker:
         limit = px * (1.0 + self.stop_limit_offset) if otype == enums.STOP else px
         ref = limit if otype != enums.MARKET else price
         amount = self._amount(size, ref)
-        for row in self.om.journal.orders(live_only=True):
-            if row.symbol == s and row.intent.startswith("entry"):
-                self.om.cancel(row, "replaced by a new entry")
+        self._cancel_entries(s, "replaced by a new entry")
         self.kill.check_order(now, s, amount * ref)
         self._arm(time, s, "entry long", fracs)
         if otype == enums.LIMIT:
@@ -244,6 +244,11 @@ class CcxtBroker:
                 self.om.submit(s, "buy", "market", amount, None, time, CROSSED, price)
         else:
             self.om.submit(s, "buy", "market", amount, None, time, "entry long", ref)
+
+    def _cancel_entries(self, s: str, why: str) -> None:
+        for row in self.om.journal.orders(live_only=True):
+            if row.symbol == s and row.intent.startswith("entry") and row.status != "pending":
+                self.om.cancel(row, why)
 
     def _arm(self, time: int, s: str, intent: str, fracs: list[float]) -> None:
         """Journal the entry's protective fractions under its client id, before it is sent."""
