@@ -224,7 +224,7 @@ sys.path.insert(0, {root!r})
 from gogo2.config import load_settings
 from runner import paper as session
 from runner.live_session import LiveOptions, run_live
-
+{setup}
 BASE = {url!r}
 def now():
     with urllib.request.urlopen(BASE + "/fake/now") as r:
@@ -239,7 +239,7 @@ def hook(point):
             os.kill(os.getpid(), 9)  # the exchange has the order, the journal does not know
 settings = load_settings({cfg!r})
 req, cls = session.validate(settings, mode="rest", exchange="binance", symbols="BTC/USDT",
-    timeframe="1m", strategy="sma_cross", params=["fast=2", "slow=5", "band=0"],
+    timeframe="1m", strategy={strategy!r}, params={params!r},
     max_bars=200, api_url=BASE)
 run_live(settings, req, cls, LiveOptions({run!r}), say=lambda t: None, clock=now,
     sleep=sleep, feed_options={{"grace_s": 5.0}}, retry_sleep=lambda s: None, hook=hook)
@@ -247,37 +247,55 @@ print("not killed")
 """
 
 
-def test_kill_9_of_a_live_process_after_a_send_then_restart(env, tmp_path):
+def kill_9_after_send(
+    fake,
+    cfg,
+    run_dir,
+    kill_at,
+    strategy="sma_cross",
+    params=("fast=2", "slow=5", "band=0"),
+    setup="",
+):
+    """Run ``cli.py live``'s session in a child process on the fake's clock (served by the
+    fake: ``/fake/now``, ``/fake/advance``); it kills itself with signal 9 right after its
+    ``kill_at``-th order reached the exchange, before the answer is journaled. ``setup`` is
+    code run in the child first (e.g. registering a strategy)."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
+    def advance(q):
+        fake.now_ms += int(q["ms"])
+        return 200, {"now": fake.now_ms}
+
+    fake.add_route("/fake/advance", advance)
+    fake.add_route("/fake/now", lambda q: (200, {"now": fake.now_ms}))
+    code = CHILD.format(
+        root=str(Path(__file__).resolve().parents[1]),
+        url=fake.base_url,
+        kill_at=kill_at,
+        cfg=str(cfg),
+        run=str(run_dir),
+        strategy=strategy,
+        params=list(params),
+        setup=setup,
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
+    assert p.returncode == -9, p.stdout + p.stderr
+
+
+def test_kill_9_of_a_live_process_after_a_send_then_restart(env, tmp_path):
     settings = settings_for(tmp_path, "backtest:\n  size_type: cash\n  size: 100\n")
-    cfg = tmp_path / "c.yaml"
     with FakeBinance([NoisyMarket("BTC", "USDT", 16_500.0)], START) as fake:
         FakeAccount(fake, {"USDT": 10_000.0})
-
-        def advance(q):
-            fake.now_ms += int(q["ms"])
-            return 200, {"now": fake.now_ms}
-
-        fake.add_route("/fake/advance", advance)
-        fake.add_route("/fake/now", lambda q: (200, {"now": fake.now_ms}))
-        code = CHILD.format(
-            root=str(Path(__file__).resolve().parents[1]),
-            url=fake.base_url,
-            kill_at=3,
-            cfg=str(cfg),
-            run=str(tmp_path / "run"),
-        )
-        p = subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=dict(__import__("os").environ),
-        )
-        assert p.returncode == -9, p.stdout + p.stderr
+        kill_9_after_send(fake, tmp_path / "c.yaml", tmp_path / "run", kill_at=3)
         j = journal_of(tmp_path / "run")
         pending = [r for r in j.orders() if r.status == "pending"]
         assert len(pending) == 1  # journaled before the send, its answer never written

@@ -38,7 +38,16 @@ def settings_for(tmp_path, live: str = ""):
     return load_settings(cfg)
 
 
-def run(settings, fake, run_dir, max_bars, lines, params=("fast=3", "slow=8", "band=0"), **kw):
+def run(
+    settings,
+    fake,
+    run_dir,
+    max_bars,
+    lines,
+    params=("fast=3", "slow=8", "band=0"),
+    strategy="sma_cross",
+    **kw,
+):
     from runner import paper as session
     from runner.live_session import LiveOptions, run_live
 
@@ -54,7 +63,7 @@ def run(settings, fake, run_dir, max_bars, lines, params=("fast=3", "slow=8", "b
         exchange="binance",
         symbols="BTC/USDT",
         timeframe="1m",
-        strategy="sma_cross",
+        strategy=strategy,
         params=list(params),
         max_bars=max_bars,
         api_url=fake.base_url,
