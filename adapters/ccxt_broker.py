@@ -10,11 +10,23 @@ derived from (run, bar time, symbol, intent), and is never doubled by a retry.
 * ``submit(time, intents)``: turns each symbol's decision into orders, on a spot account:
 
   - a long entry with no position buys ``size`` (the backtest's sizing: fraction of equity,
-    quote amount or units) at market, or as a limit order at the intent's price; a stop
-    entry is sent as a stop-limit (``stopPrice``) where the exchange has one;
+    quote amount or units) at market, or as a limit order at the intent's price;
+  - a stop entry is a stop-limit: ccxt ``create_order(symbol, "limit", "buy", amount,
+    limit, {"stopPrice": stop})``, which ccxt sends to Binance spot as ``STOP_LOSS_LIMIT``
+    (``quantity``, ``price``, ``stopPrice``, ``timeInForce=GTC``). The exchange triggers it
+    when the last price reaches the stop, then it is a limit buy at ``limit = stop * (1 +
+    stop_limit_offset)`` (``live.stop_limit_offset``); the amount is sized at that limit,
+    the most the funds held for it can pay. A stop already crossed cannot rest (Binance
+    refuses a buy stop at or below the last price: -2010 "Stop price would trigger
+    immediately.", ccxt ``OrderImmediatelyFillable``); as the backtest fills a crossed stop
+    at the next open, a stop at or below the last close is sent as a market buy, and a stop
+    the exchange refuses that way is followed once by a market buy under its own client id
+    (intent :data:`CROSSED`); the refused stop is journaled as rejected and never resent.
+    Both are journaled as ``stop_crossed`` events with the reason;
   - an exit, or a short entry while long, sells the position this run holds at market
     (a spot account cannot be short: a short entry while flat is skipped and journaled);
-  - a new entry first cancels the symbol's entry orders still resting;
+  - a new entry first cancels the symbol's entry orders still resting; an exit signal (or a
+    short entry) cancels them too, as in the backtest;
   - stop-loss, take-profit and trailing exits are kept client-side
     (:class:`adapters.protect.ProtectiveExits`): the entry's fractions are journaled before
     it is sent; once it fills, the kernel checks each closed bar's range against the levels,
