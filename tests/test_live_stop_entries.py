@@ -211,11 +211,17 @@ def test_a_stop_the_exchange_refuses_as_triggering_immediately_becomes_a_market_
     from tests.test_live_orders import client
 
     sizing = SimConfig(size_type="cash", size=100.0)
+    said: list[str] = []
     with FakeBinance(now_ms=START) as fake:
         FakeAccount(fake, {"USDT": 10_000.0})
         j = Journal(tmp_path / "run")
         om = OrderManager(
-            client(fake), j, "r", RetryPolicy(sleep=lambda s: None), clock_ms=fake.now, say=print
+            client(fake),
+            j,
+            "r",
+            RetryPolicy(sleep=lambda s: None),
+            clock_ms=fake.now,
+            say=said.append,
         )
         om.reconcile(("BTC/USDT",))
         broker = CcxtBroker(om, ("BTC/USDT",), sizing, KillSwitch(LiveConfig(), j))
@@ -239,7 +245,8 @@ def test_a_stop_the_exchange_refuses_as_triggering_immediately_becomes_a_market_
         assert rows["entry long"].status == "rejected"
         assert "OrderImmediatelyFillable" in rows["entry long"].reason
         assert rows[CROSSED].status == "closed" and rows[CROSSED].exchange_id == str(o.id)
-        assert [d for _, kind, d in j.events() if kind == "stop_crossed"]
+        (why,) = [d["reason"] for _, kind, d in j.events() if kind == "stop_crossed"]
+        assert "would trigger immediately" in why and why in said  # journaled and shown
         # the same decision again (a restarted bar): nothing is sent
         broker.submit(START, it)
         assert len(creates(fake)) == 2
