@@ -115,7 +115,8 @@ class LookaheadReport:
     mode: str = "sampled"
     """``"exhaustive"`` (every row re-decided) or ``"sampled"`` (cuts and boundary rows)."""
     window: int = 0
-    """Length in base bars of the trailing windows rows were re-decided from."""
+    """Candles per symbol in the trailing windows rows were re-decided from (base rows,
+    more where a symbol misses candles: :func:`strategies.window.window_starts`)."""
     cuts: list[int] = field(default_factory=list)
     """Close times of the whole-history cuts that were checked (sampled mode)."""
     rows_checked: int = 0
