@@ -8,7 +8,7 @@ On each closed base bar the runner:
 1. appends the bar (and the coarser candles closing with it) to its memory of candles;
 2. hands the bar to the broker (``on_bar``), which reports the fills made during it;
 3. calls the *same* ``Strategy.signals`` the backtest calls, on the trailing window of
-   ``strategy.warmup + 1`` base bars (``strategies.base.trailing_window``'s cut), takes the
+   ``strategy.warmup + 1`` base bars (``strategies.window.trailing_window``'s cut), takes the
    last row's intents and hands them to the broker (``submit``), to execute from the next
    bar;
 4. records equity, cash, positions and the latency from the bar's arrival to the order,

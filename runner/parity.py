@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from strategies import window as live_window
+
 EXPLAINED = {"rounding", "equity carried", "min notional rejection", "missing candle"}
 
 
@@ -150,8 +152,9 @@ def compare_trades(
 
 
 def _gap_in_window(bars: Any, symbol: str, fill_time: Any, tf_ms: int, window: int) -> str:
-    """'a missing candle in its window' when the trailing window of the decision bar before
-    ``fill_time`` lacks a candle of ``symbol``, else ''."""
+    """'a missing candle in its window' when the live trailing window of the decision bar
+    before ``fill_time`` (``strategies.window``: it reaches back over missing candles, up to
+    a limit) still holds fewer than ``window`` candles of ``symbol``, else ''."""
     import pandas as pd
 
     if symbol not in bars.symbols or not tf_ms:
@@ -161,8 +164,8 @@ def _gap_in_window(bars: Any, symbol: str, fill_time: Any, tf_ms: int, window: i
     i = int(np.searchsorted(bars.time, decided, side="right")) - 1
     if i < 0:
         return ""
-    lo = max(0, i - window + 1)
-    if np.isnan(bars.close[lo : i + 1, j]).any():
+    lo = live_window.window_start(bars.close[: i + 1], window)
+    if np.count_nonzero(~np.isnan(bars.close[lo : i + 1, j])) < window:
         return f"a missing {symbol} candle in its {window}-bar window"
     return ""
 

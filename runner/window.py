@@ -6,6 +6,7 @@ import numpy as np
 
 from datasets.bars import Bars, MultiBars
 from gogo2.timeframes import timeframe_ms
+from strategies.window import REACH, trailing_window
 
 _FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -40,9 +41,9 @@ class _Frame:
 
     def _make_room(self) -> None:
         cap = self.time.shape[0]
-        if self.n > 4 * self.keep:
-            # drop old rows: only the trailing windows are ever read
-            drop = self.n - 2 * self.keep
+        if self.n > 2 * self.keep:
+            # drop old rows: a trailing window never reaches back more than ``keep`` rows
+            drop = self.n - self.keep
             self.time[: self.n - drop] = self.time[drop : self.n]
             for a in self.values.values():
                 a[: self.n - drop] = a[drop : self.n]
@@ -70,14 +71,17 @@ class _Frame:
 class CandleBook:
     """Base and informative candles seen so far (warm-up included), appended as they close.
 
-    ``window(length)`` is ``strategies.base.trailing_window`` of everything held: the last
-    ``length`` base bars and the coarser candles closing inside that span.
+    :meth:`window` is :func:`strategies.window.trailing_window` of everything held: the
+    last ``length`` base bars, reaching back over missing candles until every symbol has
+    ``length`` of them (at most ``REACH * length`` rows, which is why at least that many
+    rows are kept), and the coarser candles closing inside that span.
     """
 
     def __init__(self, history: MultiBars, length: int) -> None:
         self.base = history.base
         self.length = int(length)
-        self.frames = {tf: _Frame(b, length) for tf, b in history.frames.items()}
+        keep = REACH * self.length
+        self.frames = {tf: _Frame(b, keep) for tf, b in history.frames.items()}
 
     @property
     def n_base(self) -> int:
@@ -86,33 +90,10 @@ class CandleBook:
     def append(self, timeframe: str, row) -> None:
         self.frames[timeframe].append(row.time, row.open, row.high, row.low, row.close, row.volume)
 
-    def window(self) -> MultiBars:
-        """The trailing window: the last ``length`` base bars, reaching further back (within
-        what is kept) until every symbol has ``length`` candles in it. Indicators skip a
-        missing candle, so a window of ``length`` rows with a hole would hold one candle too
-        few for the decision the backtest makes on the whole history."""
-        base = self.frames[self.base]
-        lo = self._start(base)
-        start_open = int(base.time[lo]) if base.n else 0
-        frames: dict[str, Bars] = {}
-        for tf, f in self.frames.items():
-            if tf == self.base:
-                frames[tf] = f.view(lo, f.n)
-            else:
-                close = f.time[: f.n] + f.tf_ms
-                first = int(np.searchsorted(close, start_open, side="left"))
-                frames[tf] = f.view(first, f.n)
-        return MultiBars(self.base, frames)
+    def held(self) -> MultiBars:
+        """Every candle kept, as views of the book's arrays (valid until the next append)."""
+        return MultiBars(self.base, {tf: f.view(0, f.n) for tf, f in self.frames.items()})
 
-    def _start(self, base: _Frame) -> int:
-        lo = max(0, base.n - self.length)
-        if lo == 0:
-            return 0
-        have = ~np.isnan(base.values["close"][lo : base.n])
-        if have.all():
-            return lo
-        valid = ~np.isnan(base.values["close"][: base.n])
-        for j in range(valid.shape[1]):
-            rows = np.flatnonzero(valid[:, j])
-            lo = min(lo, int(rows[-self.length]) if rows.size >= self.length else 0)
-        return lo
+    def window(self) -> MultiBars:
+        """The trailing window the next decision is taken on (views, not copies)."""
+        return trailing_window(self.held(), self.length, copy=False)

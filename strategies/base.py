@@ -2,7 +2,7 @@
 
 A strategy turns multi-timeframe candles into order intents for every base bar at
 once. The same :meth:`Strategy.signals` call serves a backtest (the whole history)
-and live trading (a trailing window, see :func:`trailing_window`): every value at base
+and live trading (a trailing window, see :func:`strategies.window.trailing_window`): every value at base
 row ``t`` may use only candles closed by the close of bar ``t``.
 
     class MyStrategy(Strategy):
@@ -36,6 +36,7 @@ from datasets.bars import Bars, MultiBars
 from engine.signals import Signals
 from gogo2.errors import UnknownNameError, UserInputError
 from gogo2.timeframes import normalize, timeframe_ms
+from strategies.window import trailing_window
 
 __all__ = [
     "Param",
@@ -582,31 +583,3 @@ def parse_params(
             )
         out[key] = spec[key].parse(value) if is_text else spec[key].check(value)
     return out
-
-
-# ---------------------------------------------------------------------- live windows
-
-
-def trailing_window(data: MultiBars, bars: int) -> MultiBars:
-    """The last ``bars`` base candles of ``data`` and the coarser candles closing inside
-    that span: what a live runner keeps in memory.
-
-    With ``bars >= strategy.warmup + 1`` the strategy's last row computed on the window
-    matches the one computed on the whole history (exactly for SMA-based rules, to
-    the decay of the seed for EMA/RSI-based ones).
-    """
-    if bars < 1:
-        raise UserInputError(f"trailing window length {bars} must be >= 1 base bar.")
-    base = data.bars
-    start_row = max(0, base.n - int(bars))
-    if base.n == 0:
-        return data
-    start_open = int(base.time[start_row])
-    frames: dict[str, Bars] = {}
-    for tf, b in data.frames.items():
-        if tf == data.base:
-            frames[tf] = b.slice(start_row, b.n)
-        else:
-            first = int(np.searchsorted(b.close_time, start_open, side="left"))
-            frames[tf] = b.slice(first, b.n)
-    return MultiBars(data.base, frames)

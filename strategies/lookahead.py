@@ -2,7 +2,9 @@
 
 A backtest decides every row from the whole history; a live runner decides row ``t``
 from the candles closed by ``t`` only, in a trailing window of ``strategy.warmup + 1``
-base bars (:func:`strategies.base.trailing_window`). The two must agree at every row.
+candles per symbol (:func:`strategies.window.trailing_window`: that many base rows,
+reaching back over a symbol's missing candles; the live runner's memory cuts its window
+by the same function). The two must agree at every row.
 Two modes check it:
 
 * **Exhaustive** (the default up to :data:`EXHAUSTIVE_MAX_ROWS` base bars): every row's
@@ -43,7 +45,8 @@ from datasets.bars import Bars, MultiBars
 from engine.signals import Signals
 from gogo2.errors import Gogo2Error, UserInputError
 from gogo2.timeframes import format_time
-from strategies.base import Strategy, trailing_window
+from strategies.base import Strategy
+from strategies.window import history_from, window_starts
 
 __all__ = [
     "EXHAUSTIVE_MAX_ROWS",
@@ -112,7 +115,8 @@ class LookaheadReport:
     mode: str = "sampled"
     """``"exhaustive"`` (every row re-decided) or ``"sampled"`` (cuts and boundary rows)."""
     window: int = 0
-    """Length in base bars of the trailing windows rows were re-decided from."""
+    """Candles per symbol in the trailing windows rows were re-decided from (base rows,
+    more where a symbol misses candles: :func:`strategies.window.window_starts`)."""
     cuts: list[int] = field(default_factory=list)
     """Close times of the whole-history cuts that were checked (sampled mode)."""
     rows_checked: int = 0
@@ -269,28 +273,28 @@ def _issue(bars: Bars, cut_time: int, diff: tuple[int, str, int, float, float]) 
 class TrailingWindows:
     """The live view of every base row: ``trailing_window(data.until(close[t]), length)``.
 
-    Slice bounds for all rows are found at once (vectorized ``searchsorted``); :meth:`at`
-    then cuts only the rows of one window, never the whole history, so re-deciding
-    every row costs one strategy call on ``length`` bars per row.
+    The window's first row comes from :func:`strategies.window.window_starts`, the
+    definition the live runner's memory uses too: ``length`` rows, reaching back over
+    missing candles until every symbol has ``length`` candles. Slice bounds for all rows
+    are found at once (vectorized); :meth:`at` then cuts only the rows of one window,
+    never the whole history, so re-deciding every row costs one strategy call on about
+    ``length`` bars per row.
 
     Parameters
     ----------
     data : MultiBars
     length : int
-        Base bars per window (the strategy's warm-up plus the deciding bar: what a live
-        runner keeps).
+        Candles per symbol in each window (the strategy's warm-up plus the deciding bar:
+        what a live runner decides from).
     """
 
     def __init__(self, data: MultiBars, length: int) -> None:
-        if length < 1:
-            raise UserInputError(f"trailing window length {length} must be >= 1 base bar.")
         base = data.bars
         self.data = data
         self.length = int(length)
-        close = base.close_time
-        rows = np.arange(base.n, dtype=np.int64)
-        self.start = np.maximum(0, rows + 1 - self.length)
+        self.start = window_starts(base.close, self.length)
         """First base row of each row's window."""
+        close = base.close_time
         start_open = base.time[self.start] if base.n else np.empty(0, np.int64)
         self._bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for tf, b in data.frames.items():
@@ -608,7 +612,7 @@ def check_warmup(
     m = len(bars.symbols)
     for s in rows.tolist():
         # the history a runner started at bar s would hold: the last n - s bars
-        later = strategy.signals(trailing_window(data, bars.n - s))
+        later = strategy.signals(history_from(data, s))
         report.starts.append(int(bars.time[s]))
         diff = _first_difference(full, later, s + w, w, bars.n - s - w, m)
         if diff is not None:
@@ -629,10 +633,10 @@ def check_warmup(
         report.rows_checked = found.rows_checked
     else:
         warm = []
-    length = w + 1
+    starts = window_starts(bars.close, w + 1)
     for issue in warm:
         row = int(np.searchsorted(bars.time, issue.bar_time))
-        first = int(bars.time[max(0, row + 1 - length)])
+        first = int(bars.time[starts[row]])
         report.issues.append(
             LookaheadIssue(
                 first, issue.bar_time, issue.symbol, issue.field, issue.full_value, issue.cut_value

@@ -41,7 +41,8 @@ def test_sma_cross_acts_at_row_slow_the_first_computable_cross() -> None:
 
 
 def test_single_timeframe_warmups_are_the_need_minus_the_decision_bar() -> None:
-    assert RsiReversion(window=14).warmup == 10 * 14  # 10 * 14 + 1 candles: rows 0 .. 140
+    # 14 + 646 + 2 candles (the seed, 646 Wilder updates, the decision): rows 0 .. 661
+    assert RsiReversion(window=14).warmup == 14 + 646 + 1
     # base 10 * 14 + 1 candles -> row 140; 1h 4 * 50 + 2 candles on 5m -> 11 + 202 * 12 - 1
     assert MtfTrend().warmup == max(140, 11 + 202 * 12 - 1)
 

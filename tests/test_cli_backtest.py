@@ -309,11 +309,12 @@ def test_run_backtest_warms_up_before_from_and_reports_from_from(sample_config: 
 # The README's default runs, on each bundled strategy's default timeframe: the sample starts
 # 2022-12-01, so every warm-up comes from December 2022 and the run starts at --from.
 # Warm-ups by hand: sma_cross slow=50 decides first on row 50 (50 bars before); rsi_reversion
-# window=14 on row 10 * 14 = 140; mtf_trend needs 4 * 50 + 2 = 202 closed hours of 1h trend,
+# window=14 on row 14 + 646 + 1 = 661 (the seed, 646 Wilder updates, the bar before the
+# decision: tests/test_rsi_warmup.py); mtf_trend needs 4 * 50 + 2 = 202 closed hours of 1h trend,
 # i.e. at least 202 * 12 = 2,424 5m bars before its first decision.
 DEFAULT_RUNS = [
     (["--timeframe", "1h"], "sma_cross", "1h", 50),
-    (["--strategy", "rsi_reversion"], "rsi_reversion", "15m", 140),
+    (["--strategy", "rsi_reversion"], "rsi_reversion", "15m", 661),
     (["--strategy", "mtf_trend"], "mtf_trend", "5m", 202 * 12),
 ]
 

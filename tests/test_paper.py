@@ -403,9 +403,11 @@ def test_parity_holds_across_missing_candles_inside_the_window():
 def test_parity_names_a_missing_candle_inside_the_decision_window(monkeypatch):
     """With a window of exactly warmup + 1 rows (no reach-back), a hole inside it changes
     the decision, and parity says where."""
-    from runner.window import CandleBook
+    import strategies.window
 
-    monkeypatch.setattr(CandleBook, "_start", lambda self, base: max(0, base.n - self.length))
+    monkeypatch.setattr(
+        strategies.window, "window_start", lambda close, length: max(0, len(close) - length)
+    )
     data, strat = _gappy_sma_cross()
     rep = _replay_parity(data, strat)
     assert not rep.ok

@@ -92,6 +92,7 @@ def test_a_paper_journal_of_another_strategy_is_refused(cfg, tmp_path, capsys):
     capsys.readouterr()
     other = [a if a != "sma_cross" else "rsi_reversion" for a in base]
     other = [a for a in other if a not in ("--param", "fast=3", "slow=12", "band=0")]
+    other += ["--param", "window=5"]  # a warm-up the 600 stored bars hold
     assert cli.main(["paper", *other, "--run", str(run), "--max-bars", "5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "sma_cross" in err[0]
