@@ -200,9 +200,10 @@ def run_live(
         kill,
         reconcile_every=lv.reconcile_every,
         flatten_on_kill=opts.flatten_on_kill,
-        tf_ms=timeframe_ms(req.timeframe),
+        timeframe=req.timeframe,
     )
     broker.balances = bal
+    broker.resume()  # the protective exits over the bars closed while the run was down
     informative = tuple(tf for tf in tfs if tf != req.timeframe)
     fopts = dict(clock=lambda: int(clock() * 1000), sleep=sleep, **(feed_options or {}))
     if req.mode == "ws":
