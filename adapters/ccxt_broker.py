@@ -242,9 +242,21 @@ class CcxtBroker:
             )
             self.kill.check_order(now, s, 0.0)
             ref = float(close[j]) if math.isfinite(float(close[j])) else self.close[s]
-            if self.om.submit(s, "sell", "market", pos[s], None, int(time), kind, ref):
+            row = self.om.submit(s, "sell", "market", pos[s], None, int(time), kind, ref)
+            if row is None and self._never_sent(int(time), s, kind):
+                # journaled, then the process died before the exchange had it: the exit is
+                # still due, as a decision of the bar open now (another client id)
+                bar = now // self.tf_ms * self.tf_ms
+                row = self.om.submit(s, "sell", "market", pos[s], None, bar, kind, ref)
+            if row is not None:
                 new += self.om.fetch_trades(s)
         return new
+
+    def _never_sent(self, time: int, s: str, kind: str) -> bool:
+        from adapters.orders import client_order_id
+
+        cid = client_order_id(self.om.run_id, time, s, kind)
+        return any(d.get("client_id") == cid for _, _, d in self.om.journal.events("never_sent"))
 
     def _selling(self, s: str) -> bool:
         return any(
