@@ -18,8 +18,10 @@ derived from (run, bar time, symbol, intent), and is never doubled by a retry.
   - stop-loss, take-profit and trailing exits are kept client-side
     (:class:`adapters.protect.ProtectiveExits`): the entry's fractions are journaled before
     it is sent; once it fills, the kernel checks each closed bar's range against the levels,
-    and a triggered exit sells the position at market at that bar's close (bar resolution,
-    not an exchange-side stop order);
+    from the bar of its first fill and at its volume-weighted price, and a triggered exit
+    sells the position at market at that bar's close (bar resolution, not an exchange-side
+    stop order), its fills stored at once; ``resume()`` (at start) and each bar first step
+    the watches over the closed bars they missed, fetched from the exchange;
   - no second sell is sent for a symbol while one of the run's sells is still open.
 
 * ``account()``: cash = the quote balance, positions = the run's net fills, equity = quote
@@ -186,8 +188,8 @@ class CcxtBroker:
             row = self.om.journal.order(cid)
             inside = row is not None and row.type != "market"
             fracs = tuple(float(x) for x in spec.split(","))
-            self.protect.arm(j, cid, pos[s], price, fracs, first // self.tf_ms * self.tf_ms, inside)
-            self.protect.entry_qty[j] = qty
+            since = first // self.tf_ms * self.tf_ms
+            self.protect.arm(j, cid, pos[s], qty, price, fracs, since, inside)
             self.om.journal.event(
                 self.om.clock_ms(), "protect_armed", symbol=s, entry=cid, qty=pos[s], price=price
             )

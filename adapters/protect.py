@@ -81,20 +81,22 @@ class ProtectiveExits:
         self,
         j: int,
         entry: str,
-        qty: float,
+        held: float,
+        filled: float,
         price: float,
         fracs: tuple[float, float, float],
         since: int,
         inside: bool,
     ) -> None:
-        """Watch a long position of ``qty`` filled at ``price`` (volume-weighted) by the
-        entry ``entry`` with its (sl, tp, trail) fractions (NaN: none), as the kernel's
-        ``_open`` sets it up, from the bar opened at ``since`` (the bar of its first fill);
-        ``inside``: filled inside that bar, not at its open."""
+        """Watch the long position ``held`` opened by the entry ``entry`` (client id), filled
+        ``filled`` so far at the volume-weighted ``price``, with its (sl, tp, trail)
+        fractions (NaN: none), as the kernel's ``_open`` sets it up, from the bar opened at
+        ``since`` (the bar of its first fill); ``inside``: filled inside that bar, not at
+        its open."""
         nb = self.nb
         fs, ist = self.fs, self.ist
         sl, tp, trail = fracs
-        fs[j, nb.S_POS] = qty
+        fs[j, nb.S_POS] = held
         fs[j, nb.S_ENTRY_PX] = price
         fs[j, nb.S_BASE] = price
         fs[j, nb.S_MARK] = price
@@ -113,7 +115,7 @@ class ProtectiveExits:
         ist[j, nb.I_BARE] = 0 if any(math.isfinite(x) for x in fracs) else 1
         self.last[j] = int(since) - self.tf_ms
         self.entry[j] = entry
-        self.entry_qty[j] = qty
+        self.entry_qty[j] = filled
         self.fired[j] = 0
 
     def refill(self, j: int, entry_qty: float, price: float, held: float) -> None:

@@ -10,7 +10,9 @@ Start-up is a fixed sequence, and any step that fails stops before an order is s
 4. reconciliation (``adapters.orders.OrderManager.reconcile``);
 5. balances and limits printed; with ``--dry-check``, the decision the strategy would take
    on the last closed bar, then exit;
-6. the loop: ``runner.live.Runner`` with a :class:`adapters.ccxt_broker.CcxtBroker`.
+6. the protective exits of the positions held, stepped over the bars closed while the run
+   was down (:meth:`adapters.ccxt_broker.CcxtBroker.resume`: a level crossed then sells);
+7. the loop: ``runner.live.Runner`` with a :class:`adapters.ccxt_broker.CcxtBroker`.
 """
 
 from __future__ import annotations
