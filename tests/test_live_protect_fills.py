@@ -210,3 +210,27 @@ def test_an_entry_filled_while_down_is_watched_from_its_fill_and_exits_at_restar
     assert len([o for o in again.orders() if o.side == "sell"]) == 1
     check_exchange_matches(again.fake, tmp_path / "run")
     again.om.journal.close()
+
+
+def test_more_fills_of_the_watched_entry_move_its_levels_to_their_weighted_price():
+    from adapters.protect import ProtectiveExits
+
+    w = ProtectiveExits(("BTC/USDT",), None, MIN)
+    # 0.004 filled at 100 inside the bar opened at T0; stop 2 %, target 3 %, trail 1 %
+    w.arm(0, "e1", 0.004, 0.004, 100.0, (0.02, 0.03, 0.01), T0, True)
+    assert w.levels(0)["stop"] == pytest.approx(99.0)  # the trailing level 100 * 0.99
+    assert w.levels(0)["target"] == pytest.approx(103.0)
+    # that bar: only its stop counts (its high 104 came before the fill); best price = close
+    assert w.step(T0, *([x] for x in (100.0, 104.0, 99.5, 101.0))) == []
+    assert w.levels(0)["peak"] == 101.0
+    # 0.006 more at 105: 0.01 at (0.004 * 100 + 0.006 * 105) / 0.01 = 103
+    w.refill(0, 0.01, 103.0, 0.00999)
+    lv = w.levels(0)
+    assert (lv["qty"], lv["price"], lv["peak"]) == (0.00999, 103.0, 103.0)
+    assert lv["stop"] == pytest.approx(max(103.0 * 0.98, 103.0 * 0.99))
+    assert lv["target"] == pytest.approx(103.0 * 1.03)
+    # a bar stepped already is left alone, whatever its range
+    assert w.step(T0, *([x] for x in (100.0, 104.0, 90.0, 101.0))) == []
+    # the next bar: its low 102.5 stays above the stop 101.97, its high reaches 106.09
+    assert w.step(T0 + MIN, *([x] for x in (103.5, 106.2, 102.5, 104.0))) == [(0, "take_profit")]
+    assert not w.armed(0) and w.fired[0]
