@@ -152,16 +152,17 @@ def test_a_partial_fill_is_watched_with_the_quantity_held_then_all_of_it(desk):
 
 
 def test_an_entry_filled_in_pieces_is_watched_from_its_volume_weighted_price(desk):
-    tp, sl = 0.002, 0.004
+    tp, sl = 0.0002, 0.004
     desk.bar(T0)
     # a limit above the market: 30 % fills at once at the market price, the rest at the
     # limit when the candle comes back to it
-    limit = round(desk.fake.account.price("BTCUSDT") * 1.0008, 2)
+    limit = round(desk.fake.account.price("BTCUSDT") * 1.0002, 2)
     desk.fake.account.taker_part_next(0.3)
     desk.decide(T0, entry=1, limit=limit, sl=sl, tp=tp)
     desk.bar(T0 + MIN)
     fills = desk.fills()
     assert len(fills) == 2 and fills[0]["price"] < limit == fills[1]["price"]
+    assert limit <= candle(desk.market, T0 + MIN)[1]  # the rest filled inside the candle
     qty = sum(f["qty"] for f in fills)
     vwap = (fills[0]["qty"] * fills[0]["price"] + fills[1]["qty"] * fills[1]["price"]) / qty
     assert {f["time"] // MIN * MIN for f in fills} == {T0 + MIN}
@@ -169,9 +170,11 @@ def test_an_entry_filled_in_pieces_is_watched_from_its_volume_weighted_price(des
     assert w["price"] == pytest.approx(vwap) and w["qty"] == pytest.approx(qty * 0.999)
     assert w["stop"] == pytest.approx(vwap * (1 - sl))
     assert w["target"] == pytest.approx(vwap * (1 + tp))
-    # a limit fills inside its bar: on that bar only the stop counts
+    # a limit fills inside its bar: on that bar only the stop counts (its high, which may
+    # have come before the fill, reaches the target here)
     hit = first_exit(desk.market, T0 + MIN, vwap, sl=sl, tp=tp, inside=True, end=T0 + 90 * MIN)
-    assert hit is not None
+    assert hit is not None and hit[0] > T0 + MIN
+    assert candle(desk.market, T0 + MIN)[1] >= vwap * (1 + tp)
     for t in range(T0 + 2 * MIN, hit[0] + MIN, MIN):
         desk.bar(t)
     (sell,) = [o for o in desk.orders() if o.side == "sell"]
