@@ -30,8 +30,10 @@ derived from (run, bar time, symbol, intent), and is never doubled by a retry.
   - stop-loss, take-profit and trailing exits are kept client-side
     (:class:`adapters.protect.ProtectiveExits`): the entry's fractions are journaled before
     it is sent; once it fills, the kernel checks each closed bar's range against the levels,
-    and a triggered exit sells the position at market at that bar's close (bar resolution,
-    not an exchange-side stop order);
+    from the bar of its first fill and at its volume-weighted price, and a triggered exit
+    sells the position at market at that bar's close (bar resolution, not an exchange-side
+    stop order), its fills stored at once; ``resume()`` (at start) and each bar first step
+    the watches over the closed bars they missed, fetched from the exchange;
   - no second sell is sent for a symbol while one of the run's sells is still open.
 
 * ``account()``: cash = the quote balance, positions = the run's net fills, equity = quote
@@ -45,8 +47,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from adapters.broker import Account, BarRow, Fill, Intents
 from engine import enums
+from gogo2.timeframes import timeframe_ms
 
 #: intent of the market buy sent when the exchange refuses a stop entry as already crossed
 CROSSED = "entry long (stop crossed)"
@@ -62,7 +67,7 @@ class CcxtBroker:
         *,
         reconcile_every: int = 60,
         flatten_on_kill: bool = False,
-        tf_ms: int = 60_000,
+        timeframe: str = "1m",
         stop_limit_offset: float = 0.002,
     ) -> None:
         from adapters.protect import ProtectiveExits
@@ -82,7 +87,9 @@ class CcxtBroker:
         self.bars = 0
         self.last_time: int | None = None
         self.said: set[str] = set()
-        self.protect = ProtectiveExits(self.symbols, config, tf_ms)
+        self.timeframe = timeframe
+        self.tf_ms = timeframe_ms(timeframe)
+        self.protect = ProtectiveExits(self.symbols, config, self.tf_ms)
         saved = om.journal.state("protect")
         if saved is not None:
             self.protect.unpack(saved)
@@ -102,7 +109,7 @@ class CcxtBroker:
             before = {f["trade_id"] for f in self.om.journal.fills()}
             self.om.reconcile(self.symbols, say_all=True)
             new += [f for f in self.om.journal.fills() if f["trade_id"] not in before]
-        self._protect(bar)
+        new += self._protect(bar)
         self.balances = self.om.balances()
         acct = self.account()
         self.om.journal.event(now, "bar", time=int(bar.time), equity=acct.equity, cash=acct.cash)
@@ -150,39 +157,125 @@ class CcxtBroker:
 
     # -- protective exits (adapters.protect) --------------------------------------------------
 
-    def _protect(self, bar: BarRow) -> None:
+    def resume(self) -> None:
+        """At start: watch the positions held (their entries may have filled while the run
+        was down) and step the watches over the bars that closed while it was down, fetched
+        from the exchange; a level crossed then sells at once."""
+        now = self.om.clock_ms()
+        self._watch()
+        self._protect_until(now // self.tf_ms * self.tf_ms)
+        self.om.journal.save_state(self.protect.pack(), key="protect")
+
+    def _protect(self, bar: BarRow) -> list[dict]:
+        """The watches over the bar just closed (and any bar before it they missed); the
+        fills of the exits sent, stored at once so the strategy's decision at this close
+        sees the position sold."""
+        self._watch()
+        new = self._protect_until(int(bar.time))
+        new += self._exits(int(bar.time), self.protect.step(bar.time, *_ohlc(bar)), bar.close)
+        self.om.journal.save_state(self.protect.pack(), key="protect")
+        return new
+
+    def _watch(self) -> None:
+        """Arm (or follow) the watch of each position from the journal: the last entry that
+        bought it, its fractions journaled before it was sent, its fills so far."""
         pos = self.positions()
         fills: list[dict] | None = None
         for j, s in enumerate(self.symbols):
             if pos[s] < self.om.amount_step(s):
                 self.protect.disarm(j)
                 continue
-            if self.protect.armed(j):
-                continue
-            # a position not yet watched (its entry filled since the last bar, or before a
-            # restart): the fractions journaled with its entry order, from its fill price
             fills = self.om.journal.fills() if fills is None else fills
             buys = [f for f in fills if f["symbol"] == s and f["side"] == "buy"]
             if not buys:
                 continue
             cid = max(buys, key=lambda f: f["time"])["client_id"]
-            spec = self.om.journal.meta(f"protect.{cid}")
+            spec = self.om.journal.meta(f"protect.{cid}") if cid else None
             if not spec:
+                self.protect.disarm(j)  # the position's last entry carried no exits
                 continue
             mine = [f for f in buys if f["client_id"] == cid]
-            price = sum(f["qty"] * f["price"] for f in mine) / sum(f["qty"] for f in mine)
-            sl, tp, trail = (float(x) for x in spec.split(","))
-            self.protect.arm(j, pos[s], price, sl, tp, trail)
-        # the bar's range against the levels (an entry filled during it is checked on it)
-        for j, kind in self.protect.check(bar):
+            qty = sum(f["qty"] for f in mine)
+            price = sum(f["qty"] * f["price"] for f in mine) / qty
+            if self.protect.watching(j) == cid:
+                if not self.protect.fired[j]:
+                    self.protect.refill(j, qty, price, pos[s])
+                continue
+            first = min(f["time"] for f in mine)
+            row = self.om.journal.order(cid)
+            inside = row is not None and row.type != "market"
+            fracs = tuple(float(x) for x in spec.split(","))
+            since = first // self.tf_ms * self.tf_ms
+            self.protect.arm(j, cid, pos[s], qty, price, fracs, since, inside)
+            self.om.journal.event(
+                self.om.clock_ms(), "protect_armed", symbol=s, entry=cid, qty=pos[s], price=price
+            )
+
+    def _protect_until(self, until: int) -> list[dict]:
+        """Step the watches over the closed bars before ``until`` they have not seen."""
+        behind = [j for j in range(len(self.symbols)) if self.protect.behind(j, until)]
+        if not behind:
+            return []
+        now = self.om.clock_ms()
+        candles: dict[int, dict[int, np.ndarray]] = {}
+        for j in behind:
+            start = int(self.protect.last[j]) + self.tf_ms
+            for row in self._candles(self.symbols[j], start, min(until, now - self.tf_ms + 1)):
+                candles.setdefault(int(row[0]), {})[j] = row
+        new: list[dict] = []
+        m = len(self.symbols)
+        for t in sorted(candles):
+            ohlc = np.full((4, m), np.nan)
+            for j, row in candles[t].items():
+                ohlc[:, j] = row[1:5]
+            new += self._exits(t, self.protect.step(t, *ohlc), ohlc[3], late=True)
+        return new
+
+    def _candles(self, s: str, start: int, end: int) -> list[np.ndarray]:
+        """The exchange's candles of ``s`` opened in [start, end), oldest first."""
+        out: list[np.ndarray] = []
+        since = start
+        while since < end:
+            raw = self.om.policy.call(
+                lambda since=since: self.ex.fetch_ohlcv(s, self.timeframe, since),
+                f"candles of {s}",
+            )
+            rows = [np.asarray(r[:6], dtype=np.float64) for r in raw or []]
+            rows = [r for r in rows if since <= r[0] < end]
+            if not rows:
+                break
+            out += rows
+            since = int(rows[-1][0]) + self.tf_ms
+        return out
+
+    def _exits(self, time: int, fired: list[tuple[int, str]], close: Any, late=False) -> list:
+        new: list[dict] = []
+        pos = self.positions() if fired else {}
+        for j, kind in fired:
             s = self.symbols[j]
             if pos[s] < self.om.amount_step(s) or self._selling(s):
                 continue
             now = self.om.clock_ms()
-            self.om.journal.event(now, "protective_exit", symbol=s, exit=kind, bar=int(bar.time))
+            self.om.journal.event(
+                now, "protective_exit", symbol=s, exit=kind, bar=int(time), late=late
+            )
             self.kill.check_order(now, s, 0.0)
-            self.om.submit(s, "sell", "market", pos[s], None, int(bar.time), kind, self.close[s])
-        self.om.journal.save_state(self.protect.pack(), key="protect")
+            ref = float(close[j]) if math.isfinite(float(close[j])) else self.close[s]
+            row = self.om.submit(s, "sell", "market", pos[s], None, int(time), kind, ref)
+            if row is None and self._never_sent(int(time), s, kind):
+                # journaled, then the process died before the exchange had it: the exit is
+                # still due, as a decision of the bar open now (another client id)
+                bar = now // self.tf_ms * self.tf_ms
+                row = self.om.submit(s, "sell", "market", pos[s], None, bar, kind, ref)
+            if row is not None:
+                new += self.om.fetch_trades(s)
+        return new
+
+    def _never_sent(self, time: int, s: str, kind: str) -> bool:
+        from adapters.orders import client_order_id
+
+        cid = client_order_id(self.om.run_id, time, s, kind)
+        return any(d.get("client_id") == cid for _, _, d in self.om.journal.events("never_sent"))
 
     def _selling(self, s: str) -> bool:
         return any(
@@ -306,3 +399,7 @@ class CcxtBroker:
 
 def _protective(it: Intents):
     return ((enums.F_SL, it.sl), (enums.F_TP, it.tp), (enums.F_TRAIL, it.trail))
+
+
+def _ohlc(bar: BarRow):
+    return (np.asarray(x, dtype=np.float64) for x in (bar.open, bar.high, bar.low, bar.close))

@@ -10,7 +10,9 @@ Start-up is a fixed sequence, and any step that fails stops before an order is s
 4. reconciliation (``adapters.orders.OrderManager.reconcile``);
 5. balances and limits printed; with ``--dry-check``, the decision the strategy would take
    on the last closed bar, then exit;
-6. the loop: ``runner.live.Runner`` with a :class:`adapters.ccxt_broker.CcxtBroker`.
+6. the protective exits of the positions held, stepped over the bars closed while the run
+   was down (:meth:`adapters.ccxt_broker.CcxtBroker.resume`: a level crossed then sells);
+7. the loop: ``runner.live.Runner`` with a :class:`adapters.ccxt_broker.CcxtBroker`.
 """
 
 from __future__ import annotations
@@ -200,10 +202,11 @@ def run_live(
         kill,
         reconcile_every=lv.reconcile_every,
         flatten_on_kill=opts.flatten_on_kill,
-        tf_ms=timeframe_ms(req.timeframe),
+        timeframe=req.timeframe,
         stop_limit_offset=lv.stop_limit_offset,
     )
     broker.balances = bal
+    broker.resume()  # the protective exits over the bars closed while the run was down
     informative = tuple(tf for tf in tfs if tf != req.timeframe)
     fopts = dict(clock=lambda: int(clock() * 1000), sleep=sleep, **(feed_options or {}))
     if req.mode == "ws":

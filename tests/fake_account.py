@@ -13,8 +13,10 @@ error codes (any signature is accepted):
   price of the exchange clock; a resting limit order fills at its price once
   :meth:`FakeAccount.match` sees a candle that reaches it. The fee is 0.1 %, charged in the
   asset received (Binance's rule without BNB). ``partial_next`` makes the next limit fill
-  only part of an order; the rest fills on a later candle. Candles inside an outage
-  (:meth:`FakeBinance.add_gap`) trade nothing.
+  only part of an order; the rest fills on a later candle. ``taker_part_next`` makes the
+  next buy limit placed at or above the price fill part of its amount at once at that price
+  (a taker, like a marketable limit meeting a thin book); the rest rests at its limit.
+  Candles inside an outage (:meth:`FakeBinance.add_gap`) trade nothing.
 * ``STOP_LOSS_LIMIT`` (``stopPrice`` and ``price``) follows Binance's spot rules: a BUY's
   stop must lie above the last price, a SELL's below, else -2010 "Stop price would trigger
   immediately."; until triggered the order is ``NEW`` with ``isWorking`` false and fills
@@ -121,6 +123,7 @@ class FakeAccount:
         self.trades: list[dict[str, Any]] = []
         self.faults: list[tuple[str, str, str]] = []  # (kind, method, path)
         self.partial: float | None = None
+        self.taker_part: float | None = None
         self.next_id = 1000
         self.next_trade = 5000
         self.last_match: int | None = None
@@ -138,6 +141,9 @@ class FakeAccount:
 
     def partial_next(self, fraction: float) -> None:
         self.partial = fraction
+
+    def taker_part_next(self, fraction: float) -> None:
+        self.taker_part = fraction
 
     def creates(self) -> int:
         """POST /api/v3/order requests received (including refused ones)."""
@@ -391,6 +397,12 @@ class FakeAccount:
                 self.balances[m.quote] -= qty * price
             else:
                 self.balances[m.base] -= qty
+            now_px = self.price(sym)
+            if self.taker_part is not None and side == "BUY" and price >= now_px:
+                part = round(qty * self.taker_part / STEP) * STEP
+                self.taker_part = None
+                self.balances[m.quote] += part * (price - now_px)  # held at the limit
+                self._fill(o, part, now_px, self.ex.now(), maker=False)
         body = o.body()
         body["transactTime"] = o.time
         body["fills"] = [

@@ -233,7 +233,7 @@ def sleep(s):
     urllib.request.urlopen(BASE + "/fake/advance?ms=" + str(int(s * 1000))).read()
 sent = [0]
 def hook(point):
-    if point == "sent":
+    if point == {point!r}:
         sent[0] += 1
         if sent[0] == {kill_at}:
             os.kill(os.getpid(), 9)  # the exchange has the order, the journal does not know
@@ -255,10 +255,12 @@ def kill_9_after_send(
     strategy="sma_cross",
     params=("fast=2", "slow=5", "band=0"),
     setup="",
+    point="sent",
 ):
     """Run ``cli.py live``'s session in a child process on the fake's clock (served by the
     fake: ``/fake/now``, ``/fake/advance``); it kills itself with signal 9 right after its
-    ``kill_at``-th order reached the exchange, before the answer is journaled. ``setup`` is
+    ``kill_at``-th order reached the exchange, before the answer is journaled (``point``
+    "journaled": after it was journaled, before it was sent). ``setup`` is
     code run in the child first (e.g. registering a strategy)."""
     import os
     import subprocess
@@ -280,6 +282,7 @@ def kill_9_after_send(
         strategy=strategy,
         params=list(params),
         setup=setup,
+        point=point,
     )
     p = subprocess.run(
         [sys.executable, "-c", code],
