@@ -183,6 +183,7 @@ class MLStrategy(Strategy):
             view = sliding_window_view(vals, w, axis=0).transpose(0, 2, 1)[ends - (w - 1)]
             close = bars.close[ends, j].astype(np.float64)
             close = np.where(valid, close, np.nan)
+            orch.reset()  # each symbol from the registered weights, as a fresh live run would
             res = orch.decide_batch(view, close=close, batch_size=int(self.batch))
             act = np.where(valid, res.action, 0).astype(np.int8)
             entries[ends, j] = act
