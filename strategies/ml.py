@@ -62,6 +62,9 @@ class MLStrategy(Strategy):
         self._window: int | None = None
         self.report: dict[str, Any] = {}
         self.warnings: list[str] = []
+        # log each warning (once per process) for commands that do not show ``warnings``;
+        # the backtest turns this off: its summary, report and metrics JSON show them
+        self.log_warnings = True
         self.settings: Any = None
 
     def validate(self) -> None:
@@ -202,7 +205,7 @@ class MLStrategy(Strategy):
             }
         self.report = report
         self.warnings = self._in_sample(bars)
-        for msg in self.warnings:
+        for msg in self.warnings if self.log_warnings else ():
             if msg not in _SAID:  # once per process, not at every re-decision
                 _SAID.add(msg)
                 log.warning(msg)
