@@ -61,30 +61,6 @@ class Rule:
     confidence_threshold: float = 0.5
 
 
-def outcome(move: float, band: float) -> int:
-    """Action index the realised log move ``move`` stands for."""
-    if move > band:
-        return BUY
-    if move < -band:
-        return SELL
-    return HOLD
-
-
-def choose(combined: np.ndarray, threshold: float) -> tuple[int, float]:
-    """``(action index, confidence)`` from combined probabilities."""
-    s, h, b = float(combined[0]), float(combined[1]), float(combined[2])
-    conf = max(s, h, b)
-    if b > s and b > h:
-        act = BUY
-    elif s > b and s > h:
-        act = SELL
-    else:
-        act = HOLD
-    if conf < threshold:
-        act = HOLD
-    return act, conf
-
-
 @nb.njit(cache=True)
 def _run(
     probs,
@@ -144,8 +120,8 @@ def _run(
                 else:
                     q0, q1, q2 = probs[j, i, 0], probs[j, i, 1], probs[j, i, 2]
                 p = q2 if y == 2 else (q0 if y == 0 else q1)
-                if p < 1e-6:
-                    p = 1e-6
+                if p < P_MIN:
+                    p = P_MIN
                 li = -math.log(p)
                 losses[t, i] = li
                 v[i] = v[i] * math.exp(-eta * li)
@@ -161,8 +137,8 @@ def _run(
             else:
                 q0, q1, q2 = combined[j, 0], combined[j, 1], combined[j, 2]
             p = q2 if y == 2 else (q0 if y == 0 else q1)
-            if p < 1e-6:
-                p = 1e-6
+            if p < P_MIN:
+                p = P_MIN
             scored[m] += 1
             loss_sum[m] += -math.log(p)
             if _best(q0, q1, q2) == y:
