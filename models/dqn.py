@@ -4,14 +4,20 @@
 (-1 short, 0 flat, 1 long). **Actions**: 0 sell, 1 hold, 2 buy. Sell targets a short
 (flat when ``allow_short`` is false), buy a long, hold keeps the position.
 
-**Environment.** At the close of bar ``t`` the agent picks an action; a change of
-position is a market order filled at the open of bar ``t + 1`` with the engine's taker
-rule (``engine.nb.taker_price_nb``: slippage against the trader, clipped into the
-bar's range), paying the taker fee on the notional of each leg (closing the old
-position and opening the new one at the same fill, as the engine reverses). The
-position is all-in (its notional is the equity), fractional (no lot rounding or
-minimum notional). The reward is the log change of equity from the close of ``t`` to
-the close of ``t + 1``, so fees and slippage are felt exactly as in a backtest.
+**Environment.** An account of cash and a signed quantity in quote currency, starting
+each episode (and each segment of an evaluation) flat with ``cash`` (the backtest's initial
+capital). At the close of bar ``t`` the agent picks an action; a change of position is a
+market order filled at the open of bar ``t + 1`` with the engine's taker rule
+(``engine.nb.taker_price_nb``: slippage against the trader, clipped into the bar's
+range), paying the taker fee on the notional of each leg: the old position is closed
+first (an exit is never refused), then the new one opened at the same fill, as the
+engine reverses. The entry is sized like the engine's kernel sizes an all-in market
+order: the equity at the fill over ``price * (1 + fee)`` (the buying power at leverage
+1), rounded down to ``lot_size`` (``engine.nb.round_lot_nb``), and not placed when its
+notional is below ``min_notional`` (the agent stays flat). The quantity is then held
+until the next change, as in a backtest. The reward is the log change of equity from the
+close of ``t`` to the close of ``t + 1``, so fees, slippage and rounding are felt
+exactly as in a backtest; an equity at or below zero ends the episode with a reward of -10.
 
 **Learning.** Episodes of ``episode_length`` bars start at random points of the training
 windows; actions are epsilon-greedy (epsilon falls linearly from ``epsilon_start`` to
@@ -44,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.nb import taker_price_nb
+from engine.nb import round_lot_nb, taker_price_nb
 from models.interfaces import RLAgentInterface, as_tensor
 from models.supervised import Scaler, model_config, seed_everything
 
@@ -68,29 +74,47 @@ DQN_DEFAULTS: dict[str, Any] = {
     "allow_short": True,
     "fee": 0.001,
     "slippage_bps": 2.0,
+    "lot_size": 1e-5,
+    "min_notional": 10.0,
+    "cash": 10_000.0,
 }
+
+RUIN_REWARD = -10.0
+_DUST = 1e-9  # the engine's: a negative cash residue this small after an all-in entry is 0
 
 
 @nb.njit(cache=True)
-def step_reward_nb(pos, target, c0, o1, h1, l1, c1, fee, slip):
-    """Log equity change from close ``c0`` to close ``c1`` of an all-in position moving from
-    ``pos`` to ``target`` at the next open (taker fill, taker fee on each leg)."""
-    e0 = 1.0
-    u = pos * e0 / c0
-    e = e0 + u * (o1 - c0)
+def env_step_nb(cash, qty, target, c0, o1, h1, l1, c1, fee, slip, lot, min_notional):
+    """One step of the account ``(cash, qty)`` from close ``c0`` to close ``c1``.
+
+    ``target`` (-1, 0, 1) differing from the sign of ``qty`` is a market order at the
+    next open ``o1`` (bar range ``l1``..``h1``): the old position is closed, then an
+    all-in one opened at the same taker fill, rounded down to ``lot`` and skipped below
+    ``min_notional``, as the engine's kernel does. Returns ``(cash, qty, reward)``, the
+    reward the log change of equity (``RUIN_REWARD`` when the equity is not positive).
+    """
+    e0 = cash + qty * c0
+    if e0 <= 0.0:
+        return cash, qty, RUIN_REWARD
+    pos = 1.0 if qty > 0.0 else (-1.0 if qty < 0.0 else 0.0)
     if target != pos:
         side = 1.0 if target > pos else -1.0
         px = taker_price_nb(o1, side, slip, l1, h1)
-        if e <= 0.0:
-            return -10.0
-        u_new = target * e / o1
-        e += u * (px - o1) - u_new * (px - o1)
-        e -= fee * px * (abs(u) + abs(u_new))
-        u = u_new
-    e += u * (c1 - o1)
-    if e <= 0.0:
-        return -10.0
-    return math.log(e / e0)
+        if qty != 0.0:  # the exit: never refused
+            cash += qty * px - abs(qty) * px * fee
+            qty = 0.0
+        if target != 0.0 and cash > 0.0:
+            q = round_lot_nb(cash / (px * (1.0 + fee)), lot)
+            notional = q * px
+            if q > 0.0 and notional >= min_notional:
+                cash -= target * notional + notional * fee
+                if cash < 0.0 and cash > -_DUST * notional:
+                    cash = 0.0
+                qty = target * q
+    e1 = cash + qty * c1
+    if e1 <= 0.0:
+        return cash, qty, RUIN_REWARD
+    return cash, qty, math.log(e1 / e0)
 
 
 class QNet(nn.Module):
@@ -263,10 +287,14 @@ class DQNAgent(RLAgentInterface):
             return -1 if self.config["allow_short"] else 0
         return pos
 
-    def _reward(self, m: Market, i: int, pos: int, target: int) -> float:
+    def step(
+        self, m: Market, i: int, cash: float, qty: float, target: int
+    ) -> tuple[float, float, float]:
+        """The environment at window ``i``: ``(cash, qty, reward)`` after moving to ``target``."""
         cfg = self.config
-        return step_reward_nb(
-            float(pos),
+        return env_step_nb(
+            float(cash),
+            float(qty),
             float(target),
             m.close[i],
             m.next_open[i],
@@ -275,13 +303,16 @@ class DQNAgent(RLAgentInterface):
             m.next_close[i],
             float(cfg["fee"]),
             float(cfg["slippage_bps"]) * 1e-4,
+            float(cfg["lot_size"]),
+            float(cfg["min_notional"]),
         )
 
     def episode_return(self, x: np.ndarray, m: Market) -> float:
-        """Sum of log returns of the greedy policy over every segment of ``x`` (engine rules)."""
+        """Sum of log returns of the greedy policy over every segment of ``x`` (engine rules),
+        each segment starting flat with ``cash``; a ruin ends its segment."""
         total = 0.0
         for s, e in m.segments:
-            pos = 0
+            cash, qty, ruined = float(self.config["cash"]), 0.0, False
             for c in range(s, e, 4096):
                 stop = min(c + 4096, e)
                 xs = torch.from_numpy(np.ascontiguousarray(x[c:stop])).to(self.device)
@@ -298,10 +329,15 @@ class DQNAgent(RLAgentInterface):
                         .numpy()
                     )
                 for i in range(c, stop):
+                    pos = _sign(qty)
                     a = int(np.argmax(q[i - c, pos + 1]))
-                    tgt = self._target_of(a, pos)
-                    total += self._reward(m, i, pos, tgt)
-                    pos = tgt
+                    cash, qty, r = self.step(m, i, cash, qty, self._target_of(a, pos))
+                    total += r
+                    if r == RUIN_REWARD:
+                        ruined = True
+                        break
+                if ruined:
+                    break
         return total
 
     def train(self, training_data: RLData) -> dict[str, float]:
@@ -319,6 +355,7 @@ class DQNAgent(RLAgentInterface):
         best = (-math.inf, 0, copy.deepcopy(self.qnet.state_dict()))
         i = pos = left = 0
         end = 0
+        cash, qty = float(cfg["cash"]), 0.0
         losses: list[float] = []
         rewards = 0.0
         for step in range(1, steps + 1):
@@ -327,18 +364,21 @@ class DQNAgent(RLAgentInterface):
                 s, e = segs[k]
                 i = int(self._rng.integers(s, max(s + 1, e - 1)))
                 end, pos, left = e, 0, length
+                cash, qty = float(cfg["cash"]), 0.0
             frac = min(1.0, step / max(1.0, steps / 2))
             self.epsilon = float(cfg["epsilon_start"]) + frac * (
                 float(cfg["epsilon_end"]) - float(cfg["epsilon_start"])
             )
             a = self.act((x[i], pos))
-            tgt = self._target_of(a, pos)
-            r = self._reward(m, i, pos, tgt)
+            cash, qty, r = self.step(m, i, cash, qty, self._target_of(a, pos))
+            nxt = _sign(qty)  # the target, or flat when the entry was too small to place
             rewards += r
             left -= 1
+            if r == RUIN_REWARD:
+                left = 0
             done = left <= 0 or i + 1 >= end - 1
-            self.remember(((x[i], pos), a, r * scale, (x[i + 1], tgt), done))
-            i, pos = i + 1, tgt
+            self.remember(((x[i], pos), a, r * scale, (x[i + 1], nxt), done))
+            i, pos = i + 1, nxt
             if step % int(cfg["train_every"]) == 0:
                 loss = self.replay()
                 if math.isfinite(loss):
@@ -372,3 +412,7 @@ class DQNAgent(RLAgentInterface):
     def cleanup_memory(self) -> None:
         self._buffer = None
         super().cleanup_memory()
+
+
+def _sign(qty: float) -> int:
+    return 1 if qty > 0 else (-1 if qty < 0 else 0)

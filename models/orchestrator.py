@@ -4,10 +4,14 @@
     orchestrator.register_model(model, weight=0.2)   # True, or False (and a logged reason) if it does not fit
     d = orchestrator.decide(window, close=last_close)   # live: one window (window, n_features)
     b = orchestrator.decide_batch(windows, close=closes)  # backtest: (n, window, n_features)
+    orchestrator.get_performance_metrics()           # hit rate, log-loss, weight, latency
 
 Predictions are combined as a weighted average of the action probabilities; the weights
 move with each model's realised log-loss by the rule in ``models/weights.py`` (Hedge with
-a floor, scored only once a prediction's horizon has closed). Models are evaluated in a
+a floor, scored only once a prediction's horizon has closed). ``decide`` and
+``decide_batch`` move the same state (weights, pending predictions, performance records)
+through the same numba kernel: ``decide_batch`` over ``n`` windows leaves it exactly where
+``n`` calls of ``decide`` would. Models are evaluated in a
 thread pool (torch releases the GIL while it computes), or one after the other with
 ``parallel=False``. Bad model output and NaN features are refused before any state
 changes.
@@ -20,7 +24,6 @@ import math
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,7 +43,7 @@ from models.errors import (
 )
 from models.interfaces import ACTIONS, ModelInterface
 from models.registry import ModelRegistry, get_model_registry
-from models.weights import HedgeState, Rule, choose, run_batch
+from models.weights import HedgeState, Rule
 
 log = logging.getLogger("gogo2.models")
 
@@ -83,7 +86,8 @@ class Decision:
 class BatchDecision:
     """Decisions over ``n`` windows: ``action`` (n,) int8 -1/0/1, ``probs`` (n, 3) combined,
     ``confidence`` (n,), ``weights`` (n, m) used at each bar, ``model_probs`` (n, m, 3)
-    and ``losses`` (n, m): the log-loss scored at each bar (NaN where nothing matured)."""
+    and ``losses`` (n, m): the log-loss scored at each bar (NaN where nothing matured).
+    The running records are the orchestrator's: ``get_performance_metrics()``."""
 
     names: tuple[str, ...]
     action: np.ndarray
@@ -96,47 +100,24 @@ class BatchDecision:
     def __len__(self) -> int:
         return int(self.action.shape[0])
 
-    def performance(self) -> dict[str, dict[str, float]]:
-        """Per model: predictions scored, mean log-loss and final weight."""
-        out = {}
-        for i, name in enumerate(self.names):
-            scored = self.losses[:, i][np.isfinite(self.losses[:, i])]
-            out[name] = {
-                "scored": int(scored.size),
-                "log_loss": float(scored.mean()) if scored.size else float("nan"),
-                "weight": float(self.weights[-1, i]) if len(self) else float("nan"),
-            }
-        return out
 
-
-class _Score:
-    """Running hit rate, log-loss, decisions and latency of one model (or the ensemble)."""
+class _Usage:
+    """Decisions and time spent of one model (or the ensemble); the scores are the rule's
+    (``HedgeState``)."""
 
     def __init__(self) -> None:
         self.decisions = 0
-        self.scored = 0
-        self.hits = 0
-        self.loss_sum = 0.0
-        self.latency_sum = 0.0
+        self.latency_sum = 0.0  # ms
 
-    def add_score(self, probs: np.ndarray, y: int) -> None:
-        self.scored += 1
-        self.hits += int(_argmax(probs) == y)
-        self.loss_sum += -float(np.log(max(float(probs[y]), 1e-6)))
-
-    def as_dict(self, weight: float) -> dict[str, Any]:
+    def as_dict(self, scored: int, hits: int, loss_sum: float, weight: float) -> dict[str, Any]:
         return {
-            "hit_rate": self.hits / self.scored if self.scored else None,
-            "log_loss": self.loss_sum / self.scored if self.scored else None,
+            "hit_rate": hits / scored if scored else None,
+            "log_loss": loss_sum / scored if scored else None,
             "decisions": self.decisions,
-            "scored": self.scored,
+            "scored": scored,
             "weight": weight,
             "latency_ms": self.latency_sum / self.decisions if self.decisions else None,
         }
-
-
-def _argmax(p: np.ndarray) -> int:
-    return choose(p, 0.0)[0]
 
 
 def _check_weight(weight: Any, name: str) -> float:
@@ -227,9 +208,8 @@ class TradingOrchestrator:
         self._names: list[str] = []
         self._w0: dict[str, float] = {}
         self._hedge = HedgeState(self.rule, np.zeros(0))
-        self._scores: dict[str, _Score] = {}
-        self._ensemble = _Score()
-        self._past_combined: deque[np.ndarray] = deque(maxlen=self.rule.horizon)
+        self._usage: dict[str, _Usage] = {}
+        self._ensemble = _Usage()
         self._pool: ThreadPoolExecutor | None = None
         self._workers = cfg.workers
 
@@ -264,7 +244,7 @@ class TradingOrchestrator:
                     return False
             self._names.append(name)
             self._w0[name] = w
-            self._scores[name] = _Score()
+            self._usage[name] = _Usage()
             self._reweigh(keep=[*range(len(self._names) - 1), -1])
         return True
 
@@ -281,7 +261,7 @@ class TradingOrchestrator:
             i = self._names.index(name)
             keep = [k for k in range(len(self._names)) if k != i]
             self._names.pop(i)
-            del self._w0[name], self._scores[name]
+            del self._w0[name], self._usage[name]
             self._reweigh(keep)
             if name in self.registry:
                 self.registry.unregister(name)
@@ -289,11 +269,15 @@ class TradingOrchestrator:
     def _reweigh(self, keep: list[int]) -> None:
         w = np.array([self._w0[n] for n in self._names], dtype=np.float64)
         base = w / w.sum() if w.size else w
-        if self._hedge.v.size == 0 or not len(keep):
-            self._hedge = HedgeState(self.rule, base)
-        else:
-            self._hedge.resize(base, keep)
-        self._past_combined.clear()
+        self._hedge.resize(base, keep)
+
+    def reset(self) -> None:
+        """Start again from the registered weights, with nothing pending and every
+        performance record (scores, decisions, latency) at zero; the models stay."""
+        with self._lock:
+            self._hedge = HedgeState(self.rule, self._hedge.base)
+            self._usage = {n: _Usage() for n in self._names}
+            self._ensemble = _Usage()
 
     # -- evaluation -----------------------------------------------------------------------
     def _map(self, fn: Callable[[str], Any], names: list[str]) -> list[Any]:
@@ -357,20 +341,14 @@ class TradingOrchestrator:
                     "the registered models changed during the decision; nothing was decided. "
                     "Decide again."
                 )
-            v, _, y, old_p = self._hedge.step(probs, c)
-            combined = v @ probs
-            act, conf = choose(combined, self.rule.confidence_threshold)
-            if old_p is not None:
-                for i, n in enumerate(names):
-                    self._scores[n].add_score(old_p[i], y)
-                if len(self._past_combined) == self.rule.horizon:
-                    self._ensemble.add_score(self._past_combined[0], y)
-            self._past_combined.append(combined)
+            res = self._hedge.run(probs[None], np.array([c]))
+            v, combined, conf = res.weights[0], res.combined[0], float(res.confidence[0])
+            act = int(res.action[0]) + 1
             contributions = {}
             for i, (n, r) in enumerate(zip(names, results, strict=True)):
-                s = self._scores[n]
-                s.decisions += 1
-                s.latency_sum += r[2]
+                u = self._usage[n]
+                u.decisions += 1
+                u.latency_sum += r[2]
                 contributions[n] = Contribution(probs[i], float(r[1][0]), float(v[i]), r[2])
             self._ensemble.decisions += 1
             self._ensemble.latency_sum += max(r[2] for r in results)
@@ -389,10 +367,14 @@ class TradingOrchestrator:
     ) -> BatchDecision:
         """Decisions over many windows ``(n, window, n_features)`` (or a ``datasets.features.Windows``).
 
-        The weights start from the registered ones and move along the series exactly as
-        ``decide`` would move them one window at a time; the live state is not touched.
-        ``close`` (n,) are the closes of the decision bars. Windows are fed to the models
-        ``batch_size`` at a time, so a strided view over a feature matrix is never copied whole.
+        Equivalent to ``n`` calls of ``decide`` in order: the weights continue from where
+        the orchestrator is (``reset()`` starts again from the registered ones), scoring the
+        predictions still pending and those of the series, and afterwards the weights, the
+        pending predictions and ``get_performance_metrics()`` are exactly what the ``n``
+        calls would leave (each window's latency is its chunk's time over its size). If a
+        model fails, nothing changes. ``close`` (n,) are the closes of the decision bars.
+        Windows are fed to the models ``batch_size`` at a time, so a strided view over a
+        feature matrix is never copied whole; the rule runs in one numba kernel.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise FeatureError(
@@ -409,7 +391,6 @@ class TradingOrchestrator:
         n = x_all.shape[0]
         with self._lock:
             names = list(self._names)
-            base = self._hedge.base.copy()
         if not names:
             raise UnknownNameError(
                 "model",
@@ -426,12 +407,28 @@ class TradingOrchestrator:
                     f"decide_batch: close has shape {closes.shape}, the windows {n}; give one close per window."
                 )
         model_probs = np.empty((n, len(names), 3), dtype=np.float64)
+        spent = np.zeros(len(names))  # ms per model
+        spent_ensemble = 0.0  # ms: the slowest model of each chunk, as decide counts it
         for start in range(0, n, batch_size):
             chunk = _features(x_all[start : start + batch_size], f"decide_batch windows {start}..")
             results = self._map(lambda nm, c=chunk: self._ask(nm, c, False), names)
             for i, r in enumerate(results):
                 model_probs[start : start + chunk.shape[0], i] = r[0]
-        res = run_batch(model_probs, closes, base, self.rule)
+                spent[i] += r[2]
+            spent_ensemble += max(r[2] for r in results)
+        with self._lock:
+            if names != self._names:
+                raise ModelError(
+                    "the registered models changed during the decisions; nothing was decided. "
+                    "Decide again."
+                )
+            res = self._hedge.run(model_probs, closes)
+            for i, nm in enumerate(names):
+                u = self._usage[nm]
+                u.decisions += n
+                u.latency_sum += float(spent[i])
+            self._ensemble.decisions += n
+            self._ensemble.latency_sum += spent_ensemble
         return BatchDecision(
             tuple(names),
             res.action,
@@ -452,11 +449,17 @@ class TradingOrchestrator:
     def get_performance_metrics(self) -> dict[str, Any]:
         """Per model and for the ensemble: hit rate, log-loss, decisions, weight, latency (ms)."""
         with self._lock:
-            w = self.weights
-            return {
-                "models": {n: self._scores[n].as_dict(w[n]) for n in self._names},
-                "ensemble": self._ensemble.as_dict(1.0),
+            h, m = self._hedge, len(self._names)
+            models = {
+                n: self._usage[n].as_dict(
+                    int(h.scored[i]), int(h.hits[i]), float(h.loss_sum[i]), float(h.v[i])
+                )
+                for i, n in enumerate(self._names)
             }
+            ensemble = self._ensemble.as_dict(
+                int(h.scored[m]), int(h.hits[m]), float(h.loss_sum[m]), 1.0
+            )
+            return {"models": models, "ensemble": ensemble}
 
     def get_memory_stats(self) -> dict[str, Any]:
         """The registry's memory stats."""

@@ -25,15 +25,23 @@ weights used at ``t`` therefore depend only on closes up to ``c_t`` and predicti
 to ``t - h``: changing anything after ``t`` moves no weight or decision at or before
 ``t`` (a test checks it). Everything is float64 and deterministic.
 
-``run_batch`` applies the rule to a whole series (a numba kernel); ``HedgeState`` applies
-it one decision at a time for the live path. Both give the same numbers.
+**Performance records.** Whenever predictions are scored (step 1), each model's record
+and the ensemble's (its combined probabilities ``P`` of ``t - h`` against the same outcome)
+add one scored prediction, a hit when the prediction's most probable action (strictly the
+largest; a tie is hold) is ``y``, and the log-loss ``l_i`` to a running sum.
+
+``HedgeState`` holds everything the rule carries from one decision to the next: the
+weights ``v``, the last ``h`` decisions (predictions, close, combined probabilities) in a
+ring, and the performance records. ``HedgeState.run`` applies the rule to ``n`` decisions
+at once in one numba kernel over plain arrays and leaves the state where ``n`` single
+steps would; the live path calls it with ``n = 1``, a backtest with the whole series. The
+two therefore give the same numbers to the bit, however the series is cut.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
@@ -53,107 +61,88 @@ class Rule:
     confidence_threshold: float = 0.5
 
 
-def outcome(move: float, band: float) -> int:
-    """Action index the realised log move ``move`` stands for."""
-    if move > band:
-        return BUY
-    if move < -band:
-        return SELL
-    return HOLD
-
-
-def choose(combined: np.ndarray, threshold: float) -> tuple[int, float]:
-    """``(action index, confidence)`` from combined probabilities."""
-    s, h, b = float(combined[0]), float(combined[1]), float(combined[2])
-    conf = max(s, h, b)
-    if b > s and b > h:
-        act = BUY
-    elif s > b and s > h:
-        act = SELL
-    else:
-        act = HOLD
-    if conf < threshold:
-        act = HOLD
-    return act, conf
-
-
-@dataclass
-class HedgeState:
-    """The rule applied one decision at a time (live path).
-
-    ``step(probs, close)`` takes this bar's predictions ``(m, 3)`` and close, scores the
-    prediction made ``horizon`` steps ago, and returns the weights used for this bar.
-    """
-
-    rule: Rule
-    base: np.ndarray  # normalised registered weights (m,)
-    v: np.ndarray = field(init=False)
-    past: deque = field(init=False)  # (probs, close) of the last `horizon` steps
-
-    def __post_init__(self) -> None:
-        self.base = np.asarray(self.base, dtype=np.float64)
-        self.v = self.base.copy()
-        self.past = deque(maxlen=self.rule.horizon)
-
-    def step(
-        self, probs: np.ndarray, close: float
-    ) -> tuple[np.ndarray, np.ndarray | None, int, np.ndarray | None]:
-        """Weights for this bar, the losses scored now (or None), the outcome (-1: none) and
-        the predictions scored (those made ``horizon`` steps ago, or None)."""
-        r = self.rule
-        losses, y, old_p = None, -1, None
-        if len(self.past) == r.horizon:
-            old_p, old_c = self.past[0]
-            if math.isfinite(old_c) and math.isfinite(close) and old_c > 0 and close > 0:
-                y = outcome(math.log(close / old_c), r.hold_band)
-                losses = -np.log(np.maximum(old_p[:, y], P_MIN))
-                u = self.v * np.exp(-r.learning_rate * losses)
-                u /= u.sum()
-                self.v = (1.0 - r.weight_floor) * u + r.weight_floor * self.base
-        self.past.append((np.asarray(probs, dtype=np.float64), float(close)))
-        return self.v.copy(), losses, y, (old_p if losses is not None else None)
-
-    def resize(self, base: np.ndarray, keep: list[int]) -> None:
-        """New registered weights after a model was added or removed (``keep``: old columns kept,
-        -1 for a new model); pending predictions are dropped, learnt shares kept."""
-        base = np.asarray(base, dtype=np.float64)
-        v = np.array([self.v[k] if k >= 0 else 0.0 for k in keep], dtype=np.float64)
-        new = np.array([k < 0 for k in keep])
-        v[new] = base[new]
-        old_sum = v[~new].sum()
-        if old_sum > 0:
-            v[~new] *= (1.0 - v[new].sum()) / old_sum
-        else:
-            v = base.copy()
-        self.base, self.v = base, v / v.sum()
-        self.past.clear()
-
-
 @nb.njit(cache=True)
 def _run(
-    probs, close, base, eta, alpha, h, band, threshold, weights, combined, action, conf, losses
+    probs,
+    close,
+    base,
+    eta,
+    alpha,
+    band,
+    threshold,
+    v,
+    ring_probs,
+    ring_close,
+    ring_comb,
+    ring,
+    scored,
+    hits,
+    loss_sum,
+    weights,
+    combined,
+    action,
+    conf,
+    losses,
 ):
+    """The rule over ``n`` decisions, continuing from the state (``v``, the ring, the records).
+
+    The ring holds the last ``ring[0]`` (at most ``h``) decisions before this call; the one
+    made ``d`` steps before the first new decision is in slot ``(ring[1] - d) mod h``
+    (``ring[1]`` is the next slot to write). ``scored``, ``hits`` and ``loss_sum`` have
+    ``m + 1`` rows, the last one the ensemble's.
+    """
     n, m = probs.shape[0], probs.shape[1]
-    v = base.copy()
+    h = ring_close.shape[0]
+    cnt, pos = ring[0], ring[1]
     for t in range(n):
-        losses[t, :] = np.nan
+        for i in range(m):
+            losses[t, i] = np.nan
+        # the decision scored now, if any, made h steps ago: in this call's arrays (row j)
+        # or, made before this call, in the ring (slot j)
         j = t - h
-        if j >= 0:
-            c0, c1 = close[j], close[t]
-            if np.isfinite(c0) and np.isfinite(c1) and c0 > 0 and c1 > 0:
-                r = math.log(c1 / c0)
-                y = 2 if r > band else (0 if r < -band else 1)
-                tot = 0.0
-                for i in range(m):
-                    p = probs[j, i, y]
-                    if p < 1e-6:
-                        p = 1e-6
-                    li = -math.log(p)
-                    losses[t, i] = li
-                    v[i] = v[i] * math.exp(-eta * li)
-                    tot += v[i]
-                for i in range(m):
-                    v[i] = (1.0 - alpha) * (v[i] / tot) + alpha * base[i]
+        in_ring = j < 0
+        if in_ring:
+            j = pos - (h - t)
+            if j < 0:
+                j += h
+        if in_ring and h - t > cnt:
+            c0 = np.nan  # not made yet: nothing to score
+        else:
+            c0 = ring_close[j] if in_ring else close[j]
+        c1 = close[t]
+        if np.isfinite(c0) and np.isfinite(c1) and c0 > 0 and c1 > 0:
+            r = math.log(c1 / c0)
+            y = 2 if r > band else (0 if r < -band else 1)
+            tot = 0.0
+            for i in range(m):
+                if in_ring:
+                    q0, q1, q2 = ring_probs[j, i, 0], ring_probs[j, i, 1], ring_probs[j, i, 2]
+                else:
+                    q0, q1, q2 = probs[j, i, 0], probs[j, i, 1], probs[j, i, 2]
+                p = q2 if y == 2 else (q0 if y == 0 else q1)
+                if p < P_MIN:
+                    p = P_MIN
+                li = -math.log(p)
+                losses[t, i] = li
+                v[i] = v[i] * math.exp(-eta * li)
+                tot += v[i]
+                scored[i] += 1
+                loss_sum[i] += li
+                if _best(q0, q1, q2) == y:
+                    hits[i] += 1
+            for i in range(m):
+                v[i] = (1.0 - alpha) * (v[i] / tot) + alpha * base[i]
+            if in_ring:
+                q0, q1, q2 = ring_comb[j, 0], ring_comb[j, 1], ring_comb[j, 2]
+            else:
+                q0, q1, q2 = combined[j, 0], combined[j, 1], combined[j, 2]
+            p = q2 if y == 2 else (q0 if y == 0 else q1)
+            if p < P_MIN:
+                p = P_MIN
+            scored[m] += 1
+            loss_sum[m] += -math.log(p)
+            if _best(q0, q1, q2) == y:
+                hits[m] += 1
         s = 0.0
         hh = 0.0
         b = 0.0
@@ -167,15 +156,31 @@ def _run(
         combined[t, 2] = b
         c = max(s, hh, b)
         conf[t] = c
-        if b > s and b > hh:
-            a = 1
-        elif s > b and s > hh:
-            a = -1
-        else:
-            a = 0
+        a = _best(s, hh, b) - 1
         if c < threshold:
             a = 0
         action[t] = a
+    # the last (up to h) decisions go to the ring, oldest first, over the oldest held
+    for t in range(max(0, n - h), n):
+        for i in range(m):
+            for k in range(3):
+                ring_probs[pos, i, k] = probs[t, i, k]
+        ring_close[pos] = close[t]
+        for k in range(3):
+            ring_comb[pos, k] = combined[t, k]
+        pos = pos + 1 if pos + 1 < h else 0
+    ring[0] = min(cnt + n, h)
+    ring[1] = pos
+
+
+@nb.njit(cache=True)
+def _best(s, h, b):
+    """Index of the strictly largest of (sell, hold, buy); a tie is hold (1)."""
+    if b > s and b > h:
+        return 2
+    if s > b and s > h:
+        return 0
+    return 1
 
 
 @dataclass(frozen=True)
@@ -190,30 +195,110 @@ class BatchResult:
     losses: np.ndarray  # (n, m)
 
 
+class HedgeState:
+    """The rule's state between decisions: weights, the last ``horizon`` decisions, records.
+
+    ``run(probs, close)`` takes ``n`` decisions' predictions ``(n, m, 3)`` and closes
+    ``(n,)``, applies the rule to each in turn (scoring the predictions made ``horizon``
+    steps before), and returns what was used and decided at each of them. Rows of
+    ``scored``, ``hits`` and ``loss_sum`` are the models', in order, then the ensemble's.
+    """
+
+    def __init__(self, rule: Rule, base: np.ndarray) -> None:
+        self.rule = rule
+        self.base = np.ascontiguousarray(base, dtype=np.float64).copy()
+        m = self.base.shape[0]
+        self.v = self.base.copy()
+        self.scored = np.zeros(m + 1, np.int64)
+        self.hits = np.zeros(m + 1, np.int64)
+        self.loss_sum = np.zeros(m + 1, np.float64)
+        self._clear_ring()
+
+    def _clear_ring(self) -> None:
+        h, m = int(self.rule.horizon), self.base.shape[0]
+        self.ring_probs = np.zeros((h, m, 3), np.float64)
+        self.ring_close = np.full(h, np.nan)
+        self.ring_comb = np.zeros((h, 3), np.float64)
+        self.ring = np.zeros(2, np.int64)  # decisions held, next slot
+
+    @property
+    def pending(self) -> int:
+        """Decisions made whose horizon has not closed yet (at most ``horizon``)."""
+        return int(self.ring[0])
+
+    def run(self, probs: np.ndarray, close: np.ndarray) -> BatchResult:
+        probs = np.ascontiguousarray(probs, dtype=np.float64)
+        close = np.ascontiguousarray(close, dtype=np.float64)
+        n, m = probs.shape[0], probs.shape[1]
+        if m != self.base.shape[0] or probs.shape[2:] != (3,) or close.shape != (n,):
+            raise ValueError(
+                f"predictions {probs.shape} and closes {close.shape} do not fit {self.base.shape[0]} models"
+            )
+        r = self.rule
+        weights = np.empty((n, m))
+        combined = np.empty((n, 3))
+        action = np.empty(n, np.int8)
+        conf = np.empty(n)
+        losses = np.empty((n, m))
+        _run(
+            probs,
+            close,
+            self.base,
+            float(r.learning_rate),
+            float(r.weight_floor),
+            float(r.hold_band),
+            float(r.confidence_threshold),
+            self.v,
+            self.ring_probs,
+            self.ring_close,
+            self.ring_comb,
+            self.ring,
+            self.scored,
+            self.hits,
+            self.loss_sum,
+            weights,
+            combined,
+            action,
+            conf,
+            losses,
+        )
+        return BatchResult(weights, combined, action, conf, losses)
+
+    def resize(self, base: np.ndarray, keep: list[int]) -> None:
+        """New registered weights after a model was added or removed (``keep``: old columns kept,
+        -1 for a new model); pending predictions are dropped, learnt shares and the kept
+        models' (and the ensemble's) records kept, a new model's start at zero."""
+        base = np.ascontiguousarray(base, dtype=np.float64).copy()
+        new = np.array([k < 0 for k in keep], dtype=bool)
+        v = np.array([self.v[k] if k >= 0 else 0.0 for k in keep], dtype=np.float64)
+        v[new] = base[new]
+        old_sum = v[~new].sum()
+        if old_sum > 0:
+            v[~new] *= (1.0 - v[new].sum()) / old_sum
+        else:
+            v = base.copy()
+        rows = [*keep, -1]  # the ensemble's row is the last one
+        m_old = self.v.shape[0]
+
+        def pick(a: np.ndarray) -> np.ndarray:
+            out = np.zeros(len(rows), a.dtype)
+            for i, k in enumerate(rows[:-1]):
+                if k >= 0:
+                    out[i] = a[k]
+            out[-1] = a[m_old]
+            return out
+
+        self.scored, self.hits, self.loss_sum = (
+            pick(self.scored),
+            pick(self.hits),
+            pick(self.loss_sum),
+        )
+        self.base = base
+        self.v = v / v.sum() if v.size else v
+        self._clear_ring()
+
+
 def run_batch(probs: np.ndarray, close: np.ndarray, base: np.ndarray, rule: Rule) -> BatchResult:
-    """Apply the rule from the start over ``probs`` ``(n, m, 3)`` and closes ``(n,)``."""
-    probs = np.ascontiguousarray(probs, dtype=np.float64)
-    close = np.ascontiguousarray(close, dtype=np.float64)
-    base = np.ascontiguousarray(base, dtype=np.float64)
-    n, m = probs.shape[0], probs.shape[1]
-    weights = np.empty((n, m))
-    combined = np.empty((n, 3))
-    action = np.empty(n, np.int8)
-    conf = np.empty(n)
-    losses = np.empty((n, m))
-    _run(
-        probs,
-        close,
-        base,
-        float(rule.learning_rate),
-        float(rule.weight_floor),
-        int(rule.horizon),
-        float(rule.hold_band),
-        float(rule.confidence_threshold),
-        weights,
-        combined,
-        action,
-        conf,
-        losses,
-    )
-    return BatchResult(weights, combined, action, conf, losses)
+    """Apply the rule from the start (weights ``base``, nothing pending) over ``probs``
+    ``(n, m, 3)`` and closes ``(n,)``."""
+    return HedgeState(rule, base).run(probs, close)

@@ -439,6 +439,8 @@ def run_backtest(
     strat = cls(timeframe=req.timeframe, **req.params)
     if hasattr(strat, "settings"):  # a strategy that reads the config (ml: models.dir)
         strat.settings = settings
+    if hasattr(strat, "log_warnings"):  # its warnings are shown with the run's own, once
+        strat.log_warnings = False
 
     # the outputs are checked before anything is computed: a bad path fails in a second,
     # not after the whole run

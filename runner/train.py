@@ -398,12 +398,16 @@ def train_model(
     for line in describe_splits(p, splits, gap):
         say(line)
     if name == "dqn":
-        # the environment charges the backtest's own costs and short rule
+        # the environment charges the backtest's own costs, short rule, lot size, minimum
+        # notional and initial capital
         bt = settings.backtest
         config = {
             "fee": bt.fee_taker,
             "slippage_bps": bt.slippage_bps,
             "allow_short": bt.allow_short,
+            "lot_size": bt.lot_size,
+            "min_notional": bt.min_notional,
+            "cash": bt.cash,
             **(config or {}),
         }
     results: list[FoldResult] = []

@@ -62,6 +62,9 @@ class MLStrategy(Strategy):
         self._window: int | None = None
         self.report: dict[str, Any] = {}
         self.warnings: list[str] = []
+        # log each warning (once per process) for commands that do not show ``warnings``;
+        # the backtest turns this off: its summary, report and metrics JSON show them
+        self.log_warnings = True
         self.settings: Any = None
 
     def validate(self) -> None:
@@ -183,6 +186,7 @@ class MLStrategy(Strategy):
             view = sliding_window_view(vals, w, axis=0).transpose(0, 2, 1)[ends - (w - 1)]
             close = bars.close[ends, j].astype(np.float64)
             close = np.where(valid, close, np.nan)
+            orch.reset()  # each symbol from the registered weights, as a fresh live run would
             res = orch.decide_batch(view, close=close, batch_size=int(self.batch))
             act = np.where(valid, res.action, 0).astype(np.int8)
             entries[ends, j] = act
@@ -201,7 +205,7 @@ class MLStrategy(Strategy):
             }
         self.report = report
         self.warnings = self._in_sample(bars)
-        for msg in self.warnings:
+        for msg in self.warnings if self.log_warnings else ():
             if msg not in _SAID:  # once per process, not at every re-decision
                 _SAID.add(msg)
                 log.warning(msg)

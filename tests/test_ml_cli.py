@@ -1,7 +1,11 @@
 """train and the ml backtest from the command line: the report's model figures, the in-sample
-warning, and bad input (exit 2, one error line, nothing half-written)."""
+warning (printed once), and bad input (exit 2, one error line, nothing half-written)."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,12 +56,13 @@ def test_corrupt_and_missing_checkpoint_exit_2(tmp_path, data_dir, capsys):
     assert err[-1].startswith("error:") and "cnn.pt" in err[-1] and "damaged" in err[-1]
 
 
-def test_ml_backtest_reports_weights_hit_rates_and_in_sample(tmp_path, data_dir, capsys):
-    import json
-
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    """A config whose models.dir holds a small cnn trained on BTC/USDT 1h, 2023-01-01 .. 04-01."""
     from gogo2.config import load_settings
     from runner.train import load_prepared, train_model
 
+    tmp_path = tmp_path_factory.mktemp("trained")
     cfg = _cfg(tmp_path, data_dir)
     settings = load_settings(cfg, environ={})
     settings = settings.model_copy(
@@ -75,6 +80,13 @@ def test_ml_backtest_reports_weights_hit_rates_and_in_sample(tmp_path, data_dir,
         say=lambda s: None,
         config={"hidden": 4, "epochs": 1},
     )
+    return cfg
+
+
+def test_ml_backtest_reports_weights_hit_rates_and_in_sample(tmp_path, trained, capsys):
+    import json
+
+    cfg = trained
     report = tmp_path / "r" / "ml.html"
     argv = ["backtest", "--strategy", "ml", "--models", "cnn", "--symbols", "BTC/USDT"]
     argv += ["--from", "2023-03-01", "--to", "2023-05-01", "--report", str(report)]
@@ -95,3 +107,20 @@ def test_ml_backtest_reports_weights_hit_rates_and_in_sample(tmp_path, data_dir,
         main(["backtest", "--strategy", "sma_cross", "--models", "cnn", "--from", "2023-03-01"])
         == 2
     )
+
+
+def test_the_in_sample_warning_is_printed_once(tmp_path, trained):
+    # the command as a user runs it, from another directory: stdout and stderr together
+    # (a logged warning would reach stderr through Python's last-resort handler)
+    cfg = Path(trained)
+    own = tmp_path / "c.yaml"
+    own.write_text(cfg.read_text() + f"backtest:\n  report_dir: {tmp_path / 'reports'}\n")
+    cli = Path(__file__).resolve().parents[1] / "cli.py"
+    argv = [sys.executable, str(cli), "backtest", "--strategy", "ml", "--models", "cnn"]
+    argv += ["--symbols", "BTC/USDT", "--from", "2023-03-01", "--to", "2023-03-15"]
+    argv += ["--no-report", "--config", str(own)]
+    proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout + proc.stderr
+    assert text.count("in-sample: cnn trained on 2023-01-01 00:00 .. 2023-03-01 23:00") == 1
+    assert "warning: in-sample: cnn" in proc.stdout

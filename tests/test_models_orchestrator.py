@@ -403,3 +403,108 @@ def test_a_close_that_is_not_a_price_is_refused(close) -> None:
         "hold",
         "buy",
     )  # a missing candle
+
+
+def _records(o: TradingOrchestrator) -> dict:
+    """get_performance_metrics without the wall-clock latency."""
+    m = o.get_performance_metrics()
+    strip = lambda d: {k: v for k, v in d.items() if k != "latency_ms"}  # noqa: E731
+    return {
+        "models": {n: strip(d) for n, d in m["models"].items()},
+        "ensemble": strip(m["ensemble"]),
+    }
+
+
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_decide_batch_leaves_weights_and_records_where_the_live_path_would(horizon) -> None:
+    n = 90
+    tab, x, c = table(n, 3, 8), windows(n), closes(n, 9)
+    c[[17, 18, 50]] = np.nan  # missing candles: their predictions are never scored
+    live_o = build(tab, horizon)
+    w_live, a_live = live(live_o, x, c)
+    batch_o = build(tab, horizon)
+    res = batch_o.decide_batch(x, close=c, batch_size=16)
+    assert batch_o.weights == live_o.weights  # the same kernel: equal to the bit
+    assert _records(batch_o) == _records(live_o)
+    np.testing.assert_array_equal(res.weights, w_live)
+    assert [{-1: "sell", 0: "hold", 1: "buy"}[int(v)] for v in res.action] == a_live
+    m = batch_o.get_performance_metrics()
+    # pairs (j, j + horizon) with a NaN close: 2 per NaN, the pair (17, 18) counted twice at 1
+    scored = n - horizon - 3 * 2 + (1 if horizon == 1 else 0)
+    assert m["models"]["m0"]["decisions"] == n and m["ensemble"]["decisions"] == n
+    assert m["models"]["m0"]["scored"] == scored and m["ensemble"]["scored"] == scored
+    assert all(d["latency_ms"] is not None and d["latency_ms"] >= 0 for d in m["models"].values())
+    # cut anywhere and mixed with live calls: live 0..k, batch k..j (pending predictions
+    # from the live calls are scored inside the batch), then live again
+    for k, j in ((1, 40), (horizon, n - 2), (25, 26)):
+        mixed = build(tab, horizon)
+        w0, a0 = live(mixed, x[:k], c[:k])
+        mid = mixed.decide_batch(x[k:j], close=c[k:j], batch_size=7)
+        w2, a2 = live(mixed, x[j:], c[j:])
+        np.testing.assert_array_equal(np.concatenate([w0, mid.weights, w2]), w_live)
+        names = [{-1: "sell", 0: "hold", 1: "buy"}[int(v)] for v in mid.action]
+        assert [*a0, *names, *a2] == a_live
+        assert mixed.weights == live_o.weights and _records(mixed) == _records(live_o)
+
+
+def test_decide_batch_records_by_hand() -> None:
+    o = orch(horizon=1, confidence_threshold=0.0, learning_rate=0.5, weight_floor=0.05)
+    up, down = [0.1, 0.2, 0.7], [0.6, 0.3, 0.1]
+    o.register_model(FixedModel("up", up), weight=1.0)
+    o.register_model(FixedModel("down", down), weight=1.0)
+    res = o.decide_batch(np.zeros((4, 4, 2), np.float32), close=[100.0, 102.0, 104.0, 101.0])
+    # outcomes scored at bars 1, 2, 3: log(102/100) and log(104/102) > 0.001 -> buy,
+    # log(101/104) < -0.001 -> sell
+
+    def hedge(v, loss_up, loss_down):
+        ua, ub = v[0] * math.exp(-0.5 * loss_up), v[1] * math.exp(-0.5 * loss_down)
+        return (0.95 * ua / (ua + ub) + 0.05 * 0.5, 0.95 * ub / (ua + ub) + 0.05 * 0.5)
+
+    def comb(v):
+        return [v[0] * up[k] + v[1] * down[k] for k in range(3)]
+
+    v0 = (0.5, 0.5)
+    p0 = comb(v0)  # [0.35, 0.25, 0.4]: buy
+    v1 = hedge(v0, -math.log(0.7), -math.log(0.1))  # buy
+    p1 = comb(v1)
+    v2 = hedge(v1, -math.log(0.7), -math.log(0.1))  # buy
+    p2 = comb(v2)
+    v3 = hedge(v2, -math.log(0.1), -math.log(0.6))  # sell
+    assert p1[2] > max(p1[0], p1[1]) and p2[2] > max(p2[0], p2[1])  # the ensemble said buy
+    np.testing.assert_allclose(res.weights, [v0, v1, v2, v3], rtol=0, atol=1e-15)
+    m = o.get_performance_metrics()
+    mu, md, me = m["models"]["up"], m["models"]["down"], m["ensemble"]
+    assert (mu["decisions"], mu["scored"], md["scored"], me["scored"]) == (4, 3, 3, 3)
+    assert mu["hit_rate"] == pytest.approx(2 / 3) and md["hit_rate"] == pytest.approx(1 / 3)
+    assert mu["log_loss"] == pytest.approx(-(2 * math.log(0.7) + math.log(0.1)) / 3)
+    assert md["log_loss"] == pytest.approx(-(2 * math.log(0.1) + math.log(0.6)) / 3)
+    # the ensemble said buy at bars 0, 1 and 2: right, right, wrong (bar 3 fell)
+    assert me["hit_rate"] == pytest.approx(2 / 3)
+    assert me["log_loss"] == pytest.approx(
+        -(math.log(p0[2]) + math.log(p1[2]) + math.log(p2[0])) / 3
+    )
+    assert mu["weight"] == pytest.approx(v3[0], abs=1e-15) and o.weights["down"] == pytest.approx(
+        v3[1], abs=1e-15
+    )
+    # the next decision scores bar 3's prediction against its own close: pending carried over
+    o.decide(WINDOW, close=101.0 * 1.01)
+    assert o.get_performance_metrics()["models"]["up"]["scored"] == 4
+    # reset: registered weights again, every record at zero
+    o.reset()
+    m = o.get_performance_metrics()
+    assert o.weights == {"up": 0.5, "down": 0.5}
+    assert m["models"]["up"]["decisions"] == 0 and m["models"]["up"]["scored"] == 0
+    assert m["ensemble"]["hit_rate"] is None and m["ensemble"]["decisions"] == 0
+
+
+def test_a_failing_batch_changes_no_record() -> None:
+    o = orch(horizon=1)
+    o.register_model(FixedModel("ok", [0.2, 0.3, 0.5]))
+    o.decide_batch(np.zeros((3, 4, 2), np.float32), close=[100.0, 101.0, 102.0])
+    bad = FixedModel("broken", [0.2, 0.3, 0.5])
+    bad.predict = lambda features: (np.full((features.shape[0], 2), 0.5), 0.5)  # type: ignore[method-assign]
+    o.register_model(bad)
+    before = (o.weights, o.get_performance_metrics())
+    with pytest.raises(ModelOutputError):
+        o.decide_batch(np.zeros((5, 4, 2), np.float32), close=np.full(5, 100.0))
+    assert (o.weights, o.get_performance_metrics()) == before
