@@ -21,7 +21,10 @@ def data_dir(tmp_path_factory):
 
 def _cfg(tmp_path, data_dir):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"models:\n  dir: {tmp_path / 'ckpt'}\ndata:\n  dir: {data_dir}\n")
+    cfg.write_text(
+        f"models:\n  dir: {tmp_path / 'ckpt'}\ndata:\n  dir: {data_dir}\n"
+        f"backtest:\n  report_dir: {tmp_path / 'reports'}\n"
+    )
     return str(cfg)
 
 
@@ -112,13 +115,10 @@ def test_ml_backtest_reports_weights_hit_rates_and_in_sample(tmp_path, trained, 
 def test_the_in_sample_warning_is_printed_once(tmp_path, trained):
     # the command as a user runs it, from another directory: stdout and stderr together
     # (a logged warning would reach stderr through Python's last-resort handler)
-    cfg = Path(trained)
-    own = tmp_path / "c.yaml"
-    own.write_text(cfg.read_text() + f"backtest:\n  report_dir: {tmp_path / 'reports'}\n")
     cli = Path(__file__).resolve().parents[1] / "cli.py"
     argv = [sys.executable, str(cli), "backtest", "--strategy", "ml", "--models", "cnn"]
     argv += ["--symbols", "BTC/USDT", "--from", "2023-03-01", "--to", "2023-03-15"]
-    argv += ["--no-report", "--config", str(own)]
+    argv += ["--no-report", "--config", trained]
     proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout + proc.stderr
