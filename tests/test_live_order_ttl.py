@@ -266,3 +266,34 @@ def test_a_fill_racing_the_expiry_cancel_is_recorded(env, tmp_path, probe):  # n
     (raced,) = [d for _, kind, d in events if kind == "expiry_raced"]
     assert raced["status"] == "closed"
     assert not row.reason.startswith("expired")
+
+
+@pytest.fixture
+def stop_probe(monkeypatch):
+    from strategies import registry
+    from tests.test_live_stop_entries import StopEntries
+
+    monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
+    registry.register(StopEntries)
+    return StopEntries
+
+
+def test_an_untriggered_stop_limit_entry_expires_the_same_way(env, tmp_path, stop_probe):  # noqa: F811
+    from tests.test_live_stop_entries import expected_stop, probe_params
+
+    with FakeBinance(now_ms=START) as fake:
+        FakeAccount(fake, {"USDT": 10_000.0})
+        market = fake.markets["BTCUSDT"]
+        _, stop, _ = expected_stop(market, K, 0.05)
+        # by hand: no candle it could trigger on reaches the stop
+        for k in range(K + 1, K + 8):
+            assert float(kline_row(market, T0 + k * MIN, MIN, T0 + (k + 10) * MIN)[2]) < stop
+        settings = settings_for(tmp_path, CONFIG)
+        params = probe_params([K], 0.05)
+        run(settings, fake, tmp_path / "run", K + 7, [], params=params, strategy=stop_probe.name)
+        (o,) = fake.account.orders.values()
+        assert (o.type, o.status, o.executed) == ("STOP_LOSS_LIMIT", "CANCELED", 0.0)
+        orders, events = check_exchange_matches(fake, tmp_path / "run")
+    (row,) = orders
+    assert row.status == "canceled" and row.reason.startswith("expired: unfilled after 3 bars")
+    assert expired_between(events, K + 2, K + 3)["bars"] == 3
