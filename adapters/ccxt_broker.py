@@ -6,7 +6,9 @@ derived from (run, bar time, symbol, intent), and is never doubled by a retry.
 
 * ``on_bar(bar)``: brings the journal's open orders up to date and stores the fills made
   since (every ``reconcile_every`` bars a full reconciliation after that), reads the
-  balances, and checks the kill switch on the equity.
+  balances, and checks the kill switch on the equity. A resting limit or stop-limit entry
+  that has rested ``order_ttl`` bars of its symbol unfilled is canceled there, as the
+  backtest expires it (:meth:`CcxtBroker._expire`).
 * ``submit(time, intents)``: turns each symbol's decision into orders, on a spot account:
 
   - a long entry with no position buys ``size`` (the backtest's sizing: fraction of equity,
@@ -23,8 +25,9 @@ derived from (run, bar time, symbol, intent), and is never doubled by a retry.
     the exchange refuses that way is followed once by a market buy under its own client id
     (intent :data:`CROSSED`); the refused stop is journaled as rejected and never resent.
     Both are journaled as ``stop_crossed`` events with the reason;
-  - an exit, or a short entry while long, sells the position this run holds at market
-    (a spot account cannot be short: a short entry while flat is skipped and journaled);
+  - an exit, or a short entry while long, sells the position this run holds at market; a
+    spot account cannot be short, and ``run_live`` starts only with ``allow_short`` false,
+    under which the backtest too turns a short entry into an exit (nothing while flat);
   - a new entry first cancels the symbol's entry orders still resting; an exit signal (or a
     short entry) cancels them too, as in the backtest;
   - stop-loss, take-profit and trailing exits are kept client-side
@@ -109,6 +112,7 @@ class CcxtBroker:
             before = {f["trade_id"] for f in self.om.journal.fills()}
             self.om.reconcile(self.symbols, say_all=True)
             new += [f for f in self.om.journal.fills() if f["trade_id"] not in before]
+        new += self._expire(bar)
         new += self._protect(bar)
         self.balances = self.om.balances()
         acct = self.account()
@@ -307,7 +311,7 @@ class CcxtBroker:
         if (exit_ or entry < 0) and long and not self._selling(s):
             self.kill.check_order(now, s, 0.0)
             self.om.submit(s, "sell", "market", pos, None, time, "exit", price)
-        if entry < 0 and not long:
+        if entry < 0 and not long and self.config.allow_short:  # not through run_live
             self._note(now, f"short:{s}", f"{s}: short entry skipped (a spot account is long only)")
         if entry <= 0 or long:
             return
@@ -349,6 +353,58 @@ class CcxtBroker:
                 self.om.submit(s, "buy", "market", amount, None, time, CROSSED, price)
         else:
             self.om.submit(s, "buy", "market", amount, None, time, "entry long", ref)
+
+    def _expire(self, bar: BarRow) -> list[dict]:
+        """Cancel the resting limit and stop-limit entries that have rested ``order_ttl`` bars
+        of their symbol unfilled, as the backtest expires them; returns the fills found.
+
+        The count is the backtest's: a bar counts when its symbol has a candle in it (a
+        missing candle does not), the order can still fill on the bar that brings its age to
+        ``order_ttl`` and expires at that bar's close. Only bars this run saw count (bars
+        closed while it was stopped do not). The age is kept in the journal (meta
+        ``ttl.<client id>``: age and the last bar counted) and is advanced once per bar, so a
+        restarted run carries it on. The cancel is checked against the exchange: an order
+        that filled before the cancel reached it keeps its fill."""
+        ttl = int(getattr(self.config, "order_ttl", 0) or 0)
+        if ttl <= 0:
+            return []
+        new: list[dict] = []
+        for row in self.om.journal.orders(live_only=True):
+            if row.status == "pending" or row.type != "limit" or not row.intent.startswith("entry"):
+                continue
+            j = self.symbols.index(row.symbol) if row.symbol in self.symbols else -1
+            key = f"ttl.{row.client_id}"
+            saved = self.om.journal.meta(key)
+            age, last = (0, row.bar_time) if saved is None else (int(x) for x in saved.split(","))
+            seen = j >= 0 and math.isfinite(float(bar.high[j]))
+            if age < ttl and seen and int(bar.time) > last:
+                age, last = age + 1, int(bar.time)
+                self.om.journal.set_meta(key, f"{age},{last}")
+            if age < ttl:
+                continue
+            now = self.om.clock_ms()
+            why = f"expired: unfilled after {age} bars of {row.symbol} (backtest.order_ttl {ttl})"
+            self.om.journal.event(
+                now, "expired", client_id=row.client_id, symbol=row.symbol, bars=age, ttl=ttl
+            )
+            self.om.cancel(row, why)
+            got = self.om.journal.order(row.client_id)
+            if got is None:
+                continue
+            if got.filled > self.om.journal.filled_qty(row.client_id) + 1e-12:
+                new += self.om.fetch_trades(row.symbol)  # it filled before the cancel arrived
+            if got.status == "canceled":
+                self.om.journal.update_order(row.client_id, self.om.clock_ms(), reason=why)
+                self.om.say(f"{row.symbol}: entry {why}; canceled")
+            elif got.terminal:
+                self.om.journal.event(
+                    self.om.clock_ms(),
+                    "expiry_raced",
+                    client_id=row.client_id,
+                    status=got.status,
+                    filled=got.filled,
+                )
+        return new
 
     def _cancel_entries(self, s: str, why: str) -> None:
         for row in self.om.journal.orders(live_only=True):

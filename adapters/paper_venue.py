@@ -282,11 +282,13 @@ class PaperOrderBroker:
         from adapters.killswitch import KillSwitchTripped
 
         self.now = int(bar.time) + self.paper.tf_ms
+        resting = [o for o in self.venue.orders.values() if _resting_entry(o)]
         fills = self.venue.on_bar(bar)
         self.bars += 1
         self.om.sync()
         for s in self.symbols:  # the venue's own fills (stops, targets) too
             self.om.fetch_trades(s)
+        self._expired(resting)
         if self.bars % self.reconcile_every == 0:
             self.om.reconcile(self.symbols, say_all=True)
         try:
@@ -295,6 +297,26 @@ class PaperOrderBroker:
             self._on_kill()
             raise
         return fills
+
+    def _expired(self, resting: list[dict]) -> None:
+        """Journal the entries the kernel dropped at this bar's close for having rested
+        ``order_ttl`` bars unfilled, as the exchange broker journals its expiry cancels
+        (event ``expired``, the order's reason)."""
+        from engine import nb
+
+        ttl = int(self.paper.params[nb.P_ORDER_TTL])
+        if ttl <= 0:
+            return
+        ist = self.paper.ist
+        for o in resting:
+            j = self.symbols.index(o["symbol"])
+            if o["status"] != "canceled" or ist[j, nb.I_P_DIR] != 0 or ist[j, nb.I_P_AGE] < ttl:
+                continue
+            s = o["symbol"]
+            why = f"expired: unfilled after {ttl} bars of {s} (backtest.order_ttl {ttl})"
+            cid = o["clientOrderId"]
+            self.om.journal.event(self.now, "expired", client_id=cid, symbol=s, bars=ttl, ttl=ttl)
+            self.om.journal.update_order(cid, self.now, reason=why)
 
     def submit(self, time: int, intents: Intents) -> None:
         from adapters.killswitch import KillSwitchTripped
@@ -377,6 +399,10 @@ class PaperOrderBroker:
         for row in self.om.journal.orders(live_only=True):
             if row.status != "pending":
                 self.om.cancel(row, "kill switch")
+
+
+def _resting_entry(o: dict) -> bool:
+    return o["status"] == "open" and o["g2kind"] == "entry" and o["type"] in ("limit", "stop")
 
 
 def _row(it: Intents, j: int, entry: int, exit_: bool) -> dict:

@@ -127,6 +127,12 @@ class BacktestConfig(_Section):
         description="Order size: fraction of equity, cash amount or units, per size_type.",
     )
     allow_short: bool = True
+    order_ttl: int = Field(
+        0,
+        ge=0,
+        description="Bars of its symbol a limit or stop entry rests unfilled before it expires "
+        "(0 = until filled, replaced or canceled).",
+    )
     leverage: float = Field(1.0, ge=1, le=125)
     min_notional: float = Field(
         10.0, ge=0, description="Orders below this notional (quote currency) are skipped."

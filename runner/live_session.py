@@ -3,6 +3,8 @@
 Start-up is a fixed sequence, and any step that fails stops before an order is sent:
 
 1. the confirmation flag and the keys (checked by the command before this module runs);
+   the effective ``backtest.allow_short`` must be false (:func:`check_long_only`), before
+   any request;
 2. the exchange: markets (an unknown symbol stops here) and, for a new run, the order size
    against the market's minimum amount and cost (nothing is written before these pass);
 3. the journal of ``--run DIR`` (created, or continued: it must hold the same strategy,
@@ -87,6 +89,20 @@ def check_size(ex: Any, req: Any, cfg: Any, quote_balance: float) -> None:
             )
 
 
+def check_long_only(cfg: Any) -> None:
+    """A spot account cannot sell short, so a live run trades what a backtest with
+    ``backtest.allow_short: false`` trades; with shorting allowed the two would differ
+    silently (the backtest opening shorts the account cannot hold)."""
+    if cfg.allow_short:
+        raise UserInputError(
+            f"backtest.allow_short is {str(cfg.allow_short).lower()}, but a spot account "
+            "cannot sell short, so this live run would trade differently from its backtest; "
+            "set `backtest.allow_short: false` in the config (a short signal then exits the "
+            "long, as the backtest does with it) and re-check the strategy with a backtest "
+            "under that setting."
+        )
+
+
 def run_live(
     settings: Any,
     req: Any,
@@ -112,6 +128,7 @@ def run_live(
     clock = clock or _time.time
     strat = cls(timeframe=req.timeframe, **req.params)
     cfg = sim_config(settings, req)
+    check_long_only(cfg)  # before any request: a bad setting sends nothing
     ex = private_client(req.exchange, settings.exchange, req.api_url)
     load_markets(ex, settings)
     check_request(ex, list(req.symbols), list(strat.timeframes))  # an unknown symbol stops here

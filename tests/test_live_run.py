@@ -29,13 +29,28 @@ def env(monkeypatch):
     monkeypatch.setenv("GOGO2_API_SECRET", SECRET)
 
 
+def write_config(path, base: dict, extra: str = "") -> Path:
+    """Write ``base`` (section -> settings) with the YAML text ``extra`` merged into it key
+    by key: one block per section (in YAML a second ``backtest:`` would silently replace the
+    first). A live run refuses ``backtest.allow_short: true``, so it is false unless
+    ``extra`` sets it."""
+    import yaml
+
+    cfg: dict = {"backtest": {"allow_short": False}}
+    for section, values in [*base.items(), *(yaml.safe_load(extra) or {}).items()]:
+        cfg.setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
 def settings_for(tmp_path, live: str = ""):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        f"data:\n  dir: {tmp_path / 'data'}\nbacktest:\n  report_dir: {tmp_path / 'reports'}\n"
-        "exchange:\n  timeout_ms: 2000\n  backoff_s: 0.01\n  rate_limit_ms: 0\n" + live
-    )
-    return load_settings(cfg)
+    """The live tests' settings (``tmp_path/c.yaml``); ``live`` is YAML merged into them."""
+    base = {
+        "data": {"dir": str(tmp_path / "data")},
+        "backtest": {"report_dir": str(tmp_path / "reports")},
+        "exchange": {"timeout_ms": 2000, "backoff_s": 0.01, "rate_limit_ms": 0},
+    }
+    return load_settings(write_config(tmp_path / "c.yaml", base, live))
 
 
 def run(
@@ -238,8 +253,7 @@ def test_bad_input_keys_in_a_config_file(tmp_path):
 
 
 def _cli_fake(tmp_path, fake, extra):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"data:\n  dir: {tmp_path / 'data'}\n" + extra)
+    cfg = write_config(tmp_path / "c.yaml", {"data": {"dir": str(tmp_path / "data")}}, extra)
     env = dict(KEYS, GOGO2_EXCHANGE_API_URL=fake.base_url)
     return cli(["--config", str(cfg), "--i-understand-real-money", "--feed", "rest"], env)
 
@@ -247,8 +261,7 @@ def _cli_fake(tmp_path, fake, extra):
 def test_bad_input_unknown_symbol_small_size_and_foreign_journal(tmp_path):
     with FakeBinance() as fake:
         FakeAccount(fake, {"USDT": 10_000.0})
-        cfg = tmp_path / "c.yaml"
-        cfg.write_text(f"data:\n  dir: {tmp_path / 'data'}\n")
+        cfg = write_config(tmp_path / "c.yaml", {"data": {"dir": str(tmp_path / "data")}})
         env = dict(KEYS, GOGO2_EXCHANGE_API_URL=fake.base_url)
         base = ["--config", str(cfg), "--i-understand-real-money", "--feed", "rest"]
         base += [
@@ -264,9 +277,10 @@ def test_bad_input_unknown_symbol_small_size_and_foreign_journal(tmp_path):
         r = cli([*base, "--symbols", "DOGE/USDT", "--run", str(tmp_path / "a")], env)
         assert r.returncode == 2 and "DOGE/USDT" in r.stderr and r.stderr.count("\n") == 1
         assert not (tmp_path / "a").exists()
-        small = tmp_path / "s.yaml"
-        small.write_text(
-            f"data:\n  dir: {tmp_path / 'data'}\nbacktest:\n  size_type: cash\n  size: 2\n"
+        small = write_config(
+            tmp_path / "s.yaml",
+            {"data": {"dir": str(tmp_path / "data")}},
+            "backtest:\n  size_type: cash\n  size: 2\n",
         )
         args = [a if a != str(cfg) else str(small) for a in base]
         r = cli([*args, "--symbols", "BTC/USDT", "--run", str(tmp_path / "b")], env)
@@ -287,8 +301,7 @@ def test_refused_keys_exit_2_in_one_line_without_the_key(tmp_path):
     with FakeBinance() as fake:
         FakeAccount(fake, {"USDT": 10_000.0})
         fake.account.refused_keys.add(KEY)
-        cfg = tmp_path / "c.yaml"
-        cfg.write_text(f"data:\n  dir: {tmp_path / 'data'}\n")
+        cfg = write_config(tmp_path / "c.yaml", {"data": {"dir": str(tmp_path / "data")}})
         env = dict(KEYS, GOGO2_EXCHANGE_API_URL=fake.base_url)
         r = cli(
             [
