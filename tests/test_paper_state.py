@@ -201,3 +201,25 @@ def test_a_journal_saved_whole_by_an_earlier_version_continues_exactly(tmp_path)
     # the first save moved the inline records to the journal's records: none are inline now
     assert "trades" not in snap and snap["records"]["trades"] == len(whole.paper.trades_array())
     assert records[0][0] == 0 and len(second.venue.orders) <= 2 * len(SYMBOLS)
+
+
+def test_a_journal_missing_records_its_state_counts_is_refused_in_one_line(tmp_path):
+    import pytest
+
+    from runner.paper_journal import DamagedJournalError
+
+    data = make_multibars(300, SYMBOLS, base="1m", informative=(), seed=4, vol=0.004)
+    journal = _journal(tmp_path / "run")
+    try:
+        _run(journal, data, 60)
+        n = len(journal.paper.fills_array())
+        with journal.journal.db:
+            journal.journal.db.execute("DELETE FROM records WHERE kind='fills' AND first > 0")
+    finally:
+        journal.close()
+    assert n > 2
+    with pytest.raises(DamagedJournalError) as e:
+        _journal(tmp_path / "run")
+    text = str(e.value)
+    assert f"--run {tmp_path / 'run'}" in text and f"counts {n} kernel fills" in text
+    assert "new --run" in text and "\n" not in text
