@@ -16,8 +16,10 @@ SQLite journal with ``synchronous=FULL``), the kill switch's loss limits off. Me
   journal transaction);
 * the snapshot the journal holds then (``state`` row, bytes) and the rows appended to it
   since the start besides the ``bar`` events (kernel fill and trade records, bytes);
-* at the end: the journal's files (``journal.sqlite`` and its ``-wal``) in bytes, and the
-  orders and fills it holds.
+* at the end: the journal's files (``journal.sqlite`` and its ``-wal``) in bytes, the
+  orders and fills it holds, and what the order manager's two per-bar journal queries cost on
+  it then (``unfilled_symbols`` and the open orders, median of 20 calls): they read every
+  order (and fill) the run has made, so they still grow with the run.
 
 Figures, not assertions. The sample is generated into a temporary catalog (about 2 s).
 """
@@ -108,6 +110,7 @@ def run(bars: int = max(AT), at: tuple[int, ...] = AT) -> dict:
         orders = con.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
         fills = con.execute("SELECT COUNT(*) FROM fills").fetchone()[0]
         con.close()
+        queries = _queries(run_dir)
     per_bar = {}
     for b in at:
         lo = max(b - WINDOW, 1)
@@ -120,7 +123,32 @@ def run(bars: int = max(AT), at: tuple[int, ...] = AT) -> dict:
         "files": files,
         "orders": orders,
         "fills": fills,
+        "queries_ms": queries,
     }
+
+
+def _queries(run_dir: Path) -> dict[str, float]:
+    """Median ms of the order manager's per-bar journal queries on the journal ``run_dir``."""
+    import statistics
+
+    from adapters.journal import Journal
+
+    j = Journal(run_dir)
+    out = {}
+    try:
+        for name, fn in (
+            ("unfilled_symbols", j.unfilled_symbols),
+            ("open orders", lambda: j.orders(live_only=True)),
+        ):
+            took = []
+            for _ in range(20):
+                t = time.perf_counter()
+                fn()
+                took.append((time.perf_counter() - t) * 1000.0)
+            out[name] = statistics.median(took)
+    finally:
+        j.close()
+    return out
 
 
 def test_paper_state_20k_bars(benchmark) -> None:
@@ -133,6 +161,7 @@ def test_paper_state_20k_bars(benchmark) -> None:
             "journal_bytes": sum(out["files"].values()),
             "orders": out["orders"],
             "fills": out["fills"],
+            **{f"query_ms_{k}": v for k, v in out["queries_ms"].items()},
         }
     )
 
@@ -150,6 +179,8 @@ def main(argv: list[str]) -> None:
         print(f"{b:>6,}  {out['per_bar_ms'][b]:>7.2f}  {snap:>15,}  {extra:>18,}")
     files = ", ".join(f"{k} {v:,}" for k, v in sorted(out["files"].items()))
     print(f"journal at the end: {sum(out['files'].values()):,} bytes ({files})")
+    q = ", ".join(f"{k} {v:.2f} ms" for k, v in out["queries_ms"].items())
+    print(f"order manager's per-bar journal queries on it: {q}")
 
 
 if __name__ == "__main__":
