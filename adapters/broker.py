@@ -383,9 +383,11 @@ class PaperBroker:
 
     # -- state (a journal stores it; a restarted run restores it before its first bar) -------
 
-    def snapshot(self) -> dict[str, Any]:
-        """The whole simulated account: kernel state, counters, bar number, records so far."""
-        return {
+    def snapshot(self, records: bool = True) -> dict[str, Any]:
+        """The whole simulated account: kernel state, counters, bar number, records so far
+        (``records=False``: without the fill and trade records, which only grow; a journal
+        keeps those as it goes, ``fill_records`` / ``trade_records`` chunk by chunk)."""
+        snap = {
             "fs": self.fs.copy(),
             "ist": self.ist.copy(),
             "gs": self.gs.copy(),
@@ -393,9 +395,10 @@ class PaperBroker:
             "bar": self.bar,
             "last_time": self.last_time,
             "equity": self.equity,
-            "fills": self.fills_array(),
-            "trades": self.trades_array(),
         }
+        if records:
+            snap.update(fills=self.fills_array(), trades=self.trades_array())
+        return snap
 
     def restore(self, snap: dict[str, Any]) -> None:
         """Continue from :meth:`snapshot` (same symbols and config): resting orders, open

@@ -15,6 +15,9 @@ Tables:
 * ``fills``: one row per exchange trade id (a trade seen twice is stored once).
 * ``state``: a broker's whole state after its last bar (the paper broker's snapshot), so
   a restarted paper run continues from it.
+* ``records``: append-only chunks of a broker's records (the paper broker's kernel fills and
+  trades), each written in the transaction of the state that first counts it, so the state
+  row itself stays small however long the run.
 * ``events``: an append-only log (decisions, retries, rejections, reconciliation
   differences, kill switch) with the time and a JSON detail.
 
@@ -69,6 +72,12 @@ CREATE TABLE IF NOT EXISTS fills (
     missed INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (kind, first)
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time INTEGER NOT NULL,
@@ -204,10 +213,16 @@ class Journal:
         return [(t, k, json.loads(d)) for t, k, d in self.db.execute(q + " ORDER BY seq", args)]
 
     def record_bar(
-        self, at: int, detail: dict[str, Any], fills: Iterable[dict[str, Any]], state: bytes
+        self,
+        at: int,
+        detail: dict[str, Any],
+        fills: Iterable[dict[str, Any]],
+        state: bytes,
+        records: Iterable[tuple[str, int, bytes]] = (),
     ) -> None:
-        """One bar of a simulated account in one transaction: its fills, a ``bar`` event and
-        the broker's state after it (a kill -9 leaves the bar before or this one, whole)."""
+        """One bar of a simulated account in one transaction: its fills, a ``bar`` event, the
+        broker's state after it and the records it adds (``(kind, first, data)`` chunks, see
+        :meth:`save_state`); a kill -9 leaves the bar before or this one, whole."""
         text = scrub(json.dumps(detail, default=str, sort_keys=True))
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
@@ -216,17 +231,33 @@ class Journal:
             self.db.execute(
                 "INSERT INTO events (time, kind, detail) VALUES (?, 'bar', ?)", (int(at), text)
             )
-            self.db.execute("INSERT OR REPLACE INTO state VALUES ('broker', ?)", (state,))
+            self._put_state("broker", state, records)
 
-    def save_state(self, state: bytes, key: str = "broker") -> None:
-        """A broker's whole state, in one transaction (the simulated exchange after an order)."""
+    def save_state(
+        self, state: bytes, key: str = "broker", records: Iterable[tuple[str, int, bytes]] = ()
+    ) -> None:
+        """A broker's state, in one transaction (the simulated exchange after an order), with
+        the records it adds: ``(kind, first, data)``, ``data`` holding records ``first``,
+        ``first + 1``, ... of ``kind`` (the state says how many there are)."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, state))
+            self._put_state(key, state, records)
+
+    def _put_state(self, key: str, state: bytes, records: Iterable[tuple[str, int, bytes]]):
+        for kind, first, data in records:
+            self.db.execute(
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?)", (kind, int(first), data)
+            )
+        self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, state))
 
     def state(self, key: str = "broker") -> bytes | None:
         row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def records(self, kind: str) -> list[tuple[int, bytes]]:
+        """The ``(first, data)`` chunks of ``kind`` stored with :meth:`save_state`, in order."""
+        q = "SELECT first, data FROM records WHERE kind=? ORDER BY first"
+        return [(int(f), bytes(d)) for f, d in self.db.execute(q, (kind,))]
 
     # -- orders ---------------------------------------------------------------------------
 

@@ -341,6 +341,12 @@ class OrderManager:
         """Store the trades of ``symbol`` made since the last fetch; returns the new ones."""
         return self._trades(symbol, False)
 
+    def trades_since(self, symbol: str) -> int | None:
+        """The watermark of ``symbol``'s trades (ms): trade queries ask for trades from it on,
+        never older ones (None: none stored yet)."""
+        since = self.journal.meta(f"trades_since.{symbol}")
+        return int(since) if since else None
+
     def _trades(self, symbol: str, missed: bool) -> list[dict]:
         key = f"trades_since.{symbol}"
         since = self.journal.meta(key)

@@ -16,6 +16,16 @@ precision) from the paper broker's kernel state (``adapters.broker.PaperBroker``
   limit or stop), else ``canceled`` (expired, dropped, below the minimum notional, or
   replaced by a newer entry).
 
+The venue keeps only what its caller can still ask for (:meth:`PaperVenue.forget`, called by
+:class:`PaperOrderBroker` each bar once the journal has recorded it): open orders, finished
+orders until the journal holds their final status, and the trades of each symbol from the
+order manager's watermark on (``fetch_my_trades(since)`` never reaches further back). What is
+forgotten is in the journal already, so the state saved every bar stays as small as the
+account's open business however long the run; order and trade ids keep counting from the
+saved counters. Like an exchange that has archived old orders, it then no longer refuses a
+forgotten client id: the order manager never sends one again (its journal refuses a known
+client id before anything is sent).
+
 The fills are the kernel's only: the order's amount is the estimate at the decision's close,
 and the filled quantity is what the kernel sized at the fill, so paper and backtest cannot
 drift apart. Fees are in the quote currency, the base balance is the kernel's position.
@@ -23,7 +33,8 @@ drift apart. Fees are in the quote currency, the base balance is the kernel's po
 :class:`PaperOrderBroker` is the runner's broker seam on top: ``submit`` turns each symbol's
 decision into orders through the order manager (client ids, journal before send, kill
 switch), ``on_bar`` steps the venue, syncs the journal with it, reconciles every
-``reconcile_every`` bars and checks the kill switch's equity limits.
+``reconcile_every`` bars, lets the venue forget what the journal has recorded and checks the
+kill switch's equity limits.
 """
 
 from __future__ import annotations
@@ -52,7 +63,9 @@ class PaperVenue:
         self.persist = persist or (lambda: None)
         self.orders: dict[str, dict] = {}
         self.by_cid: dict[str, dict] = {}
-        self.trades: list[dict] = []
+        self.trades: list[dict] = []  # in time order
+        self.n_orders = 0  # orders accepted so far (the last id), forgotten ones included
+        self.n_trades = 0  # trades made so far (the next trade's number)
 
     # -- markets -------------------------------------------------------------------------
 
@@ -89,7 +102,8 @@ class PaperVenue:
                 if o["g2kind"] == "entry":
                     o["status"] = "canceled"  # the kernel holds one entry per symbol
         self.broker.register(j, row)
-        oid = f"{len(self.orders) + 1}"
+        self.n_orders += 1
+        oid = str(self.n_orders)
         order = {
             "id": oid,
             "clientOrderId": cid,
@@ -172,7 +186,7 @@ class PaperVenue:
                 got[order["id"]] = got.get(order["id"], 0.0) + f.qty
             self.trades.append(
                 {
-                    "id": f"paper-{len(self.trades)}",
+                    "id": f"paper-{self.n_trades}",
                     "order": None if order is None else order["id"],
                     "symbol": f.symbol,
                     "side": "buy" if f.side > 0 else "sell",
@@ -183,6 +197,7 @@ class PaperVenue:
                     "takerOrMaker": f.kind,
                 }
             )
+            self.n_trades += 1
         ist = self.broker.ist
         for o in self.orders.values():
             if o["status"] != "open":
@@ -197,13 +212,40 @@ class PaperVenue:
                 o["status"] = "canceled"  # expired, dropped or refused by the kernel
         return fills
 
+    def forget(self, orders: Any = (), since: dict[str, int] | None = None) -> None:
+        """Drop the finished orders of ids ``orders`` (an open one stays) and, per symbol in
+        ``since``, its trades older than ``since[symbol]``: what the caller will not ask for
+        again (see the module docstring)."""
+        for oid in orders:
+            o = self.orders.get(str(oid))
+            if o is None or o["status"] == "open":
+                continue
+            del self.orders[o["id"]]
+            if self.by_cid.get(o["clientOrderId"]) is o:
+                del self.by_cid[o["clientOrderId"]]
+        if since:
+            self.trades = [
+                t
+                for t in self.trades
+                if since.get(t["symbol"]) is None or t["timestamp"] >= since[t["symbol"]]
+            ]
+
     def state(self) -> dict:
-        return {"orders": self.orders, "trades": self.trades}
+        return {
+            "orders": self.orders,
+            "trades": self.trades,
+            "n_orders": self.n_orders,
+            "n_trades": self.n_trades,
+        }
 
     def restore(self, state: dict) -> None:
+        """Continue from :meth:`state` (a state saved before the counters were kept held every
+        order and trade: its counts are the counters)."""
         self.orders = {str(k): v for k, v in state.get("orders", {}).items()}
         self.by_cid = {o["clientOrderId"]: o for o in self.orders.values() if o["clientOrderId"]}
         self.trades = list(state.get("trades", []))
+        self.n_orders = int(state.get("n_orders", len(self.orders)))
+        self.n_trades = int(state.get("n_trades", len(self.trades)))
 
 
 def venue_bytes(venue: PaperVenue) -> np.ndarray:
@@ -273,6 +315,7 @@ class PaperOrderBroker:
         kill.assert_clear()
         journal.event(broker.now, "start", restarted=restarted, mode="paper")
         broker.notes = om.reconcile(broker.symbols)
+        broker.forget()
         return broker
 
     def __getattr__(self, name: str) -> Any:  # records for the run's result
@@ -291,6 +334,7 @@ class PaperOrderBroker:
         self._expired(resting)
         if self.bars % self.reconcile_every == 0:
             self.om.reconcile(self.symbols, say_all=True)
+        self.forget()
         try:
             self.kill.check_equity(self.now, self.paper.equity)
         except KillSwitchTripped:
@@ -317,6 +361,23 @@ class PaperOrderBroker:
             cid = o["clientOrderId"]
             self.om.journal.event(self.now, "expired", client_id=cid, symbol=s, bars=ttl, ttl=ttl)
             self.om.journal.update_order(cid, self.now, reason=why)
+
+    def forget(self) -> None:
+        """Let the venue drop what the journal holds for good: finished orders whose journal
+        row is final (the order manager asks the venue only about orders its journal holds
+        open or pending), and trades older than the order manager's watermark of their
+        symbol. Both only move forward in the journal, so a state saved after this, restored
+        with the journal as a kill -9 leaves it, still answers every question asked."""
+        journal = self.om.journal
+        done = []
+        for o in self.venue.orders.values():
+            if o["status"] == "open":
+                continue
+            row = journal.order(o["clientOrderId"]) if o["clientOrderId"] else None
+            if not o["clientOrderId"] or (row is not None and row.terminal):
+                done.append(o["id"])
+        since = {s: self.om.trades_since(s) for s in self.symbols}
+        self.venue.forget(done, since)
 
     def submit(self, time: int, intents: Intents) -> None:
         from adapters.killswitch import KillSwitchTripped

@@ -115,12 +115,23 @@ def test_a_paper_run_journals_orders_and_fills_as_a_live_run_does(cfg, tmp_path)
     # the fills net to the venue's position: the order manager's view is the exchange's
     assert all(f["client_id"] for f in fills)
     assert "start" in kinds and "reconciled" in kinds
+    # the venue accepted each order once, ids counting 1, 2, ... in the order sent
+    assert [int(o.exchange_id) for o in orders] == list(range(1, len(orders) + 1))
     venue = venue_of(state)
-    assert len(venue["trades"]) == len(fills)
-    assert {o["clientOrderId"] for o in venue["orders"].values()} == {o.client_id for o in orders}
+    assert (venue["n_orders"], venue["n_trades"]) == (len(orders), len(fills))
+    # it keeps only what the order manager can still ask for: the orders the journal holds
+    # open (every other one's final status is journaled) ...
+    still_open = {o.client_id for o in orders if o.status == "open"}
+    assert {o["clientOrderId"] for o in venue["orders"].values()} == still_open
     for o in orders:
-        v = venue["orders"][o.exchange_id]
-        assert (v["status"], v["filled"]) == (o.status, pytest.approx(o.filled))
+        v = venue["orders"].get(o.exchange_id)
+        if v is not None:
+            assert (v["status"], v["filled"]) == (o.status, pytest.approx(o.filled))
+    # ... and the trades from the last one's time on, where the next trade query starts
+    last = max(f["time"] for f in fills)
+    assert sorted(t["id"] for t in venue["trades"]) == sorted(
+        f["trade_id"] for f in fills if f["time"] == last
+    )
 
 
 def test_reconciliation_runs_in_paper_and_finds_nothing_to_fix(cfg, tmp_path):
@@ -182,13 +193,86 @@ def test_kill_9_of_a_paper_run_then_restart_sends_no_order_twice(cfg, tmp_path):
     assert all(o.client_id == cid(rid_s, o.bar_time, o.symbol, o.intent) for o in orders_s)
     assert [(o.status, o.filled) for o in orders_s] == [(o.status, o.filled) for o in orders_w]
     assert not [o for o in orders_s if o.status == "pending"]
-    # the venue holds each client id once: nothing was sent twice
-    venue = [o["clientOrderId"] for o in venue_of(state_s)["orders"].values()]
-    assert sorted(venue) == sorted(o.client_id for o in orders_s)
+    # the venue accepted one order per journaled one (ids 1, 2, ...): nothing was sent twice
+    assert venue_of(state_s)["n_orders"] == len(orders_s)
+    assert [int(o.exchange_id) for o in orders_s] == list(range(1, len(orders_s) + 1))
     assert [(f["trade_id"], f["qty"], f["price"]) for f in fills_s] == [
         (f["trade_id"], f["qty"], f["price"]) for f in fills_w
     ]
     assert any(k == "start" and d["restarted"] for _, k, d in events_s)
+
+
+def run_folder(out: str) -> Path:
+    return Path(out.strip().splitlines()[-1].split("run: ")[1])
+
+
+def test_a_run_killed_after_the_venue_forgot_settled_orders_restarts_exactly(cfg, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from gogo2.clikit import load
+    from runner.backtest import run_backtest
+    from runner.parity import compare_trades
+
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    args = [*COMMON, "--config", str(cfg)]
+    assert cli.main(["paper", *args, "--run", str(whole)]) == 0
+    trades_w = pd.read_csv(run_folder(capsys.readouterr().out) / "trades.csv")
+    code = CHILD.format(
+        root=str(Path(__file__).resolve().parents[1]),
+        cwd=str(tmp_path),
+        kill_at=12,
+        args=[*args, "--run", str(split)],
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == -9, p.stdout + p.stderr
+    _, orders, fills, _, state = read(split)
+    assert len(orders) == 12 and orders[-1].status == "pending"
+    # the state saved at the kill had forgotten what the journal had settled: of the 12
+    # orders it holds the one just accepted and any still open, of the trades only the
+    # latest; its counters still count them all
+    venue = venue_of(state)
+    assert (venue["n_orders"], venue["n_trades"]) == (12, len(fills))
+    kept = {o["clientOrderId"] for o in venue["orders"].values()}
+    assert kept == {o.client_id for o in orders if o.status in ("open", "pending")}
+    assert orders[-1].client_id in kept and len(kept) <= 2
+    assert 0 < len(venue["trades"]) < len(fills)
+    assert cli.main(["paper", *args, "--run", str(split)]) == 0
+    trades_s = pd.read_csv(run_folder(capsys.readouterr().out) / "trades.csv")
+    _, orders_w, fills_w, _, _ = read(whole)
+    _, orders_s, fills_s, _, state_s = read(split)
+    assert [o.client_id[10:] for o in orders_s] == [o.client_id[10:] for o in orders_w]
+    assert [(o.status, o.filled) for o in orders_s] == [(o.status, o.filled) for o in orders_w]
+    # one venue order per journaled order, one trade id per fill: nothing sent or filled twice
+    assert [int(o.exchange_id) for o in orders_s] == list(range(1, len(orders_s) + 1))
+    assert venue_of(state_s)["n_orders"] == len(orders_s)
+    assert [(f["trade_id"], f["qty"], f["price"]) for f in fills_s] == [
+        (f["trade_id"], f["qty"], f["price"]) for f in fills_w
+    ]
+    # the run's trades, those closed before the kill read back from the journal's records,
+    # are the uninterrupted run's ...
+    assert len(trades_s) == len(trades_w) >= 8
+    pd.testing.assert_frame_equal(trades_s, trades_w)
+    # ... and the backtest's of the period, but for the position a continued run leaves
+    # open (the backtest closes it at the end of its data)
+    bt = run_backtest(
+        load(str(cfg)),
+        start="2024-01-01 02:00",
+        end="2024-01-01 06:00",
+        symbols="BTC/USDT",
+        timeframe="1m",
+        strategy="sma_cross",
+        params=["fast=3", "slow=12", "band=0"],
+        exchange="binance",
+        report=False,
+        save=False,
+    ).result.trades
+    closed = bt[bt["exit_reason"] != "end"]
+    assert len(closed) == len(bt) - 1
+    for f in ("entry_time", "exit_time"):
+        trades_s[f] = pd.to_datetime(trades_s[f], utc=True)
+    parity = compare_trades(closed, trades_s)
+    assert parity.matched == len(closed) == len(trades_s) and not parity.diffs
 
 
 def test_the_kill_switch_fires_in_paper_and_the_run_refuses_to_restart(
