@@ -84,7 +84,31 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS events_kind_time ON events (kind, time);
 """
+
+# What the order manager asks at every bar, kept up to date by the database itself in the
+# transaction of each write, so the per-bar questions do not read the whole history: each
+# order's quantity in the stored fills (``orders.stored``; a fill stored before its order row
+# is counted when the row comes), each symbol's net quantity (``positions``), and a partial
+# index over the orders the exchange reports more filled than stored. A journal written
+# before these existed is brought up to date once, in one transaction, when it is opened.
+_LIVE = "({})".format(", ".join(f"'{t}'" for t in TERMINAL))
+_DERIVED = (
+    "CREATE TABLE IF NOT EXISTS positions (symbol TEXT PRIMARY KEY, qty REAL NOT NULL)",
+    """CREATE TRIGGER IF NOT EXISTS fills_stored AFTER INSERT ON fills BEGIN
+    UPDATE orders SET stored = stored + NEW.qty WHERE client_id = NEW.client_id;
+    INSERT INTO positions VALUES (NEW.symbol, 0.0) ON CONFLICT (symbol) DO NOTHING;
+    UPDATE positions SET qty = qty + CASE NEW.side WHEN 'buy' THEN NEW.qty ELSE -NEW.qty END
+        WHERE symbol = NEW.symbol;
+END""",
+    """CREATE TRIGGER IF NOT EXISTS orders_stored AFTER INSERT ON orders BEGIN
+    UPDATE orders SET stored = (SELECT COALESCE(SUM(qty), 0) FROM fills
+        WHERE client_id = NEW.client_id) WHERE client_id = NEW.client_id;
+END""",
+    "CREATE INDEX IF NOT EXISTS orders_unsettled ON orders (symbol) WHERE filled > stored + 1e-12",
+    f"CREATE INDEX IF NOT EXISTS orders_live ON orders (client_id) WHERE status NOT IN {_LIVE}",
+)
 
 
 def _secrets() -> list[str]:
@@ -160,9 +184,33 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         self.db.executescript(_SCHEMA)
+        self._derive()
 
     def close(self) -> None:
         self.db.close()
+
+    def _derive(self) -> None:
+        """Create the derived column, table, triggers and indexes (``_DERIVED``); a journal
+        written before they existed gets them filled from its stored fills, in the same
+        transaction."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            cols = [r[1] for r in self.db.execute("PRAGMA table_info(orders)")]
+            old = "stored" not in cols
+            if old:
+                self.db.execute("ALTER TABLE orders ADD COLUMN stored REAL NOT NULL DEFAULT 0")
+            for stmt in _DERIVED:
+                self.db.execute(stmt)
+            if old:
+                self.db.execute(
+                    "UPDATE orders SET stored = (SELECT COALESCE(SUM(qty), 0) FROM fills "
+                    "WHERE fills.client_id = orders.client_id)"
+                )
+                self.db.execute(
+                    "INSERT INTO positions SELECT symbol, SUM(CASE side WHEN 'buy' THEN qty "
+                    "ELSE -qty END) FROM (SELECT symbol, side, qty FROM fills ORDER BY rowid) "
+                    "GROUP BY symbol"
+                )
 
     # -- identity and latches -------------------------------------------------------------
 
@@ -337,12 +385,9 @@ class Journal:
 
     def orders(self, live_only: bool = False) -> list[OrderRow]:
         q = f"SELECT {_ORDER_COLS} FROM orders"
-        if live_only:
-            q += " WHERE status NOT IN ({})".format(",".join("?" * len(TERMINAL)))
-            rows = self.db.execute(q + " ORDER BY rowid", TERMINAL)
-        else:
-            rows = self.db.execute(q + " ORDER BY rowid")
-        return [_order(r) for r in rows]
+        if live_only:  # the few still open, through their partial index
+            q += f" INDEXED BY orders_live WHERE status NOT IN {_LIVE}"
+        return [_order(r) for r in self.db.execute(q + " ORDER BY rowid")]
 
     def client_ids(self, exchange_ids: Iterable[str]) -> dict[str, str]:
         """exchange order id -> client id, for the ids the journal knows."""
@@ -388,11 +433,7 @@ class Journal:
 
     def unfilled_symbols(self) -> list[str]:
         """Symbols with an order the exchange reports more filled than the fills stored."""
-        q = (
-            "SELECT DISTINCT o.symbol FROM orders o LEFT JOIN (SELECT client_id, SUM(qty) AS q "
-            "FROM fills GROUP BY client_id) f ON f.client_id = o.client_id "
-            "WHERE o.filled > COALESCE(f.q, 0) + 1e-12 ORDER BY o.symbol"
-        )
+        q = "SELECT DISTINCT symbol FROM orders WHERE filled > stored + 1e-12 ORDER BY symbol"
         return [r[0] for r in self.db.execute(q)]
 
     def filled_qty(self, client_id: str) -> float:
@@ -403,11 +444,7 @@ class Journal:
 
     def positions(self) -> dict[str, float]:
         """Net base quantity per symbol from the stored fills (buys minus sells)."""
-        out: dict[str, float] = {}
-        q = "SELECT symbol, side, SUM(qty) FROM fills GROUP BY symbol, side"
-        for sym, side, qty in self.db.execute(q):
-            out[sym] = out.get(sym, 0.0) + (qty if side == "buy" else -qty)
-        return out
+        return dict(self.db.execute("SELECT symbol, qty FROM positions ORDER BY symbol"))
 
 
 _ORDER_COLS = (
