@@ -133,19 +133,51 @@ FAULTS = [
 ]
 
 
-def soak(tmp_path, n_bars: int, seed: int) -> dict:
+class HardStop(BaseException):
+    """Raised out of a hook or the screen callback to stop a live run at that point, as a
+    crash would: nothing of the product catches it (only its ``finally`` blocks run)."""
+
+
+SOAK_CONFIG = (
+    "backtest:\n  size_type: cash\n  size: 100\n"
+    "live:\n  max_drawdown: null\n  max_daily_loss: null\n  max_orders_per_minute: null\n"
+    "  reconcile_every: 50\n"
+)
+
+
+def soak(
+    tmp_path,
+    n_bars: int,
+    seed: int,
+    *,
+    strategy: str = "sma_cross",
+    params: tuple[str, ...] = ("fast=2", "slow=5", "band=0"),
+    config: str = SOAK_CONFIG,
+    segments: int = 1,
+    kill_9: dict | None = None,
+    check=None,
+) -> dict:
+    """A live run of ``n_bars`` bars of ``strategy`` on the fake's noisy market with seeded
+    random faults (a fifth of the waits bring one), then :func:`check_exchange_matches`.
+
+    ``segments`` > 1 splits the run into that many ``run_live`` calls on the same ``--run``:
+    each but the last is stopped hard at a random point (raising :class:`HardStop` out of
+    the order manager's hook right after an order was journaled, or right after the
+    exchange answered, or out of a bar's status line), and the exchange clock runs on one
+    to four bars (plus a few seconds) before the next start. ``kill_9``: the keyword
+    arguments of :func:`kill_9_after_send` (a real process killed with SIGKILL), run once
+    in place of the second segment's in-process stop. ``check(fake, run_dir, orders,
+    events)``: more assertions at the end; the dict it returns joins the figures."""
+    from adapters.orders import ExchangeDownError
     from runner import paper as session
     from runner.live_session import LiveOptions, run_live
 
-    settings = settings_for(
-        tmp_path,
-        "backtest:\n  size_type: cash\n  size: 100\n"
-        "live:\n  max_drawdown: null\n  max_daily_loss: null\n  max_orders_per_minute: null\n"
-        "  reconcile_every: 50\n",
-    )
+    settings = settings_for(tmp_path, config)
     settings.exchange.__dict__["timeout_ms"] = 150
     rng = random.Random(seed)
     injected: Counter = Counter()
+    stops: Counter = Counter()
+    run_dir = tmp_path / "run"
     with FakeBinance([NoisyMarket("BTC", "USDT", 16_500.0)], START, timeout_delay=0.25) as fake:
         FakeAccount(fake, {"USDT": 10_000.0})
 
@@ -164,35 +196,99 @@ def soak(tmp_path, n_bars: int, seed: int) -> dict:
                     fake.account.fault_next(1, kind, method, path)
                 injected[f"{kind} {method} {path}".strip()] += 1
 
-        req, cls = session.validate(
-            settings,
-            mode="rest",
-            exchange="binance",
-            symbols="BTC/USDT",
-            timeframe="1m",
-            strategy="sma_cross",
-            params=["fast=2", "slow=5", "band=0"],
-            max_bars=n_bars,
-            api_url=fake.base_url,
-        )
-        out = run_live(
-            settings,
-            req,
-            cls,
-            LiveOptions(tmp_path / "run"),
-            say=lambda t: None,
-            clock=clock,
-            sleep=sleep,
-            feed_options={"grace_s": 5.0},
-            retry_sleep=lambda s: None,
-        )
+        def bars_done() -> int:
+            if not (run_dir / "journal.sqlite").is_file():
+                return 0
+            j = journal_of(run_dir)
+            try:
+                return len({d["time"] for _, _, d in j.events("bar")})
+            finally:
+                j.close()
+
+        out: dict = {}
+        totals: Counter = Counter()
+        per = max(n_bars // max(segments, 1), 1)
+        seg = starts = 0
+        while (left := n_bars - bars_done()) > 0:
+            starts += 1
+            assert starts <= segments + 50, "the soak keeps stopping"
+            if starts > 1:  # down for one to four bars and a few seconds
+                fake.now_ms += rng.randint(1, 4) * 60_000 + rng.randint(0, 59) * 1000
+            last = seg >= segments - 1
+            if kill_9 is not None and seg == 1:
+                seg += 1
+                kill_9_after_send(fake, tmp_path / "c.yaml", run_dir, **kill_9)
+                stops["kill -9"] += 1
+                continue
+            # where this segment stops: after a random bar, at the next such point
+            at_bar = rng.randint(max(per // 3, 1), max(per, 2))
+            point = rng.choice(["journaled", "sent", "bar"])
+            seen = [0]
+
+            def hook(p: str, point=point, at_bar=at_bar, last=last, seen=seen) -> None:
+                if not last and p == point and seen[0] >= at_bar:
+                    raise HardStop(point)
+
+            def say(text: str, point=point, at_bar=at_bar, last=last, seen=seen) -> None:
+                if " equity " in text:
+                    seen[0] += 1
+                    hook("bar")
+
+            req, cls = session.validate(
+                settings,
+                mode="rest",
+                exchange="binance",
+                symbols="BTC/USDT",
+                timeframe="1m",
+                strategy=strategy,
+                params=list(params),
+                max_bars=left if last else min(left, per * 2),
+                api_url=fake.base_url,
+            )
+            try:
+                got = run_live(
+                    settings,
+                    req,
+                    cls,
+                    LiveOptions(run_dir),
+                    say=say,
+                    clock=clock,
+                    sleep=sleep,
+                    feed_options={"grace_s": 5.0},
+                    retry_sleep=lambda s: None,
+                    hook=hook,
+                )
+                out["stopped_by"] = got.get("stopped_by")
+                seg += 1
+            except HardStop as e:
+                stops[f"stop at {e.args[0]}"] += 1
+                seg += 1
+            except ExchangeDownError:
+                # queued faults outlasted the retry bound: the run stops (exit 3) and is
+                # started again, as its message says; not a planned stop
+                if segments == 1:
+                    raise
+                stops["exchange down"] += 1
         fake.account.faults.clear()
         fake.clear_failures()
-        orders, events = check_exchange_matches(fake, tmp_path / "run")
+        orders, events = check_exchange_matches(fake, run_dir)
+        if check is not None:
+            out.update(check(fake, run_dir, orders, events))
+        out["bars"] = bars_done()
+        # each start's summary (its ``stop`` event, written on a hard stop too)
+        for _, kind, d in events:
+            if kind == "stop":
+                totals.update({k: v for k, v in d.items() if isinstance(v, int)})
+        out.update(totals)
+        out["create_requests"] = sum(
+            1 for m, p, _ in fake.private_log if m == "POST" and p == "/api/v3/order"
+        )
     out["faults_injected"] = sum(injected.values())
     out["faults"] = dict(injected)
+    out["restarts"] = dict(stops)
     out["exchange_orders"] = sum(1 for r in orders if r.exchange_id)
     out["unknown_outcomes"] = sum(1 for _, k, _ in events if k == "unknown_outcome")
+    out["orders"], out["events"] = orders, events
     return out
 
 
@@ -213,7 +309,7 @@ def test_soak_2000_bars_random_faults(env, tmp_path):
     t0 = time.perf_counter()
     out = soak(tmp_path, 2000, seed=11)
     out["seconds"] = round(time.perf_counter() - t0, 1)
-    print("soak:", out)
+    print("soak:", {k: v for k, v in out.items() if k not in ("orders", "events")})
     assert out["bars"] == 2000
     assert out["exchange_orders"] >= 100
 
