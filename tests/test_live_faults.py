@@ -221,7 +221,7 @@ def soak(
                 stops["kill -9"] += 1
                 continue
             # where this segment stops: after a random bar, at the next such point
-            at_bar = rng.randint(max(per // 3, 1), max(per, 2))
+            at_bar = rng.randint(max(per // 2, 1), max(per + per // 2, 2))
             point = rng.choice(["journaled", "sent", "bar"])
             seen = [0]
 

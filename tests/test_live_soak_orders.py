@@ -37,6 +37,7 @@ from strategies.base import Param, Strategy
 from tests.test_live_faults import SOAK_CONFIG, env, soak  # noqa: F401
 
 MIN = 60_000
+STEP = 1e-5  # the fake's lot step
 TTL = 5
 CONFIG = SOAK_CONFIG.replace("size: 100\n", f"size: 100\n  order_ttl: {TTL}\n")
 EXITS = ("stop_loss", "take_profit", "trailing_stop")
@@ -130,11 +131,17 @@ def check_orders(fake, run_dir, orders, events) -> dict:
     rejected = [d for _, k, d in events if k == "rejected"]
     assert not [d for d in rejected if "insufficient balance" in d["error"]], rejected
     # the account's base balance, trade by trade in the exchange's order, never below zero
+    # and an entry buys only while flat (no second entry on top of a position: a sell
+    # rounds its amount down to the lot step, so less than a step of dust may stay)
     side = {o.id: o.side for o in acct.orders.values()}
     held = 0.0
+    bought: Counter = Counter()  # base bought by each order so far
     for tr in sorted(acct.trades, key=lambda tr: tr["id"]):
         qty = float(tr["qty"])
         fee = float(tr["commission"]) if tr["commissionAsset"] == "BTC" else 0.0
+        if side[tr["orderId"]] == "BUY":
+            assert held - bought[tr["orderId"]] < STEP, (tr, held)
+            bought[tr["orderId"]] += qty - fee
         held += (qty if side[tr["orderId"]] == "BUY" else -qty) - fee
         assert held >= -1e-9
     # every sell was sent for at most what the journal's fills had bought by then
@@ -166,6 +173,22 @@ def check_orders(fake, run_dir, orders, events) -> dict:
         assert r.status in ("closed", "canceled", "rejected", "expired"), r
         if r.status == "canceled" and r.filled == 0.0 and "expired" in r.reason:
             expired_by_hand += 1
+    # and none expired before: at least TTL - 1 bars the run saw (their ``bar`` events)
+    # came between its decision and its ``expired`` event; a start in between may have
+    # lost one bar's event (the run stopped inside that bar, after counting it)
+    for i, (_, k, d) in enumerate(events):
+        if k != "expired":
+            continue
+        r = by_cid[d["client_id"]]
+        before = events[:i]
+        bars = {e["time"] for _, kk, e in before if kk == "bar" and e["time"] > r.bar_time}
+        sent = max(
+            n
+            for n, (_, kk, e) in enumerate(before)
+            if kk == "submit" and e["client_id"] == r.client_id
+        )
+        starts = sum(1 for _, kk, _ in before[sent:] if kk == "start")
+        assert len(bars) >= TTL - 1 - starts, (r, sorted(bars))
     kinds = Counter(k for _, k, _ in events)
     exits = Counter(d["exit"] for _, k, d in events if k == "protective_exit")
     stops = [o for o in acct.orders.values() if o.type == "STOP_LOSS_LIMIT"]
