@@ -164,7 +164,7 @@ def soak(
     each but the last is stopped hard at a random point (raising :class:`HardStop` out of
     the order manager's hook right after an order was journaled, or right after the
     exchange answered, or out of a bar's status line), and the exchange clock runs on one
-    to four bars (plus a few seconds) before the next start. ``kill_9``: the keyword
+    to ten bars (plus a few seconds) before the next start. ``kill_9``: the keyword
     arguments of :func:`kill_9_after_send` (a real process killed with SIGKILL), run once
     in place of the second segment's in-process stop. ``check(fake, run_dir, orders,
     events)``: more assertions at the end; the dict it returns joins the figures."""
@@ -212,8 +212,8 @@ def soak(
         while (left := n_bars - bars_done()) > 0:
             starts += 1
             assert starts <= segments + 50, "the soak keeps stopping"
-            if starts > 1:  # down for one to four bars and a few seconds
-                fake.now_ms += rng.randint(1, 4) * 60_000 + rng.randint(0, 59) * 1000
+            if starts > 1:  # down for one to ten bars and a few seconds
+                fake.now_ms += rng.randint(1, 10) * 60_000 + rng.randint(0, 59) * 1000
             last = seg >= segments - 1
             if kill_9 is not None and seg == 1:
                 seg += 1
