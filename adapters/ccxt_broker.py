@@ -36,7 +36,9 @@ derived from (run, bar time, symbol, intent), and is never doubled by a retry.
     from the bar of its first fill and at its volume-weighted price, and a triggered exit
     sells the position at market at that bar's close (bar resolution, not an exchange-side
     stop order), its fills stored at once; ``resume()`` (at start) and each bar first step
-    the watches over the closed bars they missed, fetched from the exchange;
+    the watches over the closed bars they missed, fetched from the exchange; an exit
+    first cancels the rest of a partly filled entry (once the exit sold the position, that
+    rest would reopen it) and sells a fill that raced the cancel with the rest;
   - no second sell is sent for a symbol while one of the run's sells is still open.
 
 * ``account()``: cash = the quote balance, positions = the run's net fills, equity = quote
@@ -259,6 +261,12 @@ class CcxtBroker:
             s = self.symbols[j]
             if pos[s] < self.om.amount_step(s) or self._selling(s):
                 continue
+            # the exit closes the position: the rest of a partly filled entry must not
+            # reopen it (the backtest's entry filled whole, then closed); a fill that
+            # raced the cancel is sold with the rest
+            if self._cancel_entries(s, f"canceled by the {kind.replace('_', ' ')} exit"):
+                new += self.om.fetch_trades(s)
+                pos = self.positions()
             now = self.om.clock_ms()
             self.om.journal.event(
                 now, "protective_exit", symbol=s, exit=kind, bar=int(time), late=late
@@ -406,10 +414,16 @@ class CcxtBroker:
                 )
         return new
 
-    def _cancel_entries(self, s: str, why: str) -> None:
-        for row in self.om.journal.orders(live_only=True):
-            if row.symbol == s and row.intent.startswith("entry") and row.status != "pending":
-                self.om.cancel(row, why)
+    def _cancel_entries(self, s: str, why: str) -> int:
+        """Cancel the symbol's entries still open on the exchange; how many were asked."""
+        rows = [
+            row
+            for row in self.om.journal.orders(live_only=True)
+            if row.symbol == s and row.intent.startswith("entry") and row.status != "pending"
+        ]
+        for row in rows:
+            self.om.cancel(row, why)
+        return len(rows)
 
     def _arm(self, time: int, s: str, intent: str, fracs: list[float]) -> None:
         """Journal the entry's protective fractions under its client id, before it is sent."""

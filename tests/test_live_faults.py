@@ -33,13 +33,15 @@ def check_exchange_matches(fake, run_dir):
         assert max(ids.values(), default=1) == 1  # no client id placed twice
         journal_ids = {r.client_id for r in j.orders() if r.exchange_id}
         assert journal_ids == set(ids)  # none lost
-        # the run's position equals what the exchange holds (the account started with none)
-        base = sum(
-            (f["qty"] if f["side"] == "buy" else -f["qty"])
-            - (f["fee"] if f["fee_currency"] == "BTC" else 0.0)
-            for f in j.fills()
-        )
-        assert fake.account.total("BTC") == pytest.approx(base, abs=1e-9)
+        # the run's positions equal what the exchange holds (the account started with none)
+        held: Counter = Counter({"BTC": 0.0})
+        for f in j.fills():
+            base = f["symbol"].split("/")[0]
+            held[base] += (f["qty"] if f["side"] == "buy" else -f["qty"]) - (
+                f["fee"] if f["fee_currency"] == base else 0.0
+            )
+        for base, qty in held.items():
+            assert fake.account.total(base) == pytest.approx(qty, abs=1e-9), base
         return j.orders(), j.events()
     finally:
         j.close()
@@ -156,6 +158,8 @@ def soak(
     segments: int = 1,
     kill_9: dict | None = None,
     check=None,
+    symbols: str = "BTC/USDT",
+    partials: float = 0.0,
 ) -> dict:
     """A live run of ``n_bars`` bars of ``strategy`` on the fake's noisy market with seeded
     random faults (a fifth of the waits bring one), then :func:`check_exchange_matches`.
@@ -166,7 +170,10 @@ def soak(
     exchange answered, or out of a bar's status line), and the exchange clock runs on one
     to ten bars (plus a few seconds) before the next start. ``kill_9``: the keyword
     arguments of :func:`kill_9_after_send` (a real process killed with SIGKILL), run once
-    in place of the second segment's in-process stop. ``check(fake, run_dir, orders,
+    in place of the second segment's in-process stop. ``symbols``: one or more of BTC/USDT
+    and ETH/USDT, comma separated (each a noisy market). ``partials``: the chance a wait
+    makes the exchange's next limit fill a partial one (30-70 %, the rest on a later
+    candle). ``check(fake, run_dir, orders,
     events)``: more assertions at the end; the dict it returns joins the figures."""
     from adapters.orders import ExchangeDownError
     from runner import paper as session
@@ -178,7 +185,11 @@ def soak(
     injected: Counter = Counter()
     stops: Counter = Counter()
     run_dir = tmp_path / "run"
-    with FakeBinance([NoisyMarket("BTC", "USDT", 16_500.0)], START, timeout_delay=0.25) as fake:
+    price = {"BTC": 16_500.0, "ETH": 1_200.0}
+    markets = [
+        NoisyMarket(s.split("/")[0], "USDT", price[s.split("/")[0]]) for s in symbols.split(",")
+    ]
+    with FakeBinance(markets, START, timeout_delay=0.25) as fake:
         FakeAccount(fake, {"USDT": 10_000.0})
 
         def clock() -> float:
@@ -186,6 +197,8 @@ def soak(
 
         def sleep(s: float) -> None:
             fake.now_ms += int(s * 1000)
+            if partials and rng.random() < partials:
+                fake.account.partial_next(rng.choice((0.3, 0.5, 0.7)))
             if rng.random() < 0.2:  # a fifth of the waits bring a fault
                 kind, method, path = FAULTS[rng.randrange(len(FAULTS))]
                 if kind in ("timeout", "accept_timeout") and rng.random() < 0.7:
@@ -217,6 +230,8 @@ def soak(
             last = seg >= segments - 1
             if kill_9 is not None and seg == 1:
                 seg += 1
+                fake.account.faults.clear()  # the child injects none: it must reach its kill
+                fake.clear_failures()
                 kill_9_after_send(fake, tmp_path / "c.yaml", run_dir, **kill_9)
                 stops["kill -9"] += 1
                 continue
@@ -238,7 +253,7 @@ def soak(
                 settings,
                 mode="rest",
                 exchange="binance",
-                symbols="BTC/USDT",
+                symbols=symbols,
                 timeframe="1m",
                 strategy=strategy,
                 params=list(params),
@@ -334,7 +349,7 @@ def hook(point):
         if sent[0] == {kill_at}:
             os.kill(os.getpid(), 9)  # the exchange has the order, the journal does not know
 settings = load_settings({cfg!r})
-req, cls = session.validate(settings, mode="rest", exchange="binance", symbols="BTC/USDT",
+req, cls = session.validate(settings, mode="rest", exchange="binance", symbols={symbols!r},
     timeframe="1m", strategy={strategy!r}, params={params!r},
     max_bars=200, api_url=BASE)
 run_live(settings, req, cls, LiveOptions({run!r}), say=lambda t: None, clock=now,
@@ -352,12 +367,13 @@ def kill_9_after_send(
     params=("fast=2", "slow=5", "band=0"),
     setup="",
     point="sent",
+    symbols="BTC/USDT",
 ):
     """Run ``cli.py live``'s session in a child process on the fake's clock (served by the
     fake: ``/fake/now``, ``/fake/advance``); it kills itself with signal 9 right after its
     ``kill_at``-th order reached the exchange, before the answer is journaled (``point``
     "journaled": after it was journaled, before it was sent). ``setup`` is
-    code run in the child first (e.g. registering a strategy)."""
+    code run in the child first (e.g. registering a strategy); ``symbols`` the run's."""
     import os
     import subprocess
     import sys
@@ -379,6 +395,7 @@ def kill_9_after_send(
         params=list(params),
         setup=setup,
         point=point,
+        symbols=symbols,
     )
     p = subprocess.run(
         [sys.executable, "-c", code],

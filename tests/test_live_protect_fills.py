@@ -151,6 +151,50 @@ def test_a_partial_fill_is_watched_with_the_quantity_held_then_all_of_it(desk):
     check_exchange_matches(desk.fake, desk.om.journal.dir)
 
 
+def test_a_protective_exit_cancels_the_rest_of_a_partly_filled_entry(desk):
+    """An entry filled in part, then its stop-loss: the exit sells what was bought and
+    cancels the entry's rest, which would otherwise fill later and open a new position the
+    backtest never holds (it has no partial fills: its entry is filled, then closed)."""
+    sl = 0.0002
+    # by hand: a decision bar whose limit (0.1 % under its close) is reached by a candle
+    # that also reaches the stop under the fill (the fake's candle low is 0.05 % under the
+    # lower of its open and close), and a later candle comes back to the limit
+    for d in range(0, 300):
+        t_dec = T0 + d * MIN
+        limit = round(candle(desk.market, t_dec)[3] * 0.999, 2)
+        start = t_dec + MIN
+        while candle(desk.market, start)[2] > limit:
+            start += MIN
+        hit = first_exit(desk.market, start, limit, sl=sl, inside=True, end=start + MIN)
+        back = [
+            t
+            for t in range(start + MIN, start + 30 * MIN, MIN)
+            if candle(desk.market, t)[2] <= limit
+        ]
+        if hit is not None and back:
+            break
+    else:
+        pytest.fail("no such bar in the fake's first five hours")
+    assert hit == (start, "stop_loss")
+    desk.bar(t_dec)
+    desk.fake.account.partial_next(0.4)
+    desk.decide(t_dec, entry=1, limit=limit, sl=sl)
+    for t in range(t_dec + MIN, back[0] + 2 * MIN, MIN):
+        desk.bar(t)
+    entry = entry_of(desk)
+    fills = desk.fills()
+    buys = [f for f in fills if f["side"] == "buy"]
+    assert [(f["time"] // MIN * MIN, f["qty"]) for f in buys] == [(start, pytest.approx(0.4 * QTY))]
+    (sell,) = [o for o in desk.orders() if o.side == "sell"]
+    assert (sell.intent, sell.bar_time) == ("stop_loss", start)
+    check_exit_order(sell, fills)
+    # the rest was canceled with the exit, before the candle that would have filled it
+    assert (entry.status, entry.filled) == ("canceled", pytest.approx(0.4 * QTY))
+    assert desk.fake.account.total("BTC") < 1e-5  # flat: less than a lot step of dust
+    assert not desk.broker.protect.armed(0)
+    check_exchange_matches(desk.fake, desk.om.journal.dir)
+
+
 def test_an_entry_filled_in_pieces_is_watched_from_its_volume_weighted_price(desk):
     tp, sl = 0.0002, 0.004
     desk.bar(T0)

@@ -14,6 +14,8 @@ exchange's own records and the journal's bar times:
   account, that would be a sell of more than the run holds: a double sell);
 * the account's base balance, replayed trade by trade in the exchange's order, never goes
   below zero, and every sell was sent for at most the position its fills had bought;
+* once a position is sold, the entry that bought it fills no more (the exchange fills some
+  limit entries in parts, the rest on a later candle: an exit cancels that rest);
 * no resting entry traded after the close of the ``order_ttl``-th bar of its symbol the run
   saw after the bar that decided it (bars closed while the run was down do not count, as in
   the backtest), and none is still open after it.
@@ -134,16 +136,31 @@ def check_orders(fake, run_dir, orders, events) -> dict:
     # and an entry buys only while flat (no second entry on top of a position: a sell
     # rounds its amount down to the lot step, so less than a step of dust may stay)
     side = {o.id: o.side for o in acct.orders.values()}
-    held = 0.0
+    base = {m.id: m.base for m in fake.markets.values()}
+    held: Counter = Counter()  # per market
     bought: Counter = Counter()  # base bought by each order so far
     for tr in sorted(acct.trades, key=lambda tr: tr["id"]):
         qty = float(tr["qty"])
-        fee = float(tr["commission"]) if tr["commissionAsset"] == "BTC" else 0.0
+        m = tr["symbol"]
+        fee = float(tr["commission"]) if tr["commissionAsset"] == base[m] else 0.0
         if side[tr["orderId"]] == "BUY":
-            assert held - bought[tr["orderId"]] < STEP, (tr, held)
+            assert held[m] - bought[tr["orderId"]] < STEP, (tr, held)
             bought[tr["orderId"]] += qty - fee
-        held += (qty if side[tr["orderId"]] == "BUY" else -qty) - fee
-        assert held >= -1e-9
+        held[m] += (qty if side[tr["orderId"]] == "BUY" else -qty) - fee
+        assert held[m] >= -1e-9
+    # once a position is sold, the entry that bought it fills no more (a partly filled
+    # entry's rest does not reopen it: the backtest's position is closed)
+    sold_after: dict[int, bool] = {}  # entry order id -> a sell of its symbol traded since
+    sym = {o.id: o.symbol for o in acct.orders.values()}
+    for tr in sorted(acct.trades, key=lambda tr: tr["id"]):
+        oid = tr["orderId"]
+        if side[oid] == "BUY":
+            assert not sold_after.get(oid), (tr, "an entry filled again after its exit")
+            sold_after.setdefault(oid, False)
+        else:
+            for x in sold_after:
+                if sym[x] == tr["symbol"]:
+                    sold_after[x] = True
     # every sell was sent for at most what the journal's fills had bought by then
     fills = _journal_fills(run_dir)
     sent_at = {d["client_id"]: t for t, k, d in events if k == "submit"}
@@ -151,9 +168,11 @@ def check_orders(fake, run_dir, orders, events) -> dict:
     for r in sells:
         pos = sum(
             (f["qty"] if f["side"] == "buy" else -f["qty"])
-            - (f["fee"] if f["fee_currency"] == "BTC" else 0.0)
+            - (f["fee"] if f["fee_currency"] == r.symbol.split("/")[0] else 0.0)
             for f in fills
-            if f["time"] <= sent_at[r.client_id] and f["client_id"] != r.client_id
+            if f["symbol"] == r.symbol
+            and f["time"] <= sent_at[r.client_id]
+            and f["client_id"] != r.client_id
         )
         assert r.amount <= pos + 1e-9, (r, pos)
     # no resting entry outlived order_ttl bars the run saw after its deciding bar
@@ -171,7 +190,7 @@ def check_orders(fake, run_dir, orders, events) -> dict:
         for t in trades_of.get(str(r.exchange_id), []):
             assert t < deadline, (r, t, deadline)
         assert r.status in ("closed", "canceled", "rejected", "expired"), r
-        if r.status == "canceled" and r.filled == 0.0 and "expired" in r.reason:
+        if r.status == "canceled" and "expired" in r.reason:
             expired_by_hand += 1
     # and none expired before: at least TTL - 1 bars the run saw (their ``bar`` events)
     # came between its decision and its ``expired`` event; a start in between may have
@@ -195,7 +214,8 @@ def check_orders(fake, run_dir, orders, events) -> dict:
     return {
         "exchange_order_types": dict(Counter(o.type for o in acct.orders.values())),
         "limit_fills": sum(1 for o in acct.orders.values() if o.type == "LIMIT" and o.executed),
-        "stops_triggered": sum(1 for o in stops if o.working is not None),
+        "stops_triggered": sum(1 for o in stops if o.working),
+        "filled_in_parts": sum(1 for ts in trades_of.values() if len(ts) > 1),
         "stops_crossed": kinds["stop_crossed"],
         "expiries": kinds["expired"],
         "expiries_by_hand": expired_by_hand,
@@ -216,7 +236,15 @@ def _journal_fills(run_dir) -> list[dict]:
         j.close()
 
 
-def mixed_soak(tmp_path, n_bars: int, seed: int, segments: int, kill_9: bool) -> dict:
+def mixed_soak(
+    tmp_path,
+    n_bars: int,
+    seed: int,
+    segments: int,
+    kill_9: bool,
+    symbols: str = "BTC/USDT",
+    partials: float = 0.05,
+) -> dict:
     return soak(
         tmp_path,
         n_bars,
@@ -231,11 +259,14 @@ def mixed_soak(tmp_path, n_bars: int, seed: int, segments: int, kill_9: bool) ->
                 strategy=MixedEntries.name,
                 params=(f"seed={seed}",),
                 setup=CHILD_SETUP,
+                symbols=symbols,
             )
             if kill_9
             else None
         ),
         check=check_orders,
+        symbols=symbols,
+        partials=partials,
     )
 
 
@@ -244,6 +275,7 @@ def assert_every_path_ran(out: dict, n_bars: int) -> None:
     types = out["exchange_order_types"]
     assert types.get("MARKET", 0) and types.get("LIMIT", 0) and types.get("STOP_LOSS_LIMIT", 0)
     assert out["limit_fills"] >= 1 and out["stops_triggered"] >= 1
+    assert out["filled_in_parts"] >= 1
     assert out["stops_crossed"] >= 1
     assert out["expiries"] >= 1 and out["expiries_by_hand"] == out["expiries"]
     assert sum(out["protective_exits"].values()) >= 3
@@ -251,7 +283,7 @@ def assert_every_path_ran(out: dict, n_bars: int) -> None:
 
 
 def test_soak_of_every_order_path_300_bars_with_restarts(env, tmp_path, mixed):  # noqa: F811
-    out = mixed_soak(tmp_path, 300, seed=3, segments=4, kill_9=True)
+    out = mixed_soak(tmp_path, 300, seed=10, segments=4, kill_9=True)
     assert_every_path_ran(out, 300)
     assert out["restarts"]["kill -9"] == 1
     assert sum(out["restarts"].values()) >= 3
@@ -265,7 +297,7 @@ def test_soak_of_every_order_path_300_bars_with_restarts(env, tmp_path, mixed): 
 )
 def test_soak_of_every_order_path_2000_bars_with_restarts(env, tmp_path, mixed):  # noqa: F811
     t0 = time.perf_counter()
-    out = mixed_soak(tmp_path, 2000, seed=18, segments=12, kill_9=True)
+    out = mixed_soak(tmp_path, 2000, seed=18, segments=12, kill_9=True, symbols="BTC/USDT,ETH/USDT")
     out["seconds"] = round(time.perf_counter() - t0, 1)
     print("soak:", {k: v for k, v in out.items() if k not in ("orders", "events")})
     assert_every_path_ran(out, 2000)
