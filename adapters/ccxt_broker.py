@@ -29,7 +29,9 @@ derived from (run, bar time, symbol, intent), and is never doubled by a retry.
     spot account cannot be short, and ``run_live`` starts only with ``allow_short`` false,
     under which the backtest too turns a short entry into an exit (nothing while flat);
   - a new entry first cancels the symbol's entry orders still resting; an exit signal (or a
-    short entry) cancels them too, as in the backtest;
+    short entry) cancels them too, as in the backtest; a fill that raced such a cancel is
+    stored first (reported at the next ``on_bar``): an exit sells it too, and a new entry
+    is not sent on top of the position it opened;
   - stop-loss, take-profit and trailing exits are kept client-side
     (:class:`adapters.protect.ProtectiveExits`): the entry's fractions are journaled before
     it is sent; once it fills, the kernel checks each closed bar's range against the levels,
@@ -92,6 +94,7 @@ class CcxtBroker:
         self.bars = 0
         self.last_time: int | None = None
         self.said: set[str] = set()
+        self.unreported: list[dict] = []  # fills stored during submit, reported at on_bar
         self.timeframe = timeframe
         self.tf_ms = timeframe_ms(timeframe)
         self.protect = ProtectiveExits(self.symbols, config, self.tf_ms)
@@ -109,7 +112,7 @@ class CcxtBroker:
             c = float(bar.close[j])
             if math.isfinite(c):
                 self.close[s] = c
-        new = self.om.sync()
+        new, self.unreported = self.unreported + self.om.sync(), []
         if self.bars % self.reconcile_every == 0:
             before = {f["trade_id"] for f in self.om.journal.fills()}
             self.om.reconcile(self.symbols, say_all=True)
@@ -314,8 +317,14 @@ class CcxtBroker:
         price = self.close[s]
         step = self.om.amount_step(s)
         long = pos >= step
-        if exit_ or entry < 0:  # as in the backtest, an exit signal cancels a resting entry
-            self._cancel_entries(s, "canceled by an exit signal")
+        # as in the backtest, an exit signal cancels a resting entry, and so does a new one;
+        # a fill that raced the cancel is stored first: the exit sells it too, and a new
+        # entry is not sent on top of it
+        why = "canceled by an exit signal" if exit_ or entry < 0 else "replaced by a new entry"
+        if (exit_ or entry < 0 or (entry > 0 and not long)) and self._cancel_entries(s, why):
+            self.unreported += self.om.fetch_trades(s)
+            pos = self.positions()[s]
+            long = pos >= step
         if (exit_ or entry < 0) and long and not self._selling(s):
             self.kill.check_order(now, s, 0.0)
             self.om.submit(s, "sell", "market", pos, None, time, "exit", price)
@@ -340,7 +349,6 @@ class CcxtBroker:
         limit = px * (1.0 + self.stop_limit_offset) if otype == enums.STOP else px
         ref = limit if otype != enums.MARKET else price
         amount = self._amount(size, ref)
-        self._cancel_entries(s, "replaced by a new entry")
         self.kill.check_order(now, s, amount * ref)
         self._arm(time, s, "entry long", fracs)
         if otype == enums.LIMIT:
