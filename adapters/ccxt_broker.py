@@ -29,14 +29,18 @@ derived from (run, bar time, symbol, intent), and is never doubled by a retry.
     spot account cannot be short, and ``run_live`` starts only with ``allow_short`` false,
     under which the backtest too turns a short entry into an exit (nothing while flat);
   - a new entry first cancels the symbol's entry orders still resting; an exit signal (or a
-    short entry) cancels them too, as in the backtest;
+    short entry) cancels them too, as in the backtest; a fill that raced such a cancel is
+    stored first (reported at the next ``on_bar``): an exit sells it too, and a new entry
+    is not sent on top of the position it opened;
   - stop-loss, take-profit and trailing exits are kept client-side
     (:class:`adapters.protect.ProtectiveExits`): the entry's fractions are journaled before
     it is sent; once it fills, the kernel checks each closed bar's range against the levels,
     from the bar of its first fill and at its volume-weighted price, and a triggered exit
     sells the position at market at that bar's close (bar resolution, not an exchange-side
     stop order), its fills stored at once; ``resume()`` (at start) and each bar first step
-    the watches over the closed bars they missed, fetched from the exchange;
+    the watches over the closed bars they missed, fetched from the exchange; an exit
+    first cancels the rest of a partly filled entry (once the exit sold the position, that
+    rest would reopen it) and sells a fill that raced the cancel with the rest;
   - no second sell is sent for a symbol while one of the run's sells is still open.
 
 * ``account()``: cash = the quote balance, positions = the run's net fills, equity = quote
@@ -90,6 +94,7 @@ class CcxtBroker:
         self.bars = 0
         self.last_time: int | None = None
         self.said: set[str] = set()
+        self.unreported: list[dict] = []  # fills stored during submit, reported at on_bar
         self.timeframe = timeframe
         self.tf_ms = timeframe_ms(timeframe)
         self.protect = ProtectiveExits(self.symbols, config, self.tf_ms)
@@ -107,7 +112,7 @@ class CcxtBroker:
             c = float(bar.close[j])
             if math.isfinite(c):
                 self.close[s] = c
-        new = self.om.sync()
+        new, self.unreported = self.unreported + self.om.sync(), []
         if self.bars % self.reconcile_every == 0:
             before = {f["trade_id"] for f in self.om.journal.fills()}
             self.om.reconcile(self.symbols, say_all=True)
@@ -259,6 +264,12 @@ class CcxtBroker:
             s = self.symbols[j]
             if pos[s] < self.om.amount_step(s) or self._selling(s):
                 continue
+            # the exit closes the position: the rest of a partly filled entry must not
+            # reopen it (the backtest's entry filled whole, then closed); a fill that
+            # raced the cancel is sold with the rest
+            if self._cancel_entries(s, f"canceled by the {kind.replace('_', ' ')} exit"):
+                new += self.om.fetch_trades(s)
+                pos = self.positions()
             now = self.om.clock_ms()
             self.om.journal.event(
                 now, "protective_exit", symbol=s, exit=kind, bar=int(time), late=late
@@ -306,8 +317,14 @@ class CcxtBroker:
         price = self.close[s]
         step = self.om.amount_step(s)
         long = pos >= step
-        if exit_ or entry < 0:  # as in the backtest, an exit signal cancels a resting entry
-            self._cancel_entries(s, "canceled by an exit signal")
+        # as in the backtest, an exit signal cancels a resting entry, and so does a new one;
+        # a fill that raced the cancel is stored first: the exit sells it too, and a new
+        # entry is not sent on top of it
+        why = "canceled by an exit signal" if exit_ or entry < 0 else "replaced by a new entry"
+        if (exit_ or entry < 0 or (entry > 0 and not long)) and self._cancel_entries(s, why):
+            self.unreported += self.om.fetch_trades(s)
+            pos = self.positions()[s]
+            long = pos >= step
         if (exit_ or entry < 0) and long and not self._selling(s):
             self.kill.check_order(now, s, 0.0)
             self.om.submit(s, "sell", "market", pos, None, time, "exit", price)
@@ -332,7 +349,6 @@ class CcxtBroker:
         limit = px * (1.0 + self.stop_limit_offset) if otype == enums.STOP else px
         ref = limit if otype != enums.MARKET else price
         amount = self._amount(size, ref)
-        self._cancel_entries(s, "replaced by a new entry")
         self.kill.check_order(now, s, amount * ref)
         self._arm(time, s, "entry long", fracs)
         if otype == enums.LIMIT:
@@ -406,10 +422,16 @@ class CcxtBroker:
                 )
         return new
 
-    def _cancel_entries(self, s: str, why: str) -> None:
-        for row in self.om.journal.orders(live_only=True):
-            if row.symbol == s and row.intent.startswith("entry") and row.status != "pending":
-                self.om.cancel(row, why)
+    def _cancel_entries(self, s: str, why: str) -> int:
+        """Cancel the symbol's entries still open on the exchange; how many were asked."""
+        rows = [
+            row
+            for row in self.om.journal.orders(live_only=True)
+            if row.symbol == s and row.intent.startswith("entry") and row.status != "pending"
+        ]
+        for row in rows:
+            self.om.cancel(row, why)
+        return len(rows)
 
     def _arm(self, time: int, s: str, intent: str, fracs: list[float]) -> None:
         """Journal the entry's protective fractions under its client id, before it is sent."""

@@ -33,13 +33,15 @@ def check_exchange_matches(fake, run_dir):
         assert max(ids.values(), default=1) == 1  # no client id placed twice
         journal_ids = {r.client_id for r in j.orders() if r.exchange_id}
         assert journal_ids == set(ids)  # none lost
-        # the run's position equals what the exchange holds (the account started with none)
-        base = sum(
-            (f["qty"] if f["side"] == "buy" else -f["qty"])
-            - (f["fee"] if f["fee_currency"] == "BTC" else 0.0)
-            for f in j.fills()
-        )
-        assert fake.account.total("BTC") == pytest.approx(base, abs=1e-9)
+        # the run's positions equal what the exchange holds (the account started with none)
+        held: Counter = Counter({"BTC": 0.0})
+        for f in j.fills():
+            base = f["symbol"].split("/")[0]
+            held[base] += (f["qty"] if f["side"] == "buy" else -f["qty"]) - (
+                f["fee"] if f["fee_currency"] == base else 0.0
+            )
+        for base, qty in held.items():
+            assert fake.account.total(base) == pytest.approx(qty, abs=1e-9), base
         return j.orders(), j.events()
     finally:
         j.close()
@@ -133,20 +135,61 @@ FAULTS = [
 ]
 
 
-def soak(tmp_path, n_bars: int, seed: int) -> dict:
+class HardStop(BaseException):
+    """Raised out of a hook or the screen callback to stop a live run at that point, as a
+    crash would: nothing of the product catches it (only its ``finally`` blocks run)."""
+
+
+SOAK_CONFIG = (
+    "backtest:\n  size_type: cash\n  size: 100\n"
+    "live:\n  max_drawdown: null\n  max_daily_loss: null\n  max_orders_per_minute: null\n"
+    "  reconcile_every: 50\n"
+)
+
+
+def soak(
+    tmp_path,
+    n_bars: int,
+    seed: int,
+    *,
+    strategy: str = "sma_cross",
+    params: tuple[str, ...] = ("fast=2", "slow=5", "band=0"),
+    config: str = SOAK_CONFIG,
+    segments: int = 1,
+    kill_9: dict | None = None,
+    check=None,
+    symbols: str = "BTC/USDT",
+    partials: float = 0.0,
+) -> dict:
+    """A live run of ``n_bars`` bars of ``strategy`` on the fake's noisy market with seeded
+    random faults (a fifth of the waits bring one), then :func:`check_exchange_matches`.
+
+    ``segments`` > 1 splits the run into that many ``run_live`` calls on the same ``--run``:
+    each but the last is stopped hard at a random point (raising :class:`HardStop` out of
+    the order manager's hook right after an order was journaled, or right after the
+    exchange answered, or out of a bar's status line), and the exchange clock runs on one
+    to ten bars (plus a few seconds) before the next start. ``kill_9``: the keyword
+    arguments of :func:`kill_9_after_send` (a real process killed with SIGKILL), run once
+    in place of the second segment's in-process stop. ``symbols``: one or more of BTC/USDT
+    and ETH/USDT, comma separated (each a noisy market). ``partials``: the chance a wait
+    makes the exchange's next limit fill a partial one (30-70 %, the rest on a later
+    candle). ``check(fake, run_dir, orders,
+    events)``: more assertions at the end; the dict it returns joins the figures."""
+    from adapters.orders import ExchangeDownError
     from runner import paper as session
     from runner.live_session import LiveOptions, run_live
 
-    settings = settings_for(
-        tmp_path,
-        "backtest:\n  size_type: cash\n  size: 100\n"
-        "live:\n  max_drawdown: null\n  max_daily_loss: null\n  max_orders_per_minute: null\n"
-        "  reconcile_every: 50\n",
-    )
+    settings = settings_for(tmp_path, config)
     settings.exchange.__dict__["timeout_ms"] = 150
     rng = random.Random(seed)
     injected: Counter = Counter()
-    with FakeBinance([NoisyMarket("BTC", "USDT", 16_500.0)], START, timeout_delay=0.25) as fake:
+    stops: Counter = Counter()
+    run_dir = tmp_path / "run"
+    price = {"BTC": 16_500.0, "ETH": 1_200.0}
+    markets = [
+        NoisyMarket(s.split("/")[0], "USDT", price[s.split("/")[0]]) for s in symbols.split(",")
+    ]
+    with FakeBinance(markets, START, timeout_delay=0.25) as fake:
         FakeAccount(fake, {"USDT": 10_000.0})
 
         def clock() -> float:
@@ -154,6 +197,8 @@ def soak(tmp_path, n_bars: int, seed: int) -> dict:
 
         def sleep(s: float) -> None:
             fake.now_ms += int(s * 1000)
+            if partials and rng.random() < partials:
+                fake.account.partial_next(rng.choice((0.3, 0.5, 0.7)))
             if rng.random() < 0.2:  # a fifth of the waits bring a fault
                 kind, method, path = FAULTS[rng.randrange(len(FAULTS))]
                 if kind in ("timeout", "accept_timeout") and rng.random() < 0.7:
@@ -164,35 +209,101 @@ def soak(tmp_path, n_bars: int, seed: int) -> dict:
                     fake.account.fault_next(1, kind, method, path)
                 injected[f"{kind} {method} {path}".strip()] += 1
 
-        req, cls = session.validate(
-            settings,
-            mode="rest",
-            exchange="binance",
-            symbols="BTC/USDT",
-            timeframe="1m",
-            strategy="sma_cross",
-            params=["fast=2", "slow=5", "band=0"],
-            max_bars=n_bars,
-            api_url=fake.base_url,
-        )
-        out = run_live(
-            settings,
-            req,
-            cls,
-            LiveOptions(tmp_path / "run"),
-            say=lambda t: None,
-            clock=clock,
-            sleep=sleep,
-            feed_options={"grace_s": 5.0},
-            retry_sleep=lambda s: None,
-        )
+        def bars_done() -> int:
+            if not (run_dir / "journal.sqlite").is_file():
+                return 0
+            j = journal_of(run_dir)
+            try:
+                return len({d["time"] for _, _, d in j.events("bar")})
+            finally:
+                j.close()
+
+        out: dict = {}
+        totals: Counter = Counter()
+        per = max(n_bars // max(segments, 1), 1)
+        seg = starts = 0
+        while (left := n_bars - bars_done()) > 0:
+            starts += 1
+            assert starts <= segments + 50, "the soak keeps stopping"
+            if starts > 1:  # down for one to ten bars and a few seconds
+                fake.now_ms += rng.randint(1, 10) * 60_000 + rng.randint(0, 59) * 1000
+            last = seg >= segments - 1
+            if kill_9 is not None and seg == 1:
+                seg += 1
+                fake.account.faults.clear()  # the child injects none: it must reach its kill
+                fake.clear_failures()
+                kill_9_after_send(fake, tmp_path / "c.yaml", run_dir, **kill_9)
+                stops["kill -9"] += 1
+                continue
+            # where this segment stops: after a random bar, at the next such point
+            at_bar = rng.randint(max(per // 2, 1), max(per + per // 2, 2))
+            point = rng.choice(["journaled", "sent", "bar"])
+            seen = [0]
+
+            def hook(p: str, point=point, at_bar=at_bar, last=last, seen=seen) -> None:
+                if not last and p == point and seen[0] >= at_bar:
+                    raise HardStop(point)
+
+            def say(text: str, point=point, at_bar=at_bar, last=last, seen=seen) -> None:
+                if " equity " in text:
+                    seen[0] += 1
+                    hook("bar")
+
+            req, cls = session.validate(
+                settings,
+                mode="rest",
+                exchange="binance",
+                symbols=symbols,
+                timeframe="1m",
+                strategy=strategy,
+                params=list(params),
+                max_bars=left if last else min(left, per * 2),
+                api_url=fake.base_url,
+            )
+            try:
+                got = run_live(
+                    settings,
+                    req,
+                    cls,
+                    LiveOptions(run_dir),
+                    say=say,
+                    clock=clock,
+                    sleep=sleep,
+                    feed_options={"grace_s": 5.0},
+                    retry_sleep=lambda s: None,
+                    hook=hook,
+                )
+                out["stopped_by"] = got.get("stopped_by")
+                seg += 1
+            except HardStop as e:
+                stops[f"stop at {e.args[0]}"] += 1
+                seg += 1
+            except ExchangeDownError:
+                # queued faults outlasted the retry bound: the run stops (exit 3) and is
+                # started again, as its message says; not a planned stop
+                if segments == 1:
+                    raise
+                stops["exchange down"] += 1
         fake.account.faults.clear()
         fake.clear_failures()
-        orders, events = check_exchange_matches(fake, tmp_path / "run")
+        orders, events = check_exchange_matches(fake, run_dir)
+        if check is not None:
+            out.update(check(fake, run_dir, orders, events))
+        out["bars"] = bars_done()
+        # each start's summary (its ``stop`` event, written on a hard stop too)
+        for _, kind, d in events:
+            if kind == "stop":
+                totals.update({k: v for k, v in d.items() if isinstance(v, int)})
+        out.update(totals)
+        out["create_requests"] = sum(
+            1 for m, p, _ in fake.private_log if m == "POST" and p == "/api/v3/order"
+        )
     out["faults_injected"] = sum(injected.values())
     out["faults"] = dict(injected)
+    out["restarts"] = dict(stops)
     out["exchange_orders"] = sum(1 for r in orders if r.exchange_id)
     out["unknown_outcomes"] = sum(1 for _, k, _ in events if k == "unknown_outcome")
+    out["orders"], out["events"] = orders, events
     return out
 
 
@@ -213,7 +324,7 @@ def test_soak_2000_bars_random_faults(env, tmp_path):
     t0 = time.perf_counter()
     out = soak(tmp_path, 2000, seed=11)
     out["seconds"] = round(time.perf_counter() - t0, 1)
-    print("soak:", out)
+    print("soak:", {k: v for k, v in out.items() if k not in ("orders", "events")})
     assert out["bars"] == 2000
     assert out["exchange_orders"] >= 100
 
@@ -238,7 +349,7 @@ def hook(point):
         if sent[0] == {kill_at}:
             os.kill(os.getpid(), 9)  # the exchange has the order, the journal does not know
 settings = load_settings({cfg!r})
-req, cls = session.validate(settings, mode="rest", exchange="binance", symbols="BTC/USDT",
+req, cls = session.validate(settings, mode="rest", exchange="binance", symbols={symbols!r},
     timeframe="1m", strategy={strategy!r}, params={params!r},
     max_bars=200, api_url=BASE)
 run_live(settings, req, cls, LiveOptions({run!r}), say=lambda t: None, clock=now,
@@ -256,12 +367,13 @@ def kill_9_after_send(
     params=("fast=2", "slow=5", "band=0"),
     setup="",
     point="sent",
+    symbols="BTC/USDT",
 ):
     """Run ``cli.py live``'s session in a child process on the fake's clock (served by the
     fake: ``/fake/now``, ``/fake/advance``); it kills itself with signal 9 right after its
     ``kill_at``-th order reached the exchange, before the answer is journaled (``point``
     "journaled": after it was journaled, before it was sent). ``setup`` is
-    code run in the child first (e.g. registering a strategy)."""
+    code run in the child first (e.g. registering a strategy); ``symbols`` the run's."""
     import os
     import subprocess
     import sys
@@ -283,6 +395,7 @@ def kill_9_after_send(
         params=list(params),
         setup=setup,
         point=point,
+        symbols=symbols,
     )
     p = subprocess.run(
         [sys.executable, "-c", code],

@@ -151,6 +151,132 @@ def test_a_partial_fill_is_watched_with_the_quantity_held_then_all_of_it(desk):
     check_exchange_matches(desk.fake, desk.om.journal.dir)
 
 
+def partial_then_stop(market, sl: float):
+    """By hand: a decision bar whose limit (0.1 % under its close) is reached by a candle
+    that also reaches the stop under the fill (the fake's candle low is 0.05 % under the
+    lower of its open and close), a later candle coming back to the limit. (decision bar,
+    limit, the fill's bar, the first later bar reaching the limit.)"""
+    for d in range(0, 300):
+        t_dec = T0 + d * MIN
+        limit = round(candle(market, t_dec)[3] * 0.999, 2)
+        start = t_dec + MIN
+        while candle(market, start)[2] > limit:
+            start += MIN
+        hit = first_exit(market, start, limit, sl=sl, inside=True, end=start + MIN)
+        back = [
+            t for t in range(start + MIN, start + 30 * MIN, MIN) if candle(market, t)[2] <= limit
+        ]
+        if hit is not None and back:
+            assert hit == (start, "stop_loss")
+            return t_dec, limit, start, back[0]
+    pytest.fail("no such bar in the fake's first five hours")
+
+
+def race_cancel(desk) -> None:
+    """The exchange fills the rest of an order at its limit just before a cancel of it
+    arrives (Binance then answers -2011 "Unknown order sent.")."""
+    acct, fake = desk.fake.account, desk.fake
+    handle = acct.handle
+
+    def fill_then_handle(method, path, q):
+        if method == "DELETE" and path == "/api/v3/order":
+            with fake._lock:
+                o = acct._find(q)
+                if o is not None and o.status in ("NEW", "PARTIALLY_FILLED"):
+                    acct._fill(o, o.qty - o.executed, o.price, fake.now(), maker=True)
+        return handle(method, path, q)
+
+    acct.handle = fill_then_handle
+
+
+def test_a_protective_exit_cancels_the_rest_of_a_partly_filled_entry(desk):
+    """An entry filled in part, then its stop-loss: the exit sells what was bought and
+    cancels the entry's rest, which would otherwise fill later and open a new position the
+    backtest never holds (it has no partial fills: its entry is filled, then closed)."""
+    sl = 0.0002
+    t_dec, limit, start, back = partial_then_stop(desk.market, sl)
+    desk.bar(t_dec)
+    desk.fake.account.partial_next(0.4)
+    desk.decide(t_dec, entry=1, limit=limit, sl=sl)
+    for t in range(t_dec + MIN, back + 2 * MIN, MIN):
+        desk.bar(t)
+    entry = entry_of(desk)
+    fills = desk.fills()
+    buys = [f for f in fills if f["side"] == "buy"]
+    assert [(f["time"] // MIN * MIN, f["qty"]) for f in buys] == [(start, pytest.approx(0.4 * QTY))]
+    (sell,) = [o for o in desk.orders() if o.side == "sell"]
+    assert (sell.intent, sell.bar_time) == ("stop_loss", start)
+    check_exit_order(sell, fills)
+    # the rest was canceled with the exit, before the candle that would have filled it
+    assert (entry.status, entry.filled) == ("canceled", pytest.approx(0.4 * QTY))
+    assert desk.fake.account.total("BTC") < 1e-5  # flat: less than a lot step of dust
+    assert not desk.broker.protect.armed(0)
+    check_exchange_matches(desk.fake, desk.om.journal.dir)
+
+
+def test_a_fill_racing_the_protective_exits_cancel_is_sold_too(desk):
+    sl = 0.0002
+    t_dec, limit, start, _ = partial_then_stop(desk.market, sl)
+    desk.bar(t_dec)
+    desk.fake.account.partial_next(0.4)
+    desk.decide(t_dec, entry=1, limit=limit, sl=sl)
+    race_cancel(desk)
+    for t in range(t_dec + MIN, start + MIN, MIN):
+        desk.bar(t)
+    entry = entry_of(desk)
+    assert (entry.status, entry.filled) == ("closed", pytest.approx(QTY))  # filled whole
+    (sell,) = [o for o in desk.orders() if o.side == "sell"]
+    assert (sell.intent, sell.bar_time, sell.status) == ("stop_loss", start, "closed")
+    assert sell.amount == pytest.approx(int(QTY * 0.999 / 1e-5) * 1e-5)  # all of it
+    assert desk.fake.account.total("BTC") < 1e-5
+    check_exchange_matches(desk.fake, desk.om.journal.dir)
+
+
+def test_a_fill_racing_an_exit_signals_cancel_is_sold_too(desk):
+    t_dec, limit, start, _ = partial_then_stop(desk.market, 0.0002)
+    desk.bar(t_dec)
+    desk.fake.account.partial_next(0.4)
+    desk.decide(t_dec, entry=1, limit=limit)  # no protective exit
+    for t in range(t_dec + MIN, start + MIN, MIN):
+        desk.bar(t)
+    assert entry_of(desk).filled == pytest.approx(0.4 * QTY)
+    race_cancel(desk)
+    desk.decide(start, exit=True)  # the strategy leaves: the rest fills as it is canceled
+    (sell,) = [o for o in desk.orders() if o.side == "sell"]
+    assert (sell.intent, sell.status) == ("exit", "closed")
+    assert sell.amount == pytest.approx(int(QTY * 0.999 / 1e-5) * 1e-5)  # all of it
+    assert desk.fake.account.total("BTC") < 1e-5
+    # the racing fill is reported to the runner with the next bar's fills
+    got = desk.broker.on_bar(_bar(desk, start + MIN))
+    assert sorted((f.side, round(f.qty, 8)) for f in got) == [
+        (-1, round(sell.amount, 8)),
+        (1, round(0.6 * QTY, 8)),
+    ]
+    check_exchange_matches(desk.fake, desk.om.journal.dir)
+
+
+def test_a_new_entry_is_not_sent_when_the_one_it_replaces_fills_as_it_is_canceled(desk):
+    desk.bar(T0)
+    limit = round(candle(desk.market, T0)[3] * 0.97, 2)  # 3 % under: rests
+    desk.decide(T0, entry=1, limit=limit)
+    desk.bar(T0 + MIN)
+    assert not desk.fills()
+    race_cancel(desk)
+    desk.decide(T0 + MIN, entry=1)  # a new entry replaces it; the old one fills meanwhile
+    (buy,) = [o for o in desk.fake.account.orders.values() if o.side == "BUY"]
+    assert (buy.type, buy.status) == ("LIMIT", "FILLED")  # no second buy was sent
+    assert [o.intent for o in desk.orders()] == ["entry long"]
+    check_exchange_matches(desk.fake, desk.om.journal.dir)
+
+
+def _bar(desk, t: int):
+    from adapters.broker import BarRow
+
+    desk.fake.now_ms = t + MIN + 2_000
+    o, h, lo, c = (np.array([x]) for x in candle(desk.market, t))
+    return BarRow(t, o, h, lo, c, np.array([1.0]))
+
+
 def test_an_entry_filled_in_pieces_is_watched_from_its_volume_weighted_price(desk):
     tp, sl = 0.0002, 0.004
     desk.bar(T0)

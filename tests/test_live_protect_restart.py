@@ -90,7 +90,7 @@ def killed_run(fake, tmp_path, code: str, trail: float, **fields) -> None:
         params=list(params(trail)),
         kill_after=3,
         kill_at=2,
-        **fields,
+        **{"symbols": "BTC/USDT", **fields},
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == -9, p.stdout + p.stderr
