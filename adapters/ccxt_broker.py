@@ -37,6 +37,9 @@ derived from (run, bar time, symbol, intent), and is never doubled by a retry.
     sells the position at market at that bar's close (bar resolution, not an exchange-side
     stop order), its fills stored at once; ``resume()`` (at start) and each bar first step
     the watches over the closed bars they missed, fetched from the exchange;
+  - with ``live.stop_on_exchange`` the stop-loss also rests on the exchange as a
+    ``STOP_LOSS_LIMIT`` sell (:mod:`adapters.exchange_stop`), canceled before any other
+    sell of the symbol;
   - no second sell is sent for a symbol while one of the run's sells is still open.
 
 * ``account()``: cash = the quote balance, positions = the run's net fills, equity = quote
