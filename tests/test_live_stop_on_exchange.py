@@ -397,3 +397,70 @@ def test_a_stop_the_exchange_refuses_as_crossed_sells_at_market(env, tmp_path, p
     assert (sold.intent, sold.status) == ("stop_loss (exchange) #1 crossed", "closed")
     (ev,) = [d for _, k, d in events if k == "protective_exit"]
     assert ev["exchange"] and ev["crossed"]
+
+
+@pytest.mark.parametrize("known", ["journal", "adopted"])
+def test_after_a_restart_the_stop_is_known_and_an_exit_cancels_it_first(
+    env,  # noqa: F811
+    tmp_path,
+    probe,
+    known,
+):
+    """Stopped with the stop resting, started again with the same ``--run`` (``adopted``:
+    the journal lost its row, so reconciliation adopts it by the run's client-id prefix):
+    the exit decided after the restart cancels it, then sells the position once."""
+    sl = 0.05
+    with FakeBinance(now_ms=START) as fake:
+        FakeAccount(fake, {"USDT": 10_000.0})
+        run_probe(tmp_path, fake, K + 3, at=K, sl=sl, exit_at=K + 6)
+        (o,) = stops(fake)
+        assert o.status == "NEW"
+        if known == "adopted":
+            j = journal_of(tmp_path / "run")
+            with j.db:
+                j.db.execute("DELETE FROM orders WHERE client_id = ?", (o.client_id,))
+            j.close()
+        run_probe(tmp_path, fake, 5, at=K, sl=sl, exit_at=K + 6)
+        _buy, _price, held = entry_of(fake)
+        assert o.status == "CANCELED" and o.executed == 0.0
+        (sell,) = [x for x in fake.account.orders.values() if x.side == "SELL" and x is not o]
+        assert (sell.type, sell.status) == ("MARKET", "FILLED")
+        assert sell.qty == pytest.approx(floor_step(held), abs=1e-9)
+        orders, _events = check_exchange_matches(fake, tmp_path / "run")
+    (stop_row,) = [r for r in orders if r.client_id == o.client_id]
+    assert stop_row.adopted == (known == "adopted")
+    (exit_row,) = [r for r in orders if r.intent == "exit"]
+    assert exit_row.bar_time == T0 + (K + 6) * MIN
+    assert not [r for r in orders if r.status == "rejected"]
+
+
+def test_the_watch_sends_no_second_sell_while_the_exchange_stop_is_open(
+    env,  # noqa: F811
+    tmp_path,
+    probe,
+    monkeypatch,
+):
+    """The exchange does not trigger the stop (its trigger switched off in the fake): the
+    watch's own stop-loss fires on the bar computed by hand, fetches the exchange's stop
+    and sends no sell of its own."""
+    sl = 0.003
+    with FakeBinance(now_ms=START) as fake:
+        acct = FakeAccount(fake, {"USDT": 10_000.0})
+        monkeypatch.setattr(acct, "_trigger", lambda o, t, row: None)
+        market = fake.markets["BTCUSDT"]
+        run_probe(tmp_path, fake, K + 3, at=K, sl=sl)
+        buy, price, _held = entry_of(fake)
+        hit = first_exit(market, buy.time // MIN * MIN, price, sl=sl)
+        assert hit is not None and hit[1] == "stop_loss"
+        run_probe(tmp_path, fake, (hit[0] - fake.now_ms) // MIN + 4, at=K, sl=sl)
+        assert fake.now_ms > hit[0] + 2 * MIN
+        (o,) = stops(fake)
+        assert o.status == "NEW"  # still resting: the exchange did not trigger it
+        assert [x.side for x in fake.account.orders.values()] == ["BUY", "SELL"]
+        _orders, events = check_exchange_matches(fake, tmp_path / "run")
+    kinds = [(k, d) for _, k, d in events if k in ("bar", "exchange_stop_checked")]
+    (i,) = [n for n, (k, _) in enumerate(kinds) if k == "exchange_stop_checked"]
+    # checked at the close of the bar the level was reached in, before its bar event
+    assert kinds[i + 1][1]["time"] == hit[0]
+    assert kinds[i][1]["status"] == "open"
+    assert not [d for _, k, d in events if k == "protective_exit"]
