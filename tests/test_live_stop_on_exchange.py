@@ -464,3 +464,65 @@ def test_the_watch_sends_no_second_sell_while_the_exchange_stop_is_open(
     assert kinds[i + 1][1]["time"] == hit[0]
     assert kinds[i][1]["status"] == "open"
     assert not [d for _, k, d in events if k == "protective_exit"]
+
+
+@pytest.mark.parametrize("case", ["no flatten", "flatten", "flatten, stop filled meanwhile"])
+def test_the_kill_switch_keeps_the_stop_or_cancels_it_before_flattening(env, tmp_path, case):  # noqa: F811
+    from adapters.broker import BarRow
+    from adapters.ccxt_broker import CcxtBroker
+    from adapters.journal import Journal
+    from adapters.killswitch import KillSwitch, KillSwitchTripped
+    from adapters.orders import OrderManager, RetryPolicy
+    from gogo2.config import LiveConfig
+    from tests.test_live_orders import client
+
+    with FakeBinance(now_ms=START) as fake:
+        acct = FakeAccount(fake, {"USDT": 10_000.0})
+        j = Journal(tmp_path)
+        om = OrderManager(
+            client(fake), j, "r", RetryPolicy(sleep=lambda s: None), clock_ms=fake.now
+        )
+        om.reconcile(("BTC/USDT",))
+        s = "BTC/USDT"
+        px = acct.price("BTCUSDT")
+        om.submit(s, "buy", "market", 0.01, None, START - MIN, "entry long", px)
+        stop = round(px * 0.95, 2)
+        row = om.submit(
+            s, "sell", "limit", 0.00999, round(stop * 0.998, 2), START - MIN,
+            "stop_loss (exchange) #1", px, stop_price=stop,
+        )  # fmt: skip
+        j.set_meta(f"exstop.{s}", row.client_id)
+        if case.endswith("meanwhile"):
+            handle = acct.handle
+
+            def fill_then_handle(method, path, q):
+                if method == "DELETE":
+                    with fake._lock:
+                        o = acct._find(q)
+                        if o is not None and o.status == "NEW":
+                            acct._fill(o, o.qty, o.price, fake.now(), maker=False)
+                return handle(method, path, q)
+
+            acct.handle = fill_then_handle
+        kill = KillSwitch(LiveConfig(max_drawdown=0.01), j)
+        broker = CcxtBroker(
+            om, (s,), None, kill, flatten_on_kill=case != "no flatten", stop_on_exchange=True
+        )
+        kill.check_equity(START, 10_000.0)  # the peak
+        acct.balances["USDT"] -= 500.0  # a 5 % loss
+        bar = BarRow(START, *(np.array([px]) for _ in range(4)), np.array([1.0]))
+        with pytest.raises(KillSwitchTripped, match="drawdown"):
+            broker.on_bar(bar)
+        om.sync()  # the flatten's fills (a run stores them at its next start)
+        j.close()
+        _buy, stop_o, *rest = sorted(acct.orders.values(), key=lambda o: o.id)
+        if case == "no flatten":  # it goes on protecting the position
+            assert stop_o.status == "NEW" and not rest
+        elif case == "flatten":  # canceled, then the whole position sold once
+            assert stop_o.status == "CANCELED"
+            (sell,) = rest
+            assert (sell.type, sell.qty) == ("MARKET", pytest.approx(0.00999))
+        else:  # the stop sold it: nothing more
+            assert stop_o.status == "FILLED" and not rest
+        assert acct.total("BTC") == pytest.approx(0.0 if rest or stop_o.executed else 0.00999)
+        check_exchange_matches(fake, tmp_path)
