@@ -41,6 +41,9 @@ derived from (run, bar time, symbol, intent), and is never doubled by a retry.
     the watches over the closed bars they missed, fetched from the exchange; an exit
     first cancels the rest of a partly filled entry (once the exit sold the position, that
     rest would reopen it) and sells a fill that raced the cancel with the rest;
+  - with ``live.stop_on_exchange`` the stop-loss also rests on the exchange as a
+    ``STOP_LOSS_LIMIT`` sell (:mod:`adapters.exchange_stop`), canceled before any other
+    sell of the symbol;
   - no second sell is sent for a symbol while one of the run's sells is still open.
 
 * ``account()``: cash = the quote balance, positions = the run's net fills, equity = quote
@@ -76,7 +79,9 @@ class CcxtBroker:
         flatten_on_kill: bool = False,
         timeframe: str = "1m",
         stop_limit_offset: float = 0.002,
+        stop_on_exchange: bool = False,
     ) -> None:
+        from adapters.exchange_stop import ExchangeStops
         from adapters.protect import ProtectiveExits
 
         self.om = om
@@ -94,13 +99,17 @@ class CcxtBroker:
         self.bars = 0
         self.last_time: int | None = None
         self.said: set[str] = set()
-        self.unreported: list[dict] = []  # fills stored during submit, reported at on_bar
         self.timeframe = timeframe
         self.tf_ms = timeframe_ms(timeframe)
         self.protect = ProtectiveExits(self.symbols, config, self.tf_ms)
         saved = om.journal.state("protect")
         if saved is not None:
             self.protect.unpack(saved)
+        # the stop-losses resting on the exchange, placed when live.stop_on_exchange is on
+        # (one left by an earlier start with it on is still canceled before another sell)
+        self.stops = ExchangeStops(self, stop_limit_offset)
+        self.stop_on_exchange = bool(stop_on_exchange)
+        self.queued: list[dict] = []  # fills stored outside on_bar, reported by the next one
 
     # -- the seam ----------------------------------------------------------------------------
 
@@ -112,7 +121,7 @@ class CcxtBroker:
             c = float(bar.close[j])
             if math.isfinite(c):
                 self.close[s] = c
-        new, self.unreported = self.unreported + self.om.sync(), []
+        new, self.queued = self.queued + self.om.sync(), []
         if self.bars % self.reconcile_every == 0:
             before = {f["trade_id"] for f in self.om.journal.fills()}
             self.om.reconcile(self.symbols, say_all=True)
@@ -172,7 +181,9 @@ class CcxtBroker:
         from the exchange; a level crossed then sells at once."""
         now = self.om.clock_ms()
         self._watch()
-        self._protect_until(now // self.tf_ms * self.tf_ms)
+        self.queued += self._protect_until(now // self.tf_ms * self.tf_ms)
+        if self.stop_on_exchange:
+            self.queued += self.stops.arrange(late=True)
         self.om.journal.save_state(self.protect.pack(), key="protect")
 
     def _protect(self, bar: BarRow) -> list[dict]:
@@ -182,6 +193,8 @@ class CcxtBroker:
         self._watch()
         new = self._protect_until(int(bar.time))
         new += self._exits(int(bar.time), self.protect.step(bar.time, *_ohlc(bar)), bar.close)
+        if self.stop_on_exchange:  # after the bar's own check: a level it crossed sold above
+            new += self.stops.arrange()
         self.om.journal.save_state(self.protect.pack(), key="protect")
         return new
 
@@ -270,6 +283,14 @@ class CcxtBroker:
             if self._cancel_entries(s, f"canceled by the {kind.replace('_', ' ')} exit"):
                 new += self.om.fetch_trades(s)
                 pos = self.positions()
+            if self.stops.current(s) is not None:
+                if kind == "stop_loss":  # the exchange's stop is selling it: no second sell
+                    new += self.stops.refresh(s)
+                    continue
+                new += self.stops.clear(s, f"replaced by a {kind} sell")
+                pos = self.positions()
+                if pos[s] < self.om.amount_step(s):
+                    continue
             now = self.om.clock_ms()
             self.om.journal.event(
                 now, "protective_exit", symbol=s, exit=kind, bar=int(time), late=late
@@ -293,8 +314,13 @@ class CcxtBroker:
         return any(d.get("client_id") == cid for _, _, d in self.om.journal.events("never_sent"))
 
     def _selling(self, s: str) -> bool:
+        """A sell of ``s`` is on its way (the resting exchange stop-loss does not count:
+        it is canceled before another sell)."""
+        from adapters.exchange_stop import is_stop
+
         return any(
-            r.symbol == s and r.side == "sell" for r in self.om.journal.orders(live_only=True)
+            r.symbol == s and r.side == "sell" and not is_stop(r)
+            for r in self.om.journal.orders(live_only=True)
         )
 
     # -- decisions ---------------------------------------------------------------------------
@@ -322,9 +348,14 @@ class CcxtBroker:
         # entry is not sent on top of it
         why = "canceled by an exit signal" if exit_ or entry < 0 else "replaced by a new entry"
         if (exit_ or entry < 0 or (entry > 0 and not long)) and self._cancel_entries(s, why):
-            self.unreported += self.om.fetch_trades(s)
+            self.queued += self.om.fetch_trades(s)
             pos = self.positions()[s]
             long = pos >= step
+        if (exit_ or entry < 0) and long and not self._selling(s):
+            if self.stops.current(s) is not None:  # cancel the exchange stop first
+                self.queued += self.stops.clear(s, "replaced by an exit")
+                pos = self.positions()[s]
+                long = pos >= step
         if (exit_ or entry < 0) and long and not self._selling(s):
             self.kill.check_order(now, s, 0.0)
             self.om.submit(s, "sell", "market", pos, None, time, "exit", price)
@@ -368,7 +399,13 @@ class CcxtBroker:
                 self._arm(time, s, CROSSED, fracs)
                 self.om.submit(s, "buy", "market", amount, None, time, CROSSED, price)
         else:
-            self.om.submit(s, "buy", "market", amount, None, time, "entry long", ref)
+            row = self.om.submit(s, "buy", "market", amount, None, time, "entry long", ref)
+            if self.stop_on_exchange and row is not None and row.filled > 0:
+                # the fill is known now: put its stop on the exchange at once
+                self.queued += self.om.fetch_trades(s)
+                self._watch()
+                self.queued += self.stops.arrange()
+                self.om.journal.save_state(self.protect.pack(), key="protect")
 
     def _expire(self, bar: BarRow) -> list[dict]:
         """Cancel the resting limit and stop-limit entries that have rested ``order_ttl`` bars
@@ -464,9 +501,16 @@ class CcxtBroker:
     def _on_kill(self) -> None:
         """Cancel every open order of the run; flatten when asked. The latch is already in
         the journal."""
+        from adapters.exchange_stop import is_stop
+
         for row in self.om.journal.orders(live_only=True):
-            if row.status != "pending":
-                self.om.cancel(row, "kill switch")
+            if row.status == "pending":
+                continue
+            if is_stop(row):
+                if self.flatten_on_kill:  # canceled, then fetched: sell only what it left
+                    self.queued += self.stops.clear(row.symbol, "kill switch")
+                continue  # otherwise it keeps protecting the position
+            self.om.cancel(row, "kill switch")
         if self.flatten_on_kill and self.last_time is not None:
             for s, q in self.positions().items():
                 if q >= self.om.amount_step(s):

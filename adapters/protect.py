@@ -1,7 +1,8 @@
 """Protective exits of a live account, decided client-side on each closed bar by the kernel.
 
-An exchange-side stop would need an order type per exchange and per exit kind; instead the
-live broker keeps, for each position opened by an entry that carried a stop-loss,
+The levels are checked here for every exit kind, whatever the exchange's order types (with
+``live.stop_on_exchange`` a stop-loss also rests on the exchange: ``adapters.exchange_stop``);
+the live broker keeps, for each position opened by an entry that carried a stop-loss,
 take-profit or trailing stop, the kernel's own position state (``engine.nb``: the entry
 price, the attached fractions, the best price so far, the cached stop and target levels).
 Each closed bar is stepped through the kernel (``step_bar_nb``) with the backtest's

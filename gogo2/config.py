@@ -240,6 +240,10 @@ class LiveConfig(_Section):
         allow_inf_nan=False,
         description="A stop entry's limit price above its stop, as a fraction of the stop.",
     )
+    stop_on_exchange: bool = Field(
+        False,
+        description="Back an entry's stop-loss with a stop-limit sell resting on the exchange.",
+    )
 
 
 class PerformanceConfig(_Section):

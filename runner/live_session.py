@@ -221,6 +221,7 @@ def run_live(
         flatten_on_kill=opts.flatten_on_kill,
         timeframe=req.timeframe,
         stop_limit_offset=lv.stop_limit_offset,
+        stop_on_exchange=lv.stop_on_exchange,
     )
     broker.balances = bal
     broker.resume()  # the protective exits over the bars closed while the run was down
