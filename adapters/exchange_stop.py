@@ -130,9 +130,13 @@ class ExchangeStops:
         Returns the fills stored meanwhile."""
         b = self.b
         new: list[dict] = []
+        for s in self.om.journal.unfilled_symbols():  # a sell filled but not yet stored
+            new += self.om.fetch_trades(s)
         pos = None
         for j, s in enumerate(b.symbols):
             self.note(s, late)
+            if b._selling(s):  # a sell of the run is on its way: no stop beside it
+                continue
             row = self.current(s)
             pos = b.positions() if pos is None else pos
             step = self.om.amount_step(s)

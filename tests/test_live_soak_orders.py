@@ -161,11 +161,15 @@ def check_orders(fake, run_dir, orders, events) -> dict:
             for x in sold_after:
                 if sym[x] == tr["symbol"]:
                     sold_after[x] = True
-    # every sell was sent for at most what the journal's fills had bought by then
+    # every sell that traded was sent for at most what the journal's fills had bought by
+    # then (a resting stop-loss canceled unfilled sold nothing: in the same millisecond as
+    # its cancel the sell replacing it may have traded, which these times cannot order)
     fills = _journal_fills(run_dir)
     sent_at = {d["client_id"]: t for t, k, d in events if k == "submit"}
     sells = [r for r in orders if r.side == "sell" and r.client_id in sent_at]
     for r in sells:
+        if r.filled <= 0:
+            continue
         pos = sum(
             (f["qty"] if f["side"] == "buy" else -f["qty"])
             - (f["fee"] if f["fee_currency"] == r.symbol.split("/")[0] else 0.0)
@@ -244,14 +248,16 @@ def mixed_soak(
     kill_9: bool,
     symbols: str = "BTC/USDT",
     partials: float = 0.05,
+    stop_on_exchange: bool = False,
 ) -> dict:
+    config = CONFIG + ("  stop_on_exchange: true\n" if stop_on_exchange else "")
     return soak(
         tmp_path,
         n_bars,
         seed,
         strategy=MixedEntries.name,
         params=(f"seed={seed}",),
-        config=CONFIG,
+        config=config,
         segments=segments,
         kill_9=(
             dict(
@@ -302,3 +308,34 @@ def test_soak_of_every_order_path_2000_bars_with_restarts(env, tmp_path, mixed):
     print("soak:", {k: v for k, v in out.items() if k not in ("orders", "events")})
     assert_every_path_ran(out, 2000)
     assert sum(out["restarts"].values()) >= 8 and out["late_exits"] >= 1
+
+
+@pytest.mark.parametrize(
+    "n_bars, seed, symbols",
+    [
+        (300, 10, "BTC/USDT,ETH/USDT"),  # an exit, then the other symbol's entry, in one bar
+        pytest.param(
+            2000,
+            18,
+            "BTC/USDT,ETH/USDT",
+            marks=pytest.mark.skipif(
+                not os.environ.get("GOGO2_SOAK"), reason="the 2,000-bar soak: GOGO2_SOAK=1"
+            ),
+        ),
+    ],
+)
+def test_soak_with_the_stop_loss_resting_on_the_exchange(
+    env, tmp_path, mixed, n_bars, seed, symbols  # noqa: F811
+):
+    # the same paths with live.stop_on_exchange: every stop-loss also rests on the exchange
+    # as a stop-limit sell, canceled before any other sell; the end checks (one exchange
+    # order per client id, no sell refused for want of balance, no balance below zero, no
+    # sell above the position) hold, and stops did rest and fill on the exchange
+    out = mixed_soak(
+        tmp_path, n_bars, seed, segments=4, kill_9=True, symbols=symbols, stop_on_exchange=True
+    )
+    print("soak:", {k: v for k, v in out.items() if k not in ("orders", "events")})
+    orders = [o for o in out["orders"] if o.intent.startswith("stop_loss (exchange)")]
+    assert any(o.status == "closed" for o in orders)  # a stop filled on the exchange
+    assert any(o.status == "canceled" for o in orders)  # one canceled before another sell
+    assert out["restarts"]["kill -9"] == 1
