@@ -324,14 +324,8 @@ def test_soak_of_every_order_path_2000_bars_with_restarts(env, tmp_path, mixed):
         ),
     ],
 )
-def test_soak_with_the_stop_loss_resting_on_the_exchange(
-    env,
-    tmp_path,
-    mixed,
-    n_bars,
-    seed,
-    symbols,  # noqa: F811
-):
+@pytest.mark.usefixtures("env", "mixed")
+def test_soak_with_the_stop_loss_resting_on_the_exchange(tmp_path, n_bars, seed, symbols):
     # the same paths with live.stop_on_exchange: every stop-loss also rests on the exchange
     # as a stop-limit sell, canceled before any other sell; the end checks (one exchange
     # order per client id, no sell refused for want of balance, no balance below zero, no
