@@ -171,6 +171,14 @@ class FakeBinance:
     def now(self) -> int:
         return int(time.time() * 1000) if self.now_ms is None else int(self.now_ms)
 
+    def clock(self) -> float:
+        """The exchange clock in seconds: a runner's ``clock`` on the fake's time."""
+        return self.now_ms / 1000.0
+
+    def sleep(self, s: float) -> None:
+        """A runner's ``sleep`` on the fake's time: the exchange clock moves on ``s``."""
+        self.now_ms += int(s * 1000)
+
     def add_gap(self, symbol: str, start_ms: int, end_ms: int) -> None:
         """Remove the candles of ``symbol`` ('BTC/USDT') opened in ``[start_ms, end_ms)``."""
         self._market_by_symbol(symbol).gaps.append((int(start_ms), int(end_ms)))

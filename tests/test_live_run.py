@@ -66,11 +66,7 @@ def run(
     from runner import paper as session
     from runner.live_session import LiveOptions, run_live
 
-    def clock() -> float:
-        return fake.now_ms / 1000.0
-
-    def sleep(s: float) -> None:
-        fake.now_ms += int(s * 1000)
+    clock, sleep = fake.clock, fake.sleep  # the fake's time
 
     req, cls = session.validate(
         settings,

@@ -40,11 +40,7 @@ def test_paper_run_over_rest_on_a_fake_clock(tmp_path):
     with FakeBinance(now_ms=start) as fake:
         fake.add_gap("ETH/USDT", start + 3 * 60_000 - 30_000, start + 4 * 60_000 - 30_000)
 
-        def clock() -> float:
-            return fake.now_ms / 1000.0
-
-        def sleep(s: float) -> None:
-            fake.now_ms += int(s * 1000)
+        clock, sleep = fake.clock, fake.sleep  # the fake's time
 
         req, cls = session.validate(
             settings,
