@@ -89,17 +89,19 @@ def check_size(ex: Any, req: Any, cfg: Any, quote_balance: float) -> None:
             )
 
 
-def check_long_only(cfg: Any) -> None:
+def check_long_only(cfg: Any, sources: tuple[str, ...] = ()) -> None:
     """A spot account cannot sell short, so a live run trades what a backtest with
     ``backtest.allow_short: false`` trades; with shorting allowed the two would differ
-    silently (the backtest opening shorts the account cannot hold)."""
+    silently (the backtest opening shorts the account cannot hold). ``sources``: the
+    configuration's layers, named in the message."""
     if cfg.allow_short:
+        where = f" (settings from {' + '.join(sources)})" if sources else ""
         raise UserInputError(
-            f"backtest.allow_short is {str(cfg.allow_short).lower()}, but a spot account "
-            "cannot sell short, so this live run would trade differently from its backtest; "
-            "set `backtest.allow_short: false` in the config (a short signal then exits the "
-            "long, as the backtest does with it) and re-check the strategy with a backtest "
-            "under that setting."
+            f"backtest.allow_short is {str(cfg.allow_short).lower()}{where}, but a spot "
+            "account cannot sell short, so this live run would trade differently from its "
+            "backtest; set `backtest.allow_short: false` in the config (a short signal then "
+            "exits the long, as the backtest does with it) and re-check the strategy with a "
+            "backtest under that setting."
         )
 
 
@@ -128,7 +130,7 @@ def run_live(
     clock = clock or _time.time
     strat = cls(timeframe=req.timeframe, **req.params)
     cfg = sim_config(settings, req)
-    check_long_only(cfg)  # before any request: a bad setting sends nothing
+    check_long_only(cfg, tuple(settings.sources))  # before any request: a bad setting sends nothing
     ex = private_client(req.exchange, settings.exchange, req.api_url)
     load_markets(ex, settings)
     check_request(ex, list(req.symbols), list(strat.timeframes))  # an unknown symbol stops here

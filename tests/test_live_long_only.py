@@ -31,7 +31,7 @@ def _assert_refused(r, run_dir, fake) -> None:
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ")
     assert "Traceback" not in r.stderr
     line = r.stderr
-    assert "backtest.allow_short is true" in line  # the setting and its value
+    assert "backtest.allow_short is true (settings from config.yaml + " in line  # and where
     assert "set `backtest.allow_short: false`" in line  # the fix
     assert "exits the long" in line and "backtest under that setting" in line
     # nothing reached the exchange and nothing was written
