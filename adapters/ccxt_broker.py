@@ -413,10 +413,11 @@ class CcxtBroker:
 
         The count is the backtest's: a bar counts when its symbol has a candle in it (a
         missing candle does not), the order can still fill on the bar that brings its age to
-        ``order_ttl`` and expires at that bar's close. Only bars this run saw count (bars
-        closed while it was stopped do not). The age is kept in the journal (meta
-        ``ttl.<client id>``: age and the last bar counted) and is advanced once per bar, so a
-        restarted run carries it on. The cancel is checked against the exchange: an order
+        ``order_ttl`` and expires at that bar's close. Bars that closed while the run was
+        stopped count too (their candles fetched from the exchange): an order whose age
+        reached ``order_ttl`` then is canceled at the first bar after the restart. The age is
+        kept in the journal (meta ``ttl.<client id>``: age and the last bar counted) and is
+        advanced once per bar, so a restarted run carries it on. The cancel is checked against the exchange: an order
         that filled before the cancel reached it keeps its fill."""
         ttl = int(getattr(self.config, "order_ttl", 0) or 0)
         if ttl <= 0:
@@ -429,9 +430,15 @@ class CcxtBroker:
             key = f"ttl.{row.client_id}"
             saved = self.om.journal.meta(key)
             age, last = (0, row.bar_time) if saved is None else (int(x) for x in saved.split(","))
-            seen = j >= 0 and math.isfinite(float(bar.high[j]))
-            if age < ttl and seen and int(bar.time) > last:
-                age, last = age + 1, int(bar.time)
+            t = int(bar.time)
+            if age < ttl and j >= 0 and t > last:
+                # the closed bars since the last one counted that this run did not see (it
+                # was stopped) count when the exchange has a candle of the symbol in them
+                missed = (
+                    self._candles(row.symbol, last + self.tf_ms, t) if t - last > self.tf_ms else []
+                )
+                seen = math.isfinite(float(bar.high[j]))
+                age, last = min(ttl, age + len(missed) + int(seen)), t
                 self.om.journal.set_meta(key, f"{age},{last}")
             if age < ttl:
                 continue

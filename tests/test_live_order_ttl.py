@@ -179,6 +179,35 @@ def test_the_count_survives_a_restart(env, tmp_path, probe):  # noqa: F811
     assert row.status == "canceled"
 
 
+def test_bars_closed_while_stopped_count(env, tmp_path, probe):  # noqa: F811
+    """Stopped after bar K+1 (age 1); bars K+2 .. K+5 close while the run is stopped, each
+    with a BTC candle, so by the backtest's count the order expired at the close of bar K+3.
+    Started again, the run counts the missed candles (fetched from the exchange) and cancels
+    it before its first bar's decision, with the age capped at order_ttl; counting only the
+    bars it saw would cancel it a bar later."""
+    with FakeBinance(now_ms=START) as fake:
+        FakeAccount(fake, {"USDT": 10_000.0})
+        price = round(min(low(fake, k) for k in range(K + 1, K + 10)) * 0.95, 2)
+        run_probe(tmp_path, fake, K + 2, at=K, price=price)
+        (o,) = fake.account.orders.values()
+        assert o.status == "NEW"
+        fake.now_ms += 4 * MIN  # down over bars K+2 .. K+5
+        run_probe(tmp_path, fake, 2, at=K, price=price)
+        assert o.status == "CANCELED"
+        orders, events = check_exchange_matches(fake, tmp_path / "run")
+    starts = [i for i, (_, kind, _) in enumerate(events) if kind == "start"]
+    assert len(starts) == 2
+    (i,) = [i for i, (_, kind, _) in enumerate(events) if kind == "expired"]
+    first_bar = min(j for j, (_, kind, _) in enumerate(events) if kind == "bar" and j > starts[1])
+    assert starts[1] < i < first_bar  # at the restart's first bar, before its bar event
+    assert events[i][2]["bars"] == TTL
+    assert not [
+        d for _, kind, d in events if kind == "bar" and K + 2 <= (d["time"] - T0) // MIN <= K + 5
+    ]
+    (row,) = orders
+    assert row.status == "canceled" and row.filled == 0
+
+
 def run_two(tmp_path, fake, bars: int, at: int, prices: str):
     """The probe on BTC/USDT and ETH/USDT (``prices``: the limit of each, comma separated)."""
     from runner import paper as session
