@@ -179,6 +179,18 @@ class FakeBinance:
         """A runner's ``sleep`` on the fake's time: the exchange clock moves on ``s``."""
         self.now_ms += int(s * 1000)
 
+    def serve_clock(self) -> None:
+        """Serve the fake's clock to a child process: ``GET /fake/now`` answers ``{"now":
+        ms}``, ``GET /fake/advance?ms=N`` moves the clock on ``N`` ms (a child runner's
+        ``clock`` and ``sleep``)."""
+
+        def advance(q: dict[str, str]) -> tuple[int, dict[str, int]]:
+            self.now_ms += int(q["ms"])
+            return 200, {"now": self.now_ms}
+
+        self.add_route("/fake/advance", advance)
+        self.add_route("/fake/now", lambda q: (200, {"now": self.now_ms}))
+
     def add_gap(self, symbol: str, start_ms: int, end_ms: int) -> None:
         """Remove the candles of ``symbol`` ('BTC/USDT') opened in ``[start_ms, end_ms)``."""
         self._market_by_symbol(symbol).gaps.append((int(start_ms), int(end_ms)))

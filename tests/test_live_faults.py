@@ -329,20 +329,27 @@ def test_soak_2000_bars_random_faults(env, tmp_path):
     assert out["exchange_orders"] >= 100
 
 
-CHILD = """
-import json, os, sys, urllib.request
-sys.path.insert(0, {root!r})
-from gogo2.config import load_settings
-from runner import paper as session
-from runner.live_session import LiveOptions, run_live
-{setup}
+# a child process's clock and sleep on the fake's time (``FakeBinance.serve_clock``)
+CLOCK_CLIENT = """
 BASE = {url!r}
 def now():
     with urllib.request.urlopen(BASE + "/fake/now") as r:
         return json.loads(r.read())["now"] / 1000.0
 def sleep(s):
     urllib.request.urlopen(BASE + "/fake/advance?ms=" + str(int(s * 1000))).read()
-sent = [0]
+"""
+
+CHILD = (
+    """
+import json, os, sys, urllib.request
+sys.path.insert(0, {root!r})
+from gogo2.config import load_settings
+from runner import paper as session
+from runner.live_session import LiveOptions, run_live
+{setup}
+"""
+    + CLOCK_CLIENT
+    + """sent = [0]
 def hook(point):
     if point == {point!r}:
         sent[0] += 1
@@ -356,6 +363,7 @@ run_live(settings, req, cls, LiveOptions({run!r}), say=lambda t: None, clock=now
     sleep=sleep, feed_options={{"grace_s": 5.0}}, retry_sleep=lambda s: None, hook=hook)
 print("not killed")
 """
+)
 
 
 def kill_9_after_send(
@@ -379,12 +387,7 @@ def kill_9_after_send(
     import sys
     from pathlib import Path
 
-    def advance(q):
-        fake.now_ms += int(q["ms"])
-        return 200, {"now": fake.now_ms}
-
-    fake.add_route("/fake/advance", advance)
-    fake.add_route("/fake/now", lambda q: (200, {"now": fake.now_ms}))
+    fake.serve_clock()
     code = CHILD.format(
         root=str(Path(__file__).resolve().parents[1]),
         url=fake.base_url,

@@ -226,17 +226,14 @@ def run_two(tmp_path, fake, bars: int, at: int, prices: str):
         api_url=fake.base_url,
     )
 
-    def sleep(s: float) -> None:
-        fake.now_ms += int(s * 1000)
-
     return run_live(
         settings,
         req,
         cls,
         LiveOptions(tmp_path / "run"),
         say=lambda t: None,
-        clock=lambda: fake.now_ms / 1000.0,
-        sleep=sleep,
+        clock=fake.clock,
+        sleep=fake.sleep,
         feed_options={"grace_s": 5.0},
         retry_sleep=lambda s: None,
     )

@@ -20,7 +20,7 @@ pytest.importorskip("aiohttp")
 from tests.fake_account import FakeAccount
 from tests.fake_exchange import FakeBinance, FakeMarket
 from tests.test_live_faults import CHILD as KILL_AFTER_SEND
-from tests.test_live_faults import check_exchange_matches, env  # noqa: F401
+from tests.test_live_faults import CLOCK_CLIENT, check_exchange_matches, env  # noqa: F401
 from tests.test_live_protect import (
     MIN,
     SIZE,
@@ -40,20 +40,16 @@ def params(trail: float) -> tuple[str, ...]:
 
 # the live process, killed with SIGKILL between two bars, the ``kill_after``-th bar after its
 # first order was sent (the entry: by then it has filled and is watched)
-BETWEEN_BARS = """
+BETWEEN_BARS = (
+    """
 import json, os, sys, urllib.request
 sys.path.insert(0, {root!r})
 from gogo2.config import load_settings
 from runner import paper as session
 from runner.live_session import LiveOptions, run_live
-
-BASE = {url!r}
-def now():
-    with urllib.request.urlopen(BASE + "/fake/now") as r:
-        return json.loads(r.read())["now"] / 1000.0
-def sleep(s):
-    urllib.request.urlopen(BASE + "/fake/advance?ms=" + str(int(s * 1000))).read()
-bars = []
+"""
+    + CLOCK_CLIENT
+    + """bars = []
 def hook(point):
     if point == "sent" and not bars:
         bars.append(0)
@@ -69,6 +65,7 @@ run_live(settings, req, cls, LiveOptions({run!r}), say=say, clock=now, sleep=sle
     feed_options={{"grace_s": 5.0}}, retry_sleep=lambda s: None, hook=hook)
 print("not killed")
 """
+)
 
 
 def killed_run(fake, tmp_path, code: str, trail: float, **fields) -> None:
@@ -76,12 +73,7 @@ def killed_run(fake, tmp_path, code: str, trail: float, **fields) -> None:
     process on the fake's clock; it must die of SIGKILL."""
     settings_for(tmp_path, SIZE)  # writes the config file
 
-    def advance(q):
-        fake.now_ms += int(q["ms"])
-        return 200, {"now": fake.now_ms}
-
-    fake.add_route("/fake/advance", advance)
-    fake.add_route("/fake/now", lambda q: (200, {"now": fake.now_ms}))
+    fake.serve_clock()
     code = code.format(
         root=str(ROOT),
         url=fake.base_url,

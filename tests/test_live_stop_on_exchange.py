@@ -325,12 +325,7 @@ def test_the_stop_fills_while_the_bot_is_down_and_is_recorded_as_missed(env, tmp
         market = fake.markets["BTCUSDT"]
         settings = settings_for(tmp_path, CONFIG)
 
-        def advance(q):
-            fake.now_ms += int(q["ms"])
-            return 200, {"now": fake.now_ms}
-
-        fake.add_route("/fake/advance", advance)
-        fake.add_route("/fake/now", lambda q: (200, {"now": fake.now_ms}))
+        fake.serve_clock()
         code = BETWEEN_BARS.format(
             root=str(ROOT),
             url=fake.base_url,
